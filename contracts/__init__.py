@@ -1,0 +1,1 @@
+"""Everything Ringline services share: message models, subjects, the codec and the bus runtime."""

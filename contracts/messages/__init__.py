@@ -1,0 +1,25 @@
+"""Message families. Import from here: `from ringline.contracts.messages import AudioFrame`."""
+
+from .audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AgentAudio, AudioFrame, Playback
+from .base import CallMessage, Message, now
+from .calls import CallEnd, CallStart
+from .control import Control
+from .dialogue import ReplyChunk, TurnTiming
+from .records import (
+    CallEvent,
+    CallGetReply,
+    CallGetRequest,
+    CallListRequest,
+    CallRecord,
+    CallSummary,
+    TurnRecord,
+)
+from .transcript import SpeechEvent, Transcript
+
+__all__ = [
+    "FRAME_BYTES", "FRAME_MS", "SAMPLE_RATE",
+    "AgentAudio", "AudioFrame", "CallEnd", "CallEvent", "CallGetReply", "CallGetRequest",
+    "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
+    "Message", "Playback", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
+    "TurnTiming", "now",
+]

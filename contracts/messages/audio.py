@@ -1,0 +1,44 @@
+"""Audio in both directions: 8 kHz mu-law, raw bytes on the wire (msgpack bin, never base64)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import CallMessage, now
+from .dialogue import TurnTiming
+
+SAMPLE_RATE = 8000
+FRAME_MS = 20
+FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000  # 160 bytes of mu-law per 20 ms
+
+
+class AudioFrame(CallMessage):
+    """One frame of caller audio, as captured by the phone side."""
+
+    type: Literal["audio.frame"] = "audio.frame"
+    seq: int = Field(ge=0)
+    payload: bytes
+    captured_at: float = Field(default_factory=now)
+
+
+class AgentAudio(CallMessage):
+    """A piece of one agent turn's audio. `mark` names the point reached after this piece plays."""
+
+    type: Literal["audio.out"] = "audio.out"
+    turn_id: str
+    seq: int = Field(ge=0)
+    payload: bytes = b""
+    mark: str | None = None
+    final: bool = False
+    timing: TurnTiming = Field(default_factory=TurnTiming)
+
+
+class Playback(CallMessage):
+    """A mark echoed by the phone side: the caller has heard the audio up to it."""
+
+    type: Literal["playback"] = "playback"
+    mark: str
+    turn_id: str = ""
+    heard_at: float = Field(default_factory=now)

@@ -1,0 +1,75 @@
+"""Durable call records kept by the memory service, and the events that feed them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .base import CallMessage, now
+from .dialogue import TurnTiming
+
+
+class CallEvent(CallMessage):
+    """Something a stage wants on the call record: turn metrics, a fallback, an error."""
+
+    type: Literal["call.event"] = "call.event"
+    name: str
+    turn_id: str = ""
+    at: float = Field(default_factory=now)
+    timing: TurnTiming | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TurnRecord(BaseModel):
+    turn_id: str
+    speaker: Literal["caller", "agent"]
+    text: str
+    kind: str = ""
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    in_reply_to: str = ""
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    providers: dict[str, str] = Field(default_factory=dict)
+
+
+class CallRecord(BaseModel):
+    type: Literal["call.record"] = "call.record"
+    v: int = 1
+    call_id: str
+    agent_id: str = "default"
+    caller: str = ""
+    callee: str = ""
+    direction: str = "inbound"
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    end_reason: str = ""
+    turns: list[TurnRecord] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+    def turn(self, turn_id: str) -> TurnRecord | None:
+        return next((t for t in self.turns if t.turn_id == turn_id), None)
+
+
+class CallSummary(BaseModel):
+    call_id: str
+    agent_id: str
+    caller: str
+    started_at: float
+    ended_at: float
+    turns: int
+    end_reason: str
+
+
+class CallListRequest(BaseModel):
+    limit: int = Field(default=20, ge=1, le=1000)
+
+
+class CallGetRequest(BaseModel):
+    call_id: str
+
+
+class CallGetReply(BaseModel):
+    found: bool
+    record: CallRecord | None = None
+    error: str = ""

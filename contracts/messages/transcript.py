@@ -1,0 +1,32 @@
+"""What the caller said: voice activity and transcripts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import CallMessage, now
+
+
+class SpeechEvent(CallMessage):
+    """Voice activity: the caller started or stopped speaking (used for barge-in)."""
+
+    type: Literal["speech"] = "speech"
+    utterance_id: str
+    kind: Literal["started", "stopped"]
+    at: float = Field(default_factory=now)
+
+
+class Transcript(CallMessage):
+    """Interim or final text of one utterance."""
+
+    type: Literal["transcript"] = "transcript"
+    utterance_id: str
+    text: str
+    is_final: bool = True
+    end_of_turn: bool = True
+    speech_started_at: float = 0.0
+    speech_ended_at: float = 0.0
+    emitted_at: float = Field(default_factory=now)
+    provider: str = ""

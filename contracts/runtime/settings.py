@@ -1,0 +1,25 @@
+"""Typed settings shared by every service. Each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Bus, health and telemetry settings. `NATS_URL` and `OTEL_EXPORTER_OTLP_ENDPOINT` are
+    read without a prefix because every process (and the operator) shares them."""
+
+    model_config = SettingsConfigDict(env_prefix="RINGLINE_", extra="ignore")
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("NATS_URL", "RINGLINE_NATS_URL"),
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="health/HTTP port; 0 picks a free one")
+    log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    drain_timeout_s: float = Field(default=10.0, gt=0)

@@ -1,0 +1,73 @@
+"""Subject names. Services build subjects only through these functions, never by hand.
+
+Per-call subjects live under `call.<call_id>.`; `*_PATTERN` constants are the FastStream
+path-parameter forms (`call.{call_id}.audio.in`) and `*_WILDCARD` the NATS wildcard forms.
+"""
+
+from __future__ import annotations
+
+import re
+
+CALLS_START = "calls.start"
+CALLS_END = "calls.end"
+
+MEMORY_CALLS_LIST = "memory.calls.list"
+MEMORY_CALLS_GET = "memory.calls.get"
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+
+
+class InvalidCallId(ValueError):
+    """A call id that cannot be a single NATS subject token."""
+
+
+def check_call_id(call_id: str) -> str:
+    if not _TOKEN.match(call_id or ""):
+        raise InvalidCallId(f"call id {call_id!r} must be 1-128 characters of [A-Za-z0-9_-]")
+    return call_id
+
+
+def _call(call_id: str, leaf: str) -> str:
+    return f"call.{check_call_id(call_id)}.{leaf}"
+
+
+def audio_in(call_id: str) -> str:
+    return _call(call_id, "audio.in")
+
+
+def audio_out(call_id: str) -> str:
+    return _call(call_id, "audio.out")
+
+
+def speech(call_id: str) -> str:
+    return _call(call_id, "speech")
+
+
+def transcript(call_id: str) -> str:
+    return _call(call_id, "transcript")
+
+
+def reply(call_id: str) -> str:
+    return _call(call_id, "reply")
+
+
+def playback(call_id: str) -> str:
+    return _call(call_id, "playback")
+
+
+def control(call_id: str) -> str:
+    return _call(call_id, "control")
+
+
+def event(call_id: str) -> str:
+    return _call(call_id, "event")
+
+
+AUDIO_IN_PATTERN = "call.{call_id}.audio.in"
+TRANSCRIPT_PATTERN = "call.{call_id}.transcript"
+REPLY_PATTERN = "call.{call_id}.reply"
+CONTROL_PATTERN = "call.{call_id}.control"
+EVENT_PATTERN = "call.{call_id}.event"
+
+ALL_CALL_SUBJECTS_WILDCARD = "call.>"
+EVENT_WILDCARD = "call.*.event"
