@@ -1,6 +1,15 @@
 """Message families. Import from here: `from ringline.contracts.messages import AudioFrame`."""
 
-from .audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AgentAudio, AudioFrame, Playback
+from .audio import (
+    FRAME_BYTES,
+    FRAME_MS,
+    SAMPLE_RATE,
+    AgentAudio,
+    AudioFrame,
+    Playback,
+    make_mark,
+    parse_mark,
+)
 from .base import CallMessage, Message, now
 from .calls import CallEnd, CallStart
 from .control import Control
@@ -21,5 +30,5 @@ __all__ = [
     "AgentAudio", "AudioFrame", "CallEnd", "CallEvent", "CallGetReply", "CallGetRequest",
     "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
     "Message", "Playback", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
-    "TurnTiming", "now",
+    "TurnTiming", "make_mark", "now", "parse_mark",
 ]

@@ -14,6 +14,17 @@ FRAME_MS = 20
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000  # 160 bytes of mu-law per 20 ms
 
 
+def make_mark(turn_id: str, seq: int) -> str:
+    """Name of the mark placed after piece `seq` of agent turn `turn_id`."""
+    return f"{turn_id}:{seq}"
+
+
+def parse_mark(name: str) -> tuple[str, int]:
+    """(turn_id, seq) of a mark made by `make_mark`; ("", -1) for a foreign mark."""
+    turn_id, _, seq = name.rpartition(":")
+    return (turn_id, int(seq)) if turn_id and seq.isdigit() else ("", -1)
+
+
 class AudioFrame(CallMessage):
     """One frame of caller audio, as captured by the phone side."""
 

@@ -16,7 +16,9 @@ from typing import Any
 from faststream.nats import NatsBroker
 
 from .. import subjects
-from ..messages import CallEnd, CallStart
+from ..messages import CallEnd, CallEvent, CallStart
+
+STAGE_READY = "stage.ready"
 
 log = logging.getLogger("ringline.calls")
 
@@ -114,6 +116,9 @@ class CallRouter:
             await self.end(call.call_id, "stage failed to start")
             return
         log.info("%s claimed call %s (%d active)", self.stage, call.call_id, len(self.sessions))
+        # Tell the other stages this one is listening (the brain waits for TTS before greeting).
+        ready = CallEvent(call_id=call.call_id, name=STAGE_READY, data={"stage": self.stage})
+        await bus.publish(ready, subjects.event(call.call_id))
 
     async def _on_end(self, end: CallEnd) -> None:
         await self.end(end.call_id, end.reason)
