@@ -15,9 +15,14 @@ class MalformedMessage(ValueError):
     """A body that is not the msgpack map it claims to be."""
 
 
+def _default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="python")
+    raise TypeError(f"cannot encode {type(obj).__name__} as msgpack")
+
+
 def pack(message: BaseModel | dict[str, Any] | list[Any]) -> bytes:
-    data = message.model_dump(mode="python") if isinstance(message, BaseModel) else message
-    return msgpack.packb(data, use_bin_type=True)
+    return msgpack.packb(message, default=_default, use_bin_type=True)
 
 
 def unpack(body: bytes) -> Any:

@@ -1,2 +1,149 @@
-def main():
-    print("hi")
+"""The `ringline` command: run the stack, place simulated calls, inspect call records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .stack import SERVICES, Stack, StackError
+
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+
+def _nats_url(args: argparse.Namespace) -> str:
+    return getattr(args, "nats", None) or os.environ.get("NATS_URL") or DEFAULT_NATS
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = Stack(data_dir=Path(args.data_dir), nats_url=os.environ.get("NATS_URL"))
+    stop = False
+
+    def _signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    print(f"starting nats-server and {', '.join(SERVICES)} (logs in {args.data_dir}/logs) ...", flush=True)
+    try:
+        stack.start(timeout=args.timeout)
+    except StackError as exc:
+        print(f"ringline up failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Ringline is up. Edge: {stack.edge_url}  (Twilio webhook: {stack.edge_url}/twilio/voice)")
+    print(f"NATS: {stack.url}.  Try: ringline call --say 'What can you do?'   Ctrl-C stops everything.",
+          flush=True)
+    try:
+        while not stop:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    stop = True
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        print("stopped.")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"ringline.services.{args.service}.app")
+    module.main()
+    return 0
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from .records import MemoryUnavailable, format_record, format_summaries, get_call, list_calls
+
+    url = _nats_url(args)
+    try:
+        if args.action == "show":
+            if not args.call_id:
+                print("usage: ringline calls show CALL_ID", file=sys.stderr)
+                return 2
+            record = asyncio.run(get_call(url, args.call_id))
+            if record is None:
+                print(f"no call {args.call_id}", file=sys.stderr)
+                return 1
+            print(record.model_dump_json(indent=2) if args.json else format_record(record))
+        else:
+            calls = asyncio.run(list_calls(url, args.limit))
+            print("[" + ",".join(c.model_dump_json() for c in calls) + "]" if args.json else format_summaries(calls))
+    except MemoryUnavailable as exc:
+        print(f"{exc} (is `ringline up` running?)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from .caller.cli import run
+
+    return run(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .demo import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ringline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start nats-server and the five services; Ctrl-C stops them")
+    up.add_argument("--data-dir", default=".ringline", help="JetStream store and logs (default .ringline)")
+    up.add_argument("--timeout", type=float, default=300, help="seconds to wait for every service to be healthy")
+    up.set_defaults(func=cmd_up)
+
+    run = sub.add_parser("run", help="run one service in the foreground")
+    run.add_argument("service", choices=SERVICES)
+    run.set_defaults(func=cmd_run)
+
+    call = sub.add_parser("call", help="place a simulated call that speaks Twilio Media Streams")
+    from .caller.cli import configure
+
+    configure(call)
+    call.set_defaults(func=cmd_call)
+
+    calls = sub.add_parser("calls", help="list call records, or `calls show ID` for one transcript")
+    calls.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    calls.add_argument("call_id", nargs="?")
+    calls.add_argument("--limit", type=int, default=20)
+    calls.add_argument("--json", action="store_true")
+    calls.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
+    calls.set_defaults(func=cmd_calls)
+
+    demo = sub.add_parser("demo", help="start everything, place one call on the offline stack, print it, stop")
+    demo.add_argument("--say", action="append", help="what the caller says (repeatable)")
+    demo.add_argument("--data-dir", default=".ringline")
+    demo.add_argument("--out", default=".ringline/demo-agent.wav")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="mouth-to-ear latency over scripted calls on the offline stack")
+    bench.add_argument("--calls", type=int, default=4)
+    bench.add_argument("--data-dir", default=".ringline-bench")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,7 +36,10 @@ def service_app(
     service: str,
     on_shutdown: Sequence[Callable[[], Awaitable[Any]]] = (),
     on_startup: Sequence[Callable[[], Awaitable[Any]]] = (),
+    after_startup: Sequence[Callable[[], Awaitable[Any]]] = (),
 ) -> AsgiFastStream:
+    """`on_startup` runs before the broker connects (load models there); `after_startup`
+    runs once it is connected (open JetStream buckets there)."""
     async def _flush() -> None:
         shutdown_telemetry()
 
@@ -44,6 +47,7 @@ def service_app(
         broker,
         asgi_routes=[("/health", health_route(broker, service))],
         on_startup=list(on_startup),
+        after_startup=list(after_startup),
         on_shutdown=[*on_shutdown, _flush],
     )
 

@@ -1,0 +1,99 @@
+"""Operator-side access to call records over NATS request/reply (`memory.*`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import nats
+
+from ringline.contracts import subjects
+from ringline.contracts.codec import CONTENT_TYPE, pack, unpack
+from ringline.contracts.messages import (
+    CallGetReply,
+    CallGetRequest,
+    CallListRequest,
+    CallRecord,
+    CallSummary,
+)
+
+
+class MemoryUnavailable(RuntimeError):
+    """No memory service answered."""
+
+
+async def _request(nats_url: str, subject: str, payload: bytes, timeout: float) -> object:
+    try:
+        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+    except Exception as exc:
+        raise MemoryUnavailable(f"cannot reach NATS at {nats_url}: {exc}") from exc
+    try:
+        reply = await nc.request(subject, payload, timeout=timeout, headers={"content-type": CONTENT_TYPE})
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+        raise MemoryUnavailable(f"the memory service did not answer on {subject}") from exc
+    finally:
+        await nc.close()
+    return unpack(reply.data)
+
+
+async def list_calls(nats_url: str, limit: int = 20, timeout: float = 5.0) -> list[CallSummary]:
+    data = await _request(nats_url, subjects.MEMORY_CALLS_LIST, pack(CallListRequest(limit=limit)), timeout)
+    return [CallSummary.model_validate(item) for item in data]  # type: ignore[union-attr]
+
+
+async def get_call(nats_url: str, call_id: str, timeout: float = 5.0) -> CallRecord | None:
+    data = await _request(nats_url, subjects.MEMORY_CALLS_GET, pack(CallGetRequest(call_id=call_id)), timeout)
+    reply = CallGetReply.model_validate(data)
+    return reply.record if reply.found else None
+
+
+async def wait_for_ended(nats_url: str, call_id: str, timeout: float = 5.0) -> CallRecord | None:
+    """The record once the memory service has closed it (or the latest one at the timeout)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    record = None
+    while True:
+        try:
+            record = await get_call(nats_url, call_id)
+        except MemoryUnavailable:
+            record = record
+        if record is not None and record.ended_at:
+            return record
+        if asyncio.get_running_loop().time() > deadline:
+            return record
+        await asyncio.sleep(0.2)
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def format_summaries(calls: list[CallSummary]) -> str:
+    if not calls:
+        return "no calls recorded yet"
+    lines = [f"{'CALL':<36} {'STARTED':<19} {'SECS':>5} {'TURNS':>5}  {'AGENT':<10} {'CALLER':<14} END"]
+    for c in calls:
+        secs = f"{c.ended_at - c.started_at:.0f}" if c.ended_at else "live"
+        lines.append(f"{c.call_id:<36} {_clock(c.started_at):<19} {secs:>5} {c.turns:>5}  "
+                     f"{c.agent_id:<10} {c.caller or '-':<14} {c.end_reason or '-'}")
+    return "\n".join(lines)
+
+
+def format_latency(latency_ms: dict[str, float]) -> str:
+    if not latency_ms:
+        return ""
+    total = latency_ms.get("total")
+    parts = " ".join(f"{k} {v:.0f}" for k, v in latency_ms.items() if k != "total")
+    return f"[mouth-to-ear {total:.0f} ms: {parts}]" if total is not None else f"[{parts} ms]"
+
+
+def format_record(record: CallRecord) -> str:
+    duration = f"{record.ended_at - record.started_at:.1f} s" if record.ended_at else "in progress"
+    lines = [
+        f"call {record.call_id}  agent {record.agent_id}  caller {record.caller or '-'}  "
+        f"{_clock(record.started_at)}  {duration}  {record.end_reason}",
+    ]
+    for turn in record.turns:
+        who = "caller" if turn.speaker == "caller" else "agent "
+        latency = format_latency(turn.latency_ms) if turn.speaker == "agent" else ""
+        lines.append(f"  {who}: {turn.text or '(nothing)'}  {latency}".rstrip())
+    return "\n".join(lines)

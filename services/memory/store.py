@@ -1,0 +1,66 @@
+"""Durable call records in a JetStream key-value bucket (file storage), one key per call."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.js.api import StorageType
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from ringline.contracts.codec import MalformedMessage, pack, unpack
+from ringline.contracts.messages import CallRecord, CallSummary
+
+log = logging.getLogger("ringline.memory.store")
+
+
+class CallStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, broker, bucket: str) -> CallStore:
+        kv = await broker.key_value(bucket, storage=StorageType.FILE, history=1,
+                                    description="Ringline call records")
+        return cls(kv)
+
+    async def put(self, record: CallRecord) -> None:
+        await self.kv.put(record.call_id, pack(record))
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        try:
+            entry = await self.kv.get(call_id)
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        return CallRecord.model_validate(unpack(entry.value))
+
+    async def list(self, limit: int) -> list[CallSummary]:
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        summaries: list[CallSummary] = []
+        for key in keys:
+            try:
+                record = await self.get(key)
+            except (MalformedMessage, ValueError):
+                log.warning("call record %s is unreadable; skipped", key)
+                continue
+            if record is not None:
+                summaries.append(summarize(record))
+        summaries.sort(key=lambda s: s.started_at, reverse=True)
+        return summaries[:limit]
+
+
+def summarize(record: CallRecord) -> CallSummary:
+    return CallSummary(
+        call_id=record.call_id,
+        agent_id=record.agent_id,
+        caller=record.caller,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        turns=len(record.turns),
+        end_reason=record.end_reason,
+    )

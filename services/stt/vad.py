@@ -1,0 +1,203 @@
+"""Endpointing: where an utterance starts and ends in a stream of 8 kHz int16 audio.
+
+Pure and I/O-free. `Endpointer.push(pcm, captured_at)` re-chunks any amount of audio into
+20 ms frames, classifies each with webrtcvad and returns decisions stamped with the frames'
+own capture times:
+
+- `started`  at the start of the first voiced frame, once `start_frames` voiced frames in a row
+             confirm it (a pre-roll of audio before that frame is kept so onsets are not clipped);
+- `paused`   after `early_silence_ms` of silence: the utterance so far, for a speculative decode;
+- `resumed`  speech came back after a `paused`: that speculative result is stale;
+- `stopped`  after `end_silence_ms` of silence (or `max_utterance_ms` of speech), stamped at the
+             end of the last voiced frame, not at the moment the silence was confirmed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import webrtcvad
+
+SAMPLE_RATE = 8000
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 160 samples = 160 mu-law bytes
+FRAME_S = FRAME_MS / 1000
+
+VadKind = Literal["started", "paused", "resumed", "stopped"]
+
+
+@dataclass(frozen=True)
+class EndpointerConfig:
+    mode: int = 3
+    start_frames: int = 3
+    end_silence_ms: int = 500
+    early_silence_ms: int = 200
+    preroll_ms: int = 200
+    tail_ms: int = 200
+    max_utterance_ms: int = 30_000
+
+    @property
+    def end_frames(self) -> int:
+        return max(1, self.end_silence_ms // FRAME_MS)
+
+    @property
+    def early_frames(self) -> int:
+        """0 when early decoding is off (disabled, or not earlier than the end)."""
+        frames = self.early_silence_ms // FRAME_MS
+        return frames if 0 < frames < self.end_frames else 0
+
+    @property
+    def preroll_frames(self) -> int:
+        return self.preroll_ms // FRAME_MS
+
+    @property
+    def tail_frames(self) -> int:
+        return min(self.tail_ms // FRAME_MS, self.end_frames)
+
+    @property
+    def max_frames(self) -> int:
+        return max(1, self.max_utterance_ms // FRAME_MS)
+
+
+@dataclass(frozen=True, eq=False)
+class VadEvent:
+    kind: VadKind
+    at: float
+    """started/resumed: start of the first voiced frame; paused/stopped: end of the last one."""
+    started_at: float
+    """Start of the utterance's first voiced frame."""
+    audio: np.ndarray | None = None
+    """paused/stopped: int16 PCM from the pre-roll to the last voiced frame plus a short tail."""
+    reason: str = ""
+    """stopped: "silence" or "max_length"."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Frame:
+    at: float
+    pcm: np.ndarray
+    voiced: bool
+
+
+def webrtc_classifier(mode: int) -> Callable[[np.ndarray], bool]:
+    vad = webrtcvad.Vad(mode)
+    return lambda frame: vad.is_speech(frame.tobytes(), SAMPLE_RATE)
+
+
+class Endpointer:
+    """Turns 8 kHz int16 audio into utterance start/pause/resume/stop decisions."""
+
+    def __init__(
+        self,
+        config: EndpointerConfig | None = None,
+        classify: Callable[[np.ndarray], bool] | None = None,
+    ) -> None:
+        self.config = config or EndpointerConfig()
+        self._classify = classify or webrtc_classifier(self.config.mode)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_at = 0.0
+        # Idle: recent frames (pre-roll + the voiced run that may become speech).
+        self._ring: deque[_Frame] = deque(maxlen=self.config.preroll_frames + self.config.start_frames)
+        self._run = 0
+        # In speech: every frame since the pre-roll started.
+        self._frames: list[_Frame] = []
+        self._started_at = 0.0
+        self._preroll = 0
+        self._last_voiced = -1
+        self._silence = 0
+        self._paused = False
+
+    @property
+    def in_speech(self) -> bool:
+        return bool(self._frames)
+
+    def reset(self) -> None:
+        """Forget any partial utterance and buffered audio."""
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._ring.clear()
+        self._run = 0
+        self._end_utterance()
+
+    def push(self, pcm: np.ndarray, captured_at: float) -> list[VadEvent]:
+        """Feed audio captured at `captured_at` (wall-clock seconds of its first sample)."""
+        samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
+        if samples.size == 0:
+            return []
+        if self._pending.size == 0:
+            self._pending_at = captured_at
+        buffered = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        events: list[VadEvent] = []
+        whole = buffered.size - buffered.size % FRAME_SAMPLES
+        for offset in range(0, whole, FRAME_SAMPLES):
+            frame = buffered[offset : offset + FRAME_SAMPLES]
+            events.extend(self._step(frame, self._pending_at))
+            self._pending_at += FRAME_S
+        self._pending = buffered[whole:].copy()
+        return events
+
+    def _step(self, pcm: np.ndarray, at: float) -> list[VadEvent]:
+        frame = _Frame(at, pcm, self._classify(pcm))
+        return self._speech_step(frame) if self._frames else self._idle_step(frame)
+
+    def _idle_step(self, frame: _Frame) -> list[VadEvent]:
+        self._ring.append(frame)
+        self._run = self._run + 1 if frame.voiced else 0
+        if self._run < self.config.start_frames:
+            return []
+        ring = list(self._ring)
+        first = len(ring) - self._run
+        self._frames = ring[max(0, first - self.config.preroll_frames) :]
+        self._preroll = len(self._frames) - self._run
+        self._started_at = ring[first].at
+        self._last_voiced = len(self._frames) - 1
+        self._silence = 0
+        self._paused = False
+        self._ring.clear()
+        self._run = 0
+        return [VadEvent("started", self._started_at, self._started_at)]
+
+    def _speech_step(self, frame: _Frame) -> list[VadEvent]:
+        self._frames.append(frame)
+        events: list[VadEvent] = []
+        if frame.voiced:
+            if self._paused:
+                self._paused = False
+                events.append(VadEvent("resumed", frame.at, self._started_at))
+            self._last_voiced = len(self._frames) - 1
+            self._silence = 0
+        else:
+            self._silence += 1
+            if self._silence == self.config.early_frames:
+                self._paused = True
+                events.append(VadEvent("paused", self._voiced_end, self._started_at, self._audio()))
+        if self._silence >= self.config.end_frames:
+            events.append(self._stop("silence"))
+        elif len(self._frames) - self._preroll >= self.config.max_frames:
+            events.append(self._stop("max_length"))
+        return events
+
+    @property
+    def _voiced_end(self) -> float:
+        return self._frames[self._last_voiced].at + FRAME_S
+
+    def _audio(self) -> np.ndarray:
+        end = self._last_voiced + 1 + self.config.tail_frames
+        return np.concatenate([f.pcm for f in self._frames[:end]])
+
+    def _stop(self, reason: str) -> VadEvent:
+        event = VadEvent("stopped", self._voiced_end, self._started_at, self._audio(), reason)
+        if reason == "silence":
+            # The trailing silence is the next utterance's pre-roll.
+            self._ring.extend(self._frames[-self.config.preroll_frames :] if self.config.preroll_frames else [])
+        self._end_utterance()
+        return event
+
+    def _end_utterance(self) -> None:
+        self._frames = []
+        self._last_voiced = -1
+        self._silence = 0
+        self._paused = False
