@@ -49,12 +49,13 @@ class SynthStats:
     streams: int = 0
     failures: int = 0
     audio_s: float = 0.0
-    busy_s: float = 0.0
+    wall_s: float = 0.0
+    """Time from request to last piece, including time the reader spent between pieces."""
     first_audio_s: list[float] = field(default_factory=list)
 
     @property
     def real_time_factor(self) -> float:
-        return self.busy_s / self.audio_s if self.audio_s else 0.0
+        return self.wall_s / self.audio_s if self.audio_s else 0.0
 
 
 class Synthesizer(ABC):
@@ -97,7 +98,7 @@ class Synthesizer(ABC):
         finally:
             audio_s = audio_bytes / SAMPLE_RATE
             self.stats.audio_s += audio_s
-            self.stats.busy_s += time.perf_counter() - started
+            self.stats.wall_s += time.perf_counter() - started
             log.debug(
                 "%s: %d chars -> %.2f s audio, first audio %s ms",
                 self.name, len(text), audio_s,

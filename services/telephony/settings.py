@@ -1,0 +1,62 @@
+"""Typed settings of the telephony edge (env prefix `RINGLINE_TELEPHONY_`)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from ringline.contracts.runtime import ServiceSettings
+
+_WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+
+
+class TelephonySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="RINGLINE_TELEPHONY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL Twilio reaches (https://abc.ngrok.app). Signatures are checked "
+        "against it, never against the Host header. Default: http://<host>:<port>.",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
+    )
+    default_agent: str = "default"
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")
+    max_buffered_frames: int = Field(
+        default=500, ge=1, description="media frames kept while waiting for `start` (20 ms each)"
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"public_url {value!r} must look like https://host[:port][/prefix]")
+        if parts.query or parts.fragment:
+            raise ValueError(f"public_url {value!r} must not carry a query or fragment")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL, without a trailing slash."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in _WILDCARD_HOSTS else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 literal
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ws_base_url(self) -> str:
+        """The public base URL as a WebSocket URL (wss:// for https://, ws:// for http://)."""
+        base = self.base_url
+        return "wss://" + base[len("https://"):] if base.startswith("https://") else "ws://" + base[len("http://"):]
