@@ -10,14 +10,18 @@ from pydantic_settings import SettingsConfigDict
 
 from ringline.contracts.runtime import ServiceSettings
 
+from .vad import EndpointerConfig
+
 
 class SttSettings(ServiceSettings):
     """VAD, endpointing and recognizer options.
 
-    Endpointing defaults were chosen by measurement (see tests/bench/stt_bench.py): the longest
-    pause inside an utterance of synthetic phone speech was 240 ms, so 500 ms of silence ends an
-    utterance with a 2x margin; the 200 ms early decode hides most of Whisper's ~0.4 s decode
-    inside the remaining 300 ms of that wait.
+    Defaults measured with tests/bench/stt_bench.py (10 Piper utterances over mu-law, 2 cores):
+    the longest pause inside an utterance was 280 ms, so a 500 ms end threshold leaves a 1.8x
+    margin for hesitations that real callers add. Early decode at 200 ms hides the ~0.35-0.45 s
+    Whisper decode inside that wait: end of speech -> transcript p50 586 ms vs 855 ms without;
+    the transcript is ready ~200 ms + decode after speech ends, so a shorter end threshold would
+    buy little latency and risk splitting sentences.
     """
 
     model_config = SettingsConfigDict(env_prefix="RINGLINE_STT_", extra="ignore")
@@ -27,6 +31,7 @@ class SttSettings(ServiceSettings):
     provider: Literal["whisper"] = "whisper"
 
     vad_mode: int = Field(default=3, ge=0, le=3, description="webrtcvad aggressiveness")
+    vad_min_dbfs: float = Field(default=-60.0, description="quieter frames count as silence")
     speech_start_frames: int = Field(default=3, ge=1, description="consecutive voiced 20 ms frames")
     end_silence_ms: int = Field(default=500, ge=40, description="silence that ends an utterance")
     early_decode_ms: int = Field(
@@ -48,3 +53,15 @@ class SttSettings(ServiceSettings):
     quiet_dbfs: float = Field(
         default=-40.0, description="below this, Whisper's stock phrases count as hallucinations"
     )
+
+    def endpointer_config(self) -> EndpointerConfig:
+        return EndpointerConfig(
+            mode=self.vad_mode,
+            start_frames=self.speech_start_frames,
+            end_silence_ms=self.end_silence_ms,
+            early_silence_ms=self.early_decode_ms,
+            preroll_ms=self.preroll_ms,
+            tail_ms=self.tail_ms,
+            max_utterance_ms=self.max_utterance_ms,
+            min_voiced_dbfs=self.vad_min_dbfs,
+        )

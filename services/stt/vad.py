@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 import webrtcvad
 
+from ringline.contracts.audio import rms_dbfs
+
 SAMPLE_RATE = 8000
 FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 160 samples = 160 mu-law bytes
@@ -39,6 +41,11 @@ class EndpointerConfig:
     preroll_ms: int = 200
     tail_ms: int = 200
     max_utterance_ms: int = 30_000
+    min_voiced_dbfs: float = -60.0
+    """Quieter frames are silence even if webrtcvad says voiced: this trims its 60-120 ms
+    hangover after a decaying word, so the end of speech is where the word ends."""
+    warmup_ms: int = 120
+    """webrtcvad calls the first ~100 ms of any noise voiced while it adapts: ignore them."""
 
     @property
     def end_frames(self) -> int:
@@ -57,6 +64,10 @@ class EndpointerConfig:
     @property
     def tail_frames(self) -> int:
         return min(self.tail_ms // FRAME_MS, self.end_frames)
+
+    @property
+    def warmup_frames(self) -> int:
+        return self.warmup_ms // FRAME_MS
 
     @property
     def max_frames(self) -> int:
@@ -100,6 +111,7 @@ class Endpointer:
         self._classify = classify or webrtc_classifier(self.config.mode)
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_at = 0.0
+        self._seen = 0
         # Idle: recent frames (pre-roll + the voiced run that may become speech).
         self._ring: deque[_Frame] = deque(maxlen=self.config.preroll_frames + self.config.start_frames)
         self._run = 0
@@ -124,7 +136,7 @@ class Endpointer:
 
     def push(self, pcm: np.ndarray, captured_at: float) -> list[VadEvent]:
         """Feed audio captured at `captured_at` (wall-clock seconds of its first sample)."""
-        samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
+        samples = np.array(pcm, dtype=np.int16).reshape(-1)  # a copy: frames are kept
         if samples.size == 0:
             return []
         if self._pending.size == 0:
@@ -134,13 +146,19 @@ class Endpointer:
         whole = buffered.size - buffered.size % FRAME_SAMPLES
         for offset in range(0, whole, FRAME_SAMPLES):
             frame = buffered[offset : offset + FRAME_SAMPLES]
-            events.extend(self._step(frame, self._pending_at))
-            self._pending_at += FRAME_S
+            events.extend(self._step(frame, self._pending_at + offset / SAMPLE_RATE))
+        self._pending_at += whole / SAMPLE_RATE
         self._pending = buffered[whole:].copy()
         return events
 
     def _step(self, pcm: np.ndarray, at: float) -> list[VadEvent]:
-        frame = _Frame(at, pcm, self._classify(pcm))
+        voiced = self._classify(pcm)  # always classify: webrtcvad adapts to the line's noise
+        if self._seen < self.config.warmup_frames:
+            self._seen += 1
+            voiced = False
+        elif voiced:
+            voiced = rms_dbfs(pcm) >= self.config.min_voiced_dbfs
+        frame = _Frame(at, pcm, voiced)
         return self._speech_step(frame) if self._frames else self._idle_step(frame)
 
     def _idle_step(self, frame: _Frame) -> list[VadEvent]:
@@ -190,9 +208,9 @@ class Endpointer:
 
     def _stop(self, reason: str) -> VadEvent:
         event = VadEvent("stopped", self._voiced_end, self._started_at, self._audio(), reason)
-        if reason == "silence":
+        if reason == "silence" and self.config.preroll_frames:
             # The trailing silence is the next utterance's pre-roll.
-            self._ring.extend(self._frames[-self.config.preroll_frames :] if self.config.preroll_frames else [])
+            self._ring.extend(self._frames[-self.config.preroll_frames :])
         self._end_utterance()
         return event
 

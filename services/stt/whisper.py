@@ -125,13 +125,15 @@ class WhisperRecognizer(Recognizer):
         level = rms_dbfs(pcm16_8k)
         if level < self.options.min_speech_dbfs:
             return Hypothesis("", dropped="too quiet")
-        audio = pcm16_to_float(resample(pcm16_8k, SAMPLE_RATE, WHISPER_RATE))
         loop = asyncio.get_running_loop()
-        text, no_speech, logprob = await loop.run_in_executor(self._executor, self._decode, audio)
+        text, no_speech, logprob = await loop.run_in_executor(self._executor, self._decode_8k, pcm16_8k)
         if text and is_hallucination(text, level, no_speech, self.options):
             log.debug("dropped %r (%.1f dBFS, no_speech %.2f)", text, level, no_speech)
             return Hypothesis("", no_speech, logprob, dropped="hallucination")
         return Hypothesis(text, no_speech, logprob)
+
+    def _decode_8k(self, pcm16_8k: np.ndarray) -> tuple[str, float, float]:
+        return self._decode(pcm16_to_float(resample(pcm16_8k, SAMPLE_RATE, WHISPER_RATE)))
 
     def _decode(self, audio: np.ndarray) -> tuple[str, float, float]:
         segments, _info = self._model.transcribe(

@@ -40,11 +40,14 @@ class SignatureChecker:
     def ws_url(self, path: str, query: str = "") -> str:
         return self._ws_base + path + (f"?{query}" if query else "")
 
+    def warn_if_unverified(self) -> None:
+        if self._validator is None and not self._warned:
+            log.warning("TWILIO_AUTH_TOKEN is not set: Twilio signatures are NOT verified")
+            self._warned = True
+
     def _check(self, url: str, params: object, headers: Mapping[str, str]) -> bool:
         if self._validator is None:
-            if not self._warned:
-                log.warning("TWILIO_AUTH_TOKEN is not set: Twilio signatures are NOT verified")
-                self._warned = True
+            self.warn_if_unverified()
             return True
         signature = headers.get(SIGNATURE_HEADER) or headers.get(SIGNATURE_HEADER.lower()) or ""
         if not signature:

@@ -15,6 +15,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -51,7 +52,8 @@ class SynthStats:
     audio_s: float = 0.0
     wall_s: float = 0.0
     """Time from request to last piece, including time the reader spent between pieces."""
-    first_audio_s: list[float] = field(default_factory=list)
+    first_audio_s: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    """The most recent first-audio latencies (request -> first piece)."""
 
     @property
     def real_time_factor(self) -> float:

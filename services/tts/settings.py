@@ -22,7 +22,8 @@ class TtsSettings(ServiceSettings):
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads")
     length_scale: float | None = Field(
         default=None, gt=0.2, lt=4.0,
-        description="speaking rate as Piper's phoneme length scale: < 1 faster, > 1 slower; unset: the voice's",
+        description="speaking rate as Piper's phoneme length scale (< 1 faster, > 1 slower); "
+        "unset: the voice's own",
     )
     piece_ms: int = Field(default=100, ge=20, le=2000, description="audio per AgentAudio message")
     gap_wait_s: float = Field(

@@ -137,7 +137,8 @@ class TurnQueue:
                 if left > 0:
                     return None, left
                 skipped_to = min(head.pending)
-                log.warning("turn %s: chunks %d-%d never came; going on", head.turn_id, head.next_seq, skipped_to - 1)
+                log.warning("turn %s: chunks %d-%d never came; going on",
+                            head.turn_id, head.next_seq, skipped_to - 1)
                 head.next_seq = skipped_to
                 continue
             if len(self._turns) == 1:

