@@ -21,7 +21,7 @@ def _nats_url(args: argparse.Namespace) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    stack = Stack(data_dir=Path(args.data_dir), nats_url=os.environ.get("NATS_URL"))
+    stack = Stack(data_dir=Path(args.data_dir), nats_url=os.environ.get("NATS_URL"), nats_port=args.nats_port)
     stop = False
 
     def _signal(signum: int, frame: object) -> None:
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start nats-server and the five services; Ctrl-C stops them")
     up.add_argument("--data-dir", default=".ringline", help="JetStream store and logs (default .ringline)")
+    up.add_argument("--nats-port", type=int, default=4222, help="port of the nats-server it starts")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for every service to be healthy")
     up.set_defaults(func=cmd_up)
 

@@ -23,6 +23,11 @@ import httpx
 
 SERVICES = ("memory", "tts", "stt", "brain", "telephony")
 DEFAULT_PORTS = {"telephony": 8080, "stt": 8081, "brain": 8082, "tts": 8083, "memory": 8084}
+
+
+def configured_ports() -> dict[str, int]:
+    """Service ports, honouring RINGLINE_<SERVICE>_PORT like the services themselves do."""
+    return {name: int(os.environ.get(f"RINGLINE_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -65,7 +70,7 @@ def _die_with_parent() -> None:
 class Stack:
     data_dir: Path = Path(".ringline")
     nats_url: str | None = None  # use a running server instead of starting one
-    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    ports: dict[str, int] = field(default_factory=configured_ports)
     nats_port: int = 4222
     env: dict[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = SERVICES

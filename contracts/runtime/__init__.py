@@ -1,14 +1,14 @@
 """Bus runtime shared by every service: settings, broker, call affinity, health, telemetry."""
 
 from .broker import create_broker
-from .calls import STAGE_READY, CallBus, CallRouter, CallSession
+from .calls import STAGE_QUERY, STAGE_READY, CallBus, CallRouter, CallSession
 from .logs import configure_logging
 from .service import serve, service_app
 from .settings import ServiceSettings
 from .telemetry import extract_context, inject_headers, seconds_to_ns, setup_telemetry, tracer
 
 __all__ = [
-    "STAGE_READY", "CallBus", "CallRouter", "CallSession", "ServiceSettings", "configure_logging",
+    "STAGE_QUERY", "STAGE_READY", "CallBus", "CallRouter", "CallSession", "ServiceSettings", "configure_logging",
     "create_broker", "extract_context", "inject_headers", "seconds_to_ns", "serve",
     "service_app", "setup_telemetry", "tracer",
 ]

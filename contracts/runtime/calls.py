@@ -19,6 +19,7 @@ from .. import subjects
 from ..messages import CallEnd, CallEvent, CallStart
 
 STAGE_READY = "stage.ready"
+STAGE_QUERY = "stage.query"  # "which stages own this call?": each owner answers with STAGE_READY
 
 log = logging.getLogger("ringline.calls")
 
@@ -116,8 +117,15 @@ class CallRouter:
             await self.end(call.call_id, "stage failed to start")
             return
         log.info("%s claimed call %s (%d active)", self.stage, call.call_id, len(self.sessions))
-        # Tell the other stages this one is listening (the brain waits for TTS before greeting).
+        # Tell the other stages this one is listening (the brain waits for TTS before greeting),
+        # and tell again whenever asked: a stage that subscribed later may have missed it.
         ready = CallEvent(call_id=call.call_id, name=STAGE_READY, data={"stage": self.stage})
+
+        async def answer_query(event: CallEvent) -> None:
+            if event.name == STAGE_QUERY:
+                await bus.publish(ready, subjects.event(call.call_id))
+
+        await bus.subscribe(subjects.event(call.call_id), answer_query)
         await bus.publish(ready, subjects.event(call.call_id))
 
     async def _on_end(self, end: CallEnd) -> None:

@@ -97,7 +97,8 @@ async def _ring(client: httpx.AsyncClient, url: str, form: dict[str, str], agent
 
 
 async def _converse(line: PhoneLine, result: CallResult, utterances: Sequence[Utterance], *,
-                    reply_timeout: float, greeting_timeout: float, quiet_s: float, max_reply_s: float) -> None:
+                    reply_timeout: float, greeting_timeout: float, quiet_s: float, max_reply_s: float,
+                    garbage: Sequence[str] = ()) -> None:
     greeting = line.listen()
     if await line.wait_media(greeting, greeting_timeout):
         if not await line.wait_quiet(quiet_s, max_reply_s):
@@ -105,6 +106,8 @@ async def _converse(line: PhoneLine, result: CallResult, utterances: Sequence[Ut
         result.turns.append(_agent_turn(greeting, line, None))
     elif not line.closed.is_set():
         result.problems.append(f"no greeting within {greeting_timeout:.0f} s")
+    for raw in garbage:  # fault injection: the call must carry on regardless
+        line.send_raw(raw)
     for utterance in utterances:
         if line.closed.is_set():
             result.problems.append(f"the call ended before the caller said {utterance.label!r}")
@@ -145,11 +148,13 @@ async def place_call(
     public_url: str | None = None,
     record_timeout: float = 3.0,
     connect_timeout: float = 10.0,
+    garbage_after_greeting: Sequence[str] = (),
 ) -> CallResult:
     """Place one simulated call to the telephony edge at `url` and report what happened.
 
     Every wait is bounded; failures end up in `CallResult.problems`, never as a hang.
     `auth_token` signs the webhook and the socket (X-Twilio-Signature) for `public_url or url`.
+    `garbage_after_greeting` are raw socket messages sent once the greeting has played.
     """
     from websockets.asyncio.client import connect
 
@@ -171,7 +176,8 @@ async def place_call(
             try:
                 await _converse(line, result, utterances, reply_timeout=reply_timeout,
                                 greeting_timeout=greeting_timeout or reply_timeout,
-                                quiet_s=quiet_s, max_reply_s=max_reply_s)
+                                quiet_s=quiet_s, max_reply_s=max_reply_s,
+                                garbage=garbage_after_greeting)
             finally:
                 hung_up_by_agent = line.closed.is_set()
                 await line.hang_up()

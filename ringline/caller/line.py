@@ -82,6 +82,10 @@ class PhoneLine:
         self._speaking.append(speaking)
         return speaking
 
+    def send_raw(self, raw: str) -> None:
+        """Queue a raw text message for the socket, between media frames (for fault injection)."""
+        self._echoes.append(raw)
+
     def listen(self) -> Listening:
         """Open a new listening window (the previous one stops collecting)."""
         self._window = Listening(opened_at=time.time())

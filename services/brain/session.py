@@ -17,7 +17,7 @@ from faststream.nats import NatsMessage
 
 from ringline.contracts import subjects
 from ringline.contracts.messages import CallEvent, CallStart, Control, ReplyChunk, Transcript, TurnTiming
-from ringline.contracts.runtime import STAGE_READY, CallBus, CallSession, extract_context, inject_headers, tracer
+from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY, CallBus, CallSession, extract_context, inject_headers, tracer
 
 from .conversation import Conversation
 from .llm.base import ChatModel
@@ -56,6 +56,8 @@ class BrainSession(CallSession):
         await self.bus.subscribe(subjects.event(self.call_id), self._on_event)
         await self.bus.subscribe(subjects.transcript(self.call_id), self._on_transcript)
         await self.bus.subscribe(subjects.control(self.call_id), self._on_control)
+        # TTS may have announced itself before we subscribed: ask the owners to say so again.
+        await self.bus.publish(CallEvent(call_id=self.call_id, name=STAGE_QUERY), subjects.event(self.call_id))
         self._greeting_task = self.bus.spawn(self._greet(), "greeting")
 
     async def close(self, reason: str) -> None:

@@ -11,7 +11,7 @@ from ringline.contracts.messages import (
     TurnRecord,
     now,
 )
-from ringline.contracts.runtime import STAGE_READY
+from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY
 
 
 class CallRecorder:
@@ -58,7 +58,7 @@ class CallRecorder:
         return chunk.final
 
     def on_event(self, event: CallEvent) -> bool:
-        if event.name == STAGE_READY:
+        if event.name in (STAGE_READY, STAGE_QUERY):
             return False
         if event.name == "turn.first_audio" and event.timing is not None:
             turn = self._turn(event.turn_id, "agent")

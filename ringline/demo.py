@@ -1,0 +1,109 @@
+"""`ringline demo` and `ringline bench`: the whole stack on this machine plus simulated calls."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .caller import CallResult, place_call
+from .caller.report import format_result
+from .caller.speech import load_synth, say
+from .stack import Stack, StackError
+
+DEMO_QUESTIONS = (
+    "Hi! What is the capital of France?",
+    "Great, thanks. Can you give me a short tip for sleeping better?",
+)
+
+BENCH_QUESTIONS = (
+    "What is the capital of France?",
+    "How many days are there in a week?",
+    "Can you recommend a good book for a long flight?",
+    "What's a quick idea for dinner tonight?",
+    "How do I boil an egg?",
+    "What colour is the sky on a clear day?",
+    "Give me one tip for a job interview.",
+    "What is two plus two?",
+    "What should I pack for a weekend at the beach?",
+    "Is it better to walk or run for exercise?",
+    "What's the tallest mountain in the world?",
+    "Tell me a fun fact about octopuses.",
+)
+
+
+def _start(stack: Stack) -> None:
+    started = time.monotonic()
+    print(f"starting nats-server and the five services (logs in {stack.data_dir / 'logs'}) ...", flush=True)
+    stack.start(timeout=300)
+    print(f"up in {time.monotonic() - started:.1f} s; edge at {stack.edge_url}", flush=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    questions = args.say or list(DEMO_QUESTIONS)
+    stack = Stack.on_free_ports(data_dir=Path(args.data_dir), quiet=True)
+    try:
+        _start(stack)
+        synth = load_synth()
+        utterances = [say(synth, text) for text in questions]
+        print(f"calling {stack.edge_url}/twilio/voice as a Twilio Media Stream ...\n", flush=True)
+        result = asyncio.run(place_call(stack.edge_url, utterances, out=args.out, nats_url=stack.url))
+    except StackError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+    print(format_result(result))
+    return 0 if result.ok and len(result.replies) == len(questions) else 1
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def summarize(results: list[CallResult]) -> str:
+    replies = [turn for result in results for turn in result.replies]
+    if not replies:
+        return "no replies measured"
+    lines = [f"{len(replies)} replies over {len(results)} calls"]
+    rows = [("mouth-to-ear (caller)", [t.mouth_to_ear_ms for t in replies if t.mouth_to_ear_ms is not None])]
+    for stage in ("stt", "brain", "tts", "edge", "total"):
+        values = [t.stages_ms[stage] for t in replies if stage in t.stages_ms]
+        rows.append((f"  {stage} (record)", values))
+    lines.append(f"{'':<24} {'p50':>8} {'p95':>8} {'mean':>8} {'n':>4}")
+    for name, values in rows:
+        if values:
+            lines.append(f"{name:<24} {_percentile(values, 50):>8.0f} {_percentile(values, 95):>8.0f} "
+                         f"{statistics.fmean(values):>8.0f} {len(values):>4}")
+    problems = [p for r in results for p in r.problems]
+    if problems:
+        lines.append(f"problems: {problems}")
+    return "\n".join(lines)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    stack = Stack.on_free_ports(data_dir=Path(args.data_dir), quiet=True)
+    results: list[CallResult] = []
+    try:
+        _start(stack)
+        synth = load_synth()
+        per_call = max(1, len(BENCH_QUESTIONS) // max(1, args.calls))
+        for index in range(args.calls):
+            questions = [BENCH_QUESTIONS[(index * per_call + k) % len(BENCH_QUESTIONS)] for k in range(per_call)]
+            result = asyncio.run(place_call(stack.edge_url, [say(synth, q) for q in questions], nats_url=stack.url))
+            results.append(result)
+            print(f"call {index + 1}/{args.calls}: " + ", ".join(
+                f"{t.mouth_to_ear_ms:.0f} ms" for t in result.replies), flush=True)
+    except StackError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+    print(summarize(results))
+    return 0
