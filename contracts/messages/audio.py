@@ -53,3 +53,4 @@ class Playback(CallMessage):
     mark: str
     turn_id: str = ""
     heard_at: float = Field(default_factory=now)
+    cleared: bool = False  # echoed because the audio was cleared (barge-in), not because it played

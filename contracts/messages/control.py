@@ -12,9 +12,13 @@ ControlAction = Literal["interrupt", "hangup", "ended", "dtmf", "transfer"]
 
 
 class Control(CallMessage):
+    """interrupt: stop turn `turn_id` now (empty: every turn) and clear what the caller has not
+    heard; hangup: the agent ends the call; ended: the call is over; dtmf: a key press."""
+
     type: Literal["control"] = "control"
     action: ControlAction
     turn_id: str = ""
     digit: str = ""
     reason: str = ""
+    target: str = ""  # transfer: the number to move the call to
     at: float = Field(default_factory=now)

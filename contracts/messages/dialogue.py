@@ -49,6 +49,6 @@ class ReplyChunk(CallMessage):
     seq: int = Field(ge=0)
     text: str = ""
     final: bool = False
-    kind: Literal["greeting", "answer", "recovery", "goodbye"] = "answer"
+    kind: Literal["greeting", "answer", "recovery", "goodbye", "filler", "reprompt"] = "answer"
     in_reply_to: str = ""
     timing: TurnTiming = Field(default_factory=TurnTiming)

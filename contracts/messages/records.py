@@ -31,6 +31,8 @@ class TurnRecord(BaseModel):
     in_reply_to: str = ""
     latency_ms: dict[str, float] = Field(default_factory=dict)
     providers: dict[str, str] = Field(default_factory=dict)
+    interrupted: bool = False
+    heard_text: str = ""  # for an interrupted agent turn: what the caller actually heard
 
 
 class CallRecord(BaseModel):

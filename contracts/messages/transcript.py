@@ -10,12 +10,15 @@ from .base import CallMessage, now
 
 
 class SpeechEvent(CallMessage):
-    """Voice activity: the caller started or stopped speaking (used for barge-in)."""
+    """Voice activity, for barge-in: the caller started speaking, is still speaking (sent every
+    ~100 ms of voiced audio with the running total), or stopped."""
 
     type: Literal["speech"] = "speech"
     utterance_id: str
-    kind: Literal["started", "stopped"]
+    kind: Literal["started", "continuing", "stopped"]
     at: float = Field(default_factory=now)
+    started_at: float = 0.0
+    voiced_ms: float = 0.0
 
 
 class Transcript(CallMessage):
@@ -30,3 +33,4 @@ class Transcript(CallMessage):
     speech_ended_at: float = 0.0
     emitted_at: float = Field(default_factory=now)
     provider: str = ""
+    end_reason: str = ""  # why the turn ended: "silence", "complete", "backstop", "max_length"

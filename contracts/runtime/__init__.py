@@ -5,10 +5,17 @@ from .calls import STAGE_QUERY, STAGE_READY, CallBus, CallRouter, CallSession
 from .logs import configure_logging
 from .service import serve, service_app
 from .settings import ServiceSettings
-from .telemetry import extract_context, inject_headers, seconds_to_ns, setup_telemetry, tracer
+from .telemetry import (
+    extract_context,
+    inject_headers,
+    seconds_to_ns,
+    setup_telemetry,
+    shutdown_telemetry,
+    tracer,
+)
 
 __all__ = [
     "STAGE_QUERY", "STAGE_READY", "CallBus", "CallRouter", "CallSession", "ServiceSettings", "configure_logging",
     "create_broker", "extract_context", "inject_headers", "seconds_to_ns", "serve",
-    "service_app", "setup_telemetry", "tracer",
+    "service_app", "setup_telemetry", "shutdown_telemetry", "tracer",
 ]

@@ -16,10 +16,8 @@ from typing import Any
 from faststream.nats import NatsBroker
 
 from .. import subjects
+from ..events import STAGE_QUERY, STAGE_READY
 from ..messages import CallEnd, CallEvent, CallStart
-
-STAGE_READY = "stage.ready"
-STAGE_QUERY = "stage.query"  # "which stages own this call?": each owner answers with STAGE_READY
 
 log = logging.getLogger("ringline.calls")
 

@@ -11,7 +11,7 @@ from ringline.contracts.messages import (
     TurnRecord,
     now,
 )
-from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY
+from ringline.contracts.events import STAGE_QUERY, STAGE_READY, TURN_FIRST_AUDIO
 
 
 class CallRecorder:
@@ -60,7 +60,7 @@ class CallRecorder:
     def on_event(self, event: CallEvent) -> bool:
         if event.name in (STAGE_READY, STAGE_QUERY):
             return False
-        if event.name == "turn.first_audio" and event.timing is not None:
+        if event.name == TURN_FIRST_AUDIO and event.timing is not None:
             turn = self._turn(event.turn_id, "agent")
             turn.latency_ms = event.timing.stages_ms()
             providers = {

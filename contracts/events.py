@@ -1,0 +1,16 @@
+"""Names of `CallEvent`s, so producers and the memory service agree on them."""
+
+from __future__ import annotations
+
+STAGE_READY = "stage.ready"  # a stage owns the call and listens on its subjects
+STAGE_QUERY = "stage.query"  # ask every owner to repeat STAGE_READY
+
+STT_UTTERANCE = "stt.utterance"  # one utterance recognised, with decode timings
+STT_EMPTY = "stt.empty"  # speech that recognised as nothing
+TURN_LLM = "turn.llm"  # one agent turn generated: tokens, provider, timings
+TURN_FIRST_AUDIO = "turn.first_audio"  # the edge wrote a turn's first audio to the caller
+TURN_BARGE_IN = "turn.barge_in"  # the caller interrupted an agent turn
+TURN_TOOL = "turn.tool"  # a tool call and its outcome
+TTS_TURN = "tts.turn"  # one agent turn synthesised
+TTS_ERROR = "tts.error"  # synthesis of one chunk failed
+CALL_HANGUP = "call.hangup"  # the agent decided to end the call
