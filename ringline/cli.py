@@ -100,6 +100,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config_doc import markdown
+
+    print(markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ringline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=".ringline")
     demo.add_argument("--out", default=".ringline/demo-agent.wav")
     demo.set_defaults(func=cmd_demo)
+
+    config = sub.add_parser("config", help="every setting of every service, as a markdown table")
+    config.set_defaults(func=cmd_config)
 
     bench = sub.add_parser("bench", help="mouth-to-ear latency over scripted calls on the offline stack")
     bench.add_argument("--calls", type=int, default=4)

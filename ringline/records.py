@@ -82,7 +82,7 @@ def format_latency(latency_ms: dict[str, float]) -> str:
     if not latency_ms:
         return ""
     total = latency_ms.get("total")
-    parts = " ".join(f"{k} {v:.0f}" for k, v in latency_ms.items() if k != "total")
+    parts = " ".join(f"{k} {v:.0f}" for k, v in latency_ms.items() if k not in ("total", "barge_in_reaction"))
     return f"[mouth-to-ear {total:.0f} ms: {parts}]" if total is not None else f"[{parts} ms]"
 
 
@@ -95,5 +95,8 @@ def format_record(record: CallRecord) -> str:
     for turn in record.turns:
         who = "caller" if turn.speaker == "caller" else "agent "
         latency = format_latency(turn.latency_ms) if turn.speaker == "agent" else ""
-        lines.append(f"  {who}: {turn.text or '(nothing)'}  {latency}".rstrip())
+        line = f"  {who}: {turn.text or '(nothing)'}  {latency}".rstrip()
+        if turn.interrupted:
+            line += f"\n          [interrupted; the caller heard: {turn.heard_text or '(nothing)'!r}]"
+        lines.append(line)
     return "\n".join(lines)

@@ -13,11 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsMessage
+from opentelemetry.context import Context
 
 from .. import subjects
 from ..events import STAGE_QUERY, STAGE_READY
 from ..messages import CallEnd, CallEvent, CallStart
+from .telemetry import extract_context
 
 log = logging.getLogger("ringline.calls")
 
@@ -75,6 +77,8 @@ class CallSession:
     def __init__(self, call: CallStart, bus: CallBus) -> None:
         self.call = call
         self.bus = bus
+        # The call's trace (from the `calls.start` headers): per-turn spans hang off it.
+        self.trace_context: Context | None = None
 
     @property
     def call_id(self) -> str:
@@ -101,12 +105,13 @@ class CallRouter:
         broker.subscriber(subjects.CALLS_START, queue=stage)(self._on_start)
         broker.subscriber(subjects.CALLS_END)(self._on_end)
 
-    async def _on_start(self, call: CallStart) -> None:
+    async def _on_start(self, call: CallStart, msg: NatsMessage) -> None:
         if call.call_id in self.sessions:
             log.info("%s already owns call %s; duplicate start ignored", self.stage, call.call_id)
             return
         bus = CallBus(self.broker, call.call_id)
         session = self.factory(call, bus)
+        session.trace_context = extract_context(msg.headers)
         self.sessions[call.call_id] = session
         try:
             await session.start()

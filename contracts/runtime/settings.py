@@ -15,11 +15,14 @@ class ServiceSettings(BaseSettings):
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",
         validation_alias=AliasChoices("NATS_URL", "RINGLINE_NATS_URL"),
+        description="the NATS server every service connects to",
     )
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="bind address of the HTTP/health endpoint")
     port: int = Field(default=0, ge=0, le=65535, description="health/HTTP port; 0 picks a free one")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     otlp_endpoint: str | None = Field(
-        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="export traces over OTLP/HTTP (e.g. Jaeger at http://jaeger:4318)",
     )
-    drain_timeout_s: float = Field(default=10.0, gt=0)
+    drain_timeout_s: float = Field(default=10.0, gt=0, description="seconds to finish work on SIGTERM")

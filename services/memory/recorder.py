@@ -11,7 +11,14 @@ from ringline.contracts.messages import (
     TurnRecord,
     now,
 )
-from ringline.contracts.events import STAGE_QUERY, STAGE_READY, TURN_FIRST_AUDIO
+from ringline.contracts.events import (
+    STAGE_QUERY,
+    STAGE_READY,
+    STT_UTTERANCE,
+    TURN_BARGE_IN,
+    TURN_FIRST_AUDIO,
+    TURN_TOOL,
+)
 
 
 class CallRecorder:
@@ -72,6 +79,21 @@ class CallRecorder:
             if not turn.started_at:
                 turn.started_at = event.timing.edge_sent_at
             self._sort()
+        elif event.name == TURN_BARGE_IN and event.turn_id:
+            turn = self._turn(event.turn_id, "agent")
+            turn.interrupted = True
+            turn.heard_text = str(event.data.get("heard_text", ""))
+            if "reaction_ms" in event.data:
+                turn.latency_ms["barge_in_reaction"] = float(event.data["reaction_ms"])
+        elif event.name == STT_UTTERANCE and event.turn_id and "end_of_turn_ms" in event.data:
+            turn = self._turn(event.turn_id, "caller")
+            turn.latency_ms["end_of_turn"] = float(event.data["end_of_turn_ms"])
+        elif event.name == TURN_TOOL and event.turn_id:
+            turn = self._turn(event.turn_id, "agent")
+            if event.data.get("filler_ms") is not None:
+                turn.latency_ms["filler"] = float(event.data["filler_ms"])
+            if event.data.get("ms") is not None:
+                turn.latency_ms[f"tool:{event.data.get('name', '?')}"] = float(event.data["ms"])
         if len(self.record.events) < self.max_events:
             entry = {"name": event.name, "turn_id": event.turn_id, "at": event.at, **event.data}
             self.record.events.append(entry)

@@ -1,0 +1,49 @@
+"""How the call record is assembled from what flows on a call's subjects."""
+
+from __future__ import annotations
+
+from ringline.contracts import events
+from ringline.contracts.messages import CallEvent, CallStart, ReplyChunk, Transcript, TurnTiming
+from ringline.records import format_record
+from ringline.services.memory.recorder import CallRecorder
+
+
+def _recorder() -> CallRecorder:
+    return CallRecorder(CallStart(call_id="CA1", caller="+1555", started_at=100.0))
+
+
+def test_agent_turn_text_is_assembled_in_seq_order_even_if_chunks_arrive_out_of_order() -> None:
+    rec = _recorder()
+    timing = TurnTiming(first_chunk_at=101.0)
+    assert not rec.on_reply(ReplyChunk(call_id="CA1", turn_id="t", seq=1, text="world.", timing=timing))
+    assert rec.on_reply(ReplyChunk(call_id="CA1", turn_id="t", seq=0, text="Hello", timing=timing, final=True)) is True
+    assert rec.record.turns[0].text == "Hello world."
+
+
+def test_interrupted_turn_keeps_what_the_caller_heard_and_the_reaction_time() -> None:
+    rec = _recorder()
+    rec.on_reply(ReplyChunk(call_id="CA1", turn_id="t1", seq=0, text="Our opening hours are nine to five,",
+                            timing=TurnTiming(first_chunk_at=101.0)))
+    rec.on_event(CallEvent(call_id="CA1", name=events.TURN_BARGE_IN, turn_id="t1",
+                           data={"heard_text": "Our opening hours", "reaction_ms": 262.0}))
+    turn = rec.record.turn("t1")
+    assert turn.interrupted and turn.heard_text == "Our opening hours"
+    assert turn.latency_ms["barge_in_reaction"] == 262.0
+    assert "interrupted; the caller heard: 'Our opening hours'" in format_record(rec.record)
+
+
+def test_caller_turn_gets_its_end_of_turn_delay_and_readiness_chatter_is_not_recorded() -> None:
+    rec = _recorder()
+    rec.on_transcript(Transcript(call_id="CA1", utterance_id="u1", text="Book a table for Tuesday.",
+                                 speech_started_at=102.0, speech_ended_at=104.0, emitted_at=104.5))
+    rec.on_event(CallEvent(call_id="CA1", name=events.STT_UTTERANCE, turn_id="u1", data={"end_of_turn_ms": 480.0}))
+    assert not rec.on_event(CallEvent(call_id="CA1", name=events.STAGE_READY, data={"stage": "tts"}))
+    turn = rec.record.turn("u1")
+    assert turn.latency_ms == {"stt": 500.0, "end_of_turn": 480.0}
+    assert [e["name"] for e in rec.record.events] == [events.STT_UTTERANCE]
+
+
+def test_interim_transcripts_are_not_turns() -> None:
+    rec = _recorder()
+    assert not rec.on_transcript(Transcript(call_id="CA1", utterance_id="u1", text="Book a", is_final=False))
+    assert rec.record.turns == []
