@@ -1,0 +1,416 @@
+"""The Helm chart (infra/k8s/ringline) as an operator meets it.
+
+It lints strictly, renders with the default values and with a production-like values file
+(ci/production-values.yaml: 3 NATS servers, autoscaled stages, an existing Secret, an HTTPS
+ingress, network policies), and every rendered manifest validates strictly against the
+Kubernetes 1.32 schemas. Then the things an operator would notice: every service is probed on
+/health on the port it listens on, NATS really runs JetStream on a PVC with the rendered
+nats.conf, traces go to Jaeger, the stages autoscale, the provider keys reach the services that
+use them, pods drain before they are killed, and a bad value fails the install with a message
+that names it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHART, NAMESPACE, PRODUCTION_VALUES, RELEASE, Chart, RenderError
+
+SERVICES = ("telephony", "stt", "brain", "tts", "memory")
+AUTOSCALED = ("stt", "brain", "tts")
+SECRET_KEYS = {  # which service needs which key
+    "ANTHROPIC_API_KEY": "brain",
+    "DEEPGRAM_API_KEY": "stt",
+    "CARTESIA_API_KEY": "tts",
+    "TWILIO_AUTH_TOKEN": "telephony",
+    "TWILIO_ACCOUNT_SID": "telephony",
+}
+PROD = ("-f", str(PRODUCTION_VALUES))
+
+
+def objects(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def one(docs: list[dict], kind: str, name: str) -> dict:
+    found = objects(docs, kind)
+    assert name in found, f"no {kind} {name}; have {sorted(found)}"
+    return found[name]
+
+
+def service_deployment(docs: list[dict], name: str) -> dict:
+    return one(docs, "Deployment", f"{RELEASE}-{name}")
+
+
+def main_container(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]["containers"][0]
+
+
+def env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def nats_conf(docs: list[dict]) -> str:
+    return one(docs, "ConfigMap", f"{RELEASE}-nats-config")["data"]["nats.conf"]
+
+
+@pytest.fixture(scope="module")
+def default(chart: Chart) -> list[dict]:
+    return chart.render()
+
+
+@pytest.fixture(scope="module")
+def production(chart: Chart) -> list[dict]:
+    return chart.render(*PROD)
+
+
+RENDERS = {
+    "default": (),
+    "production": PROD,
+    "external-nats-no-jaeger": ("--set", "nats.external.url=nats://nats.messaging:4222",
+                                "--set", "jaeger.enabled=false", "--set", "networkPolicy.enabled=true",
+                                "--set", "otel.endpoint=http://otel-collector.observability:4318"),
+}
+
+
+# -- the chart as a whole ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("values", [(), PROD], ids=["default", "production"])
+def test_lint_strict(chart: Chart, values: tuple[str, ...]) -> None:
+    proc = chart.helm_run("lint", "--strict", str(CHART), *values)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("name", list(RENDERS))
+def test_manifests_validate_against_kubernetes_1_32(chart: Chart, name: str, tmp_path: Path) -> None:
+    rendered = tmp_path / f"{name}.yaml"
+    rendered.write_text(chart.template(*RENDERS[name]))
+    proc = chart.validate(rendered)
+    assert proc.returncode == 0, f"kubernetes-validate --strict rejected the {name} render:\n{proc.stdout}{proc.stderr}"
+
+
+def test_production_render_has_everything(production: list[dict]) -> None:
+    kinds = {d["kind"] for d in production}
+    assert {"StatefulSet", "Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler",
+            "PodDisruptionBudget", "NetworkPolicy", "Ingress"} <= kinds
+    assert "Secret" not in kinds, "an existingSecret is named: the chart must not create one"
+
+
+# -- services ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("render", ["default", "production"])
+def test_every_service_is_probed_on_health_where_it_listens(request: pytest.FixtureRequest, render: str) -> None:
+    docs = request.getfixturevalue(render)
+    for name in SERVICES:
+        c = main_container(service_deployment(docs, name))
+        assert c["command"] == ["python", "-m", f"ringline.services.{name}"]
+        port = {p["name"]: p["containerPort"] for p in c["ports"]}["http"]
+        variables = env(c)
+        prefix = f"RINGLINE_{name.upper()}_"
+        assert variables[f"{prefix}PORT"]["value"] == str(port), f"{name} listens elsewhere than its containerPort"
+        assert variables[f"{prefix}HOST"]["value"] == "0.0.0.0", f"{name} would bind to loopback only"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}, f"{name} {probe}"
+            # /health pings NATS with a 2 s timeout: the probe must wait longer than that.
+            assert c[probe]["timeoutSeconds"] > 2, f"{name} {probe} times out before /health can answer"
+
+
+@pytest.mark.parametrize("render", ["default", "production"])
+def test_pods_drain_before_they_are_killed(request: pytest.FixtureRequest, render: str) -> None:
+    docs = request.getfixturevalue(render)
+    for name in SERVICES:
+        pod = service_deployment(docs, name)["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        sleep = c["lifecycle"]["preStop"]["exec"]["command"]
+        assert sleep[0] == "sleep" and int(sleep[1]) > 0, f"{name} has no preStop sleep"
+        drain = float(env(c)[f"RINGLINE_{name.upper()}_DRAIN_TIMEOUT_S"]["value"])
+        assert pod["terminationGracePeriodSeconds"] > int(sleep[1]) + drain, \
+            f"{name}: grace period {pod['terminationGracePeriodSeconds']} s <= preStop {sleep[1]} s + drain {drain} s"
+
+
+def test_production_telephony_drains_calls_longer(production: list[dict]) -> None:
+    c = main_container(service_deployment(production, "telephony"))
+    assert env(c)["RINGLINE_TELEPHONY_DRAIN_TIMEOUT_S"]["value"] == "120"
+
+
+@pytest.mark.parametrize("render", ["default", "production"])
+def test_every_service_has_a_disruption_budget_and_spreads(request: pytest.FixtureRequest, render: str) -> None:
+    docs = request.getfixturevalue(render)
+    budgets = objects(docs, "PodDisruptionBudget")
+    for name in SERVICES:
+        deployment = service_deployment(docs, name)
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert budgets[f"{RELEASE}-{name}"]["spec"]["selector"]["matchLabels"] == selector
+        spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert spread and all(s["labelSelector"]["matchLabels"] == selector for s in spread)
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+# -- autoscaling ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("render", ["default", "production"])
+def test_stt_brain_tts_autoscale_on_cpu(request: pytest.FixtureRequest, render: str) -> None:
+    docs = request.getfixturevalue(render)
+    hpas = objects(docs, "HorizontalPodAutoscaler")
+    for name in AUTOSCALED:
+        hpa = hpas.get(f"{RELEASE}-{name}")
+        assert hpa is not None, f"no HPA for {name}"
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{RELEASE}-{name}"}
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        # The HPA owns the replica count; a fixed one in the Deployment would fight it on every upgrade.
+        assert "replicas" not in service_deployment(docs, name)["spec"]
+    assert "resources" in main_container(service_deployment(docs, "brain"))
+
+
+def test_production_scales_out(production: list[dict]) -> None:
+    hpas = objects(production, "HorizontalPodAutoscaler")
+    assert {hpas[f"{RELEASE}-{n}"]["spec"]["minReplicas"] for n in AUTOSCALED} == {3}
+    assert f"{RELEASE}-telephony" in hpas
+
+
+# -- NATS -------------------------------------------------------------------------------------
+
+def test_nats_runs_jetstream_on_a_pvc(default: list[dict]) -> None:
+    sts = one(default, "StatefulSet", f"{RELEASE}-nats")
+    assert sts["spec"]["replicas"] == 1
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    mounts = {m["name"]: m["mountPath"] for m in main_container(sts)["volumeMounts"]}
+    conf = nats_conf(default)
+    store = re.search(r"jetstream \{[^}]*store_dir: (\S+)", conf)
+    assert store, f"no JetStream store in nats.conf:\n{conf}"
+    assert store.group(1).startswith(mounts[claim["metadata"]["name"]]), "JetStream does not write to the PVC"
+    assert "cluster {" not in conf, "a single server must not try to route to peers"
+    # Every service connects to the NATS Service, which selects the NATS pods on the client port.
+    svc = one(default, "Service", f"{RELEASE}-nats")
+    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    port = svc["spec"]["ports"][0]["port"]
+    for name in SERVICES:
+        assert env(main_container(service_deployment(default, name)))["NATS_URL"]["value"] == f"nats://{RELEASE}-nats:{port}"
+
+
+def test_rendered_nats_conf_starts_a_jetstream_server(default: list[dict], tmp_path: Path) -> None:
+    """Run the real nats-server on the rendered nats.conf (paths and ports moved to the test's
+    own) and ask it the questions the chart's probes ask."""
+    from ringline.stack import free_port, nats_server_binary, port_open
+
+    client, monitor = free_port(), free_port()
+    conf = (nats_conf(default)
+            .replace("0.0.0.0:4222", f"127.0.0.1:{client}").replace("0.0.0.0:8222", f"127.0.0.1:{monitor}")
+            .replace("store_dir: /data", f"store_dir: {tmp_path / 'data'}")
+            .replace("/var/run/nats/nats.pid", str(tmp_path / "nats.pid")))
+    (tmp_path / "nats.conf").write_text(conf)
+    sts = one(default, "StatefulSet", f"{RELEASE}-nats")
+    probes = {p: main_container(sts)[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(tmp_path / "nats.conf")], env={"POD_NAME": f"{RELEASE}-nats-0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not port_open("127.0.0.1", monitor):
+            assert proc.poll() is None, f"nats-server refused the rendered nats.conf:\n{proc.stdout.read()}"
+            assert time.monotonic() < deadline, "nats-server did not start"
+            time.sleep(0.05)
+        for probe, path in probes.items():
+            with urllib.request.urlopen(f"http://127.0.0.1:{monitor}{path}", timeout=5) as reply:
+                assert reply.status == 200, f"{probe} {path}"
+        with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/varz", timeout=5) as reply:
+            varz = reply.read().decode()
+        assert '"server_name": "ringline-nats-0"' in varz
+        assert (tmp_path / "data" / "jetstream").is_dir(), "JetStream did not create its store on the data volume"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_production_nats_is_a_three_server_cluster(production: list[dict], tmp_path: Path) -> None:
+    from ringline.stack import nats_server_binary
+
+    sts = one(production, "StatefulSet", f"{RELEASE}-nats")
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["podManagementPolicy"] == "Parallel", "JetStream needs all servers up to elect a leader"
+    headless = one(production, "Service", f"{RELEASE}-nats-headless")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
+    conf = nats_conf(production)
+    routes = re.findall(r"nats://(\S+):6222", conf)
+    assert routes == [f"{RELEASE}-nats-{i}.{RELEASE}-nats-headless.{NAMESPACE}.svc.cluster.local" for i in range(3)]
+    assert "server_name: $POD_NAME" in conf, "each server needs its own name in a JetStream cluster"
+    assert one(production, "PodDisruptionBudget", f"{RELEASE}-nats")["spec"]["maxUnavailable"] == 1
+    (tmp_path / "nats.conf").write_text(conf)
+    check = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")],
+                           env={"POD_NAME": f"{RELEASE}-nats-0"}, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_external_nats_replaces_the_bundled_one(chart: Chart) -> None:
+    docs = chart.render(*RENDERS["external-nats-no-jaeger"])
+    assert not objects(docs, "StatefulSet"), "no NATS should be deployed when nats.external.url is set"
+    for name in SERVICES:
+        assert env(main_container(service_deployment(docs, name)))["NATS_URL"]["value"] == "nats://nats.messaging:4222"
+
+
+# -- tracing ----------------------------------------------------------------------------------
+
+def test_services_send_traces_to_jaeger(default: list[dict]) -> None:
+    jaeger = one(default, "Service", f"{RELEASE}-jaeger")
+    ports = {p["name"]: p["port"] for p in jaeger["spec"]["ports"]}
+    assert ports["otlp-http"] == 4318 and ports["ui"] == 16686
+    config = one(default, "ConfigMap", f"{RELEASE}-jaeger-config")["data"]["config.yaml"]
+    assert "endpoint: 0.0.0.0:4318" in config, "Jaeger must accept OTLP/HTTP from other pods"
+    expected = f"http://{RELEASE}-jaeger:4318"
+    for name in SERVICES:
+        assert env(main_container(service_deployment(default, name)))["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == expected
+
+
+def test_without_jaeger_traces_go_where_configured(chart: Chart) -> None:
+    off = chart.render("--set", "jaeger.enabled=false")
+    assert not [d for d in off if "jaeger" in d["metadata"]["name"]]
+    assert all("OTEL_EXPORTER_OTLP_ENDPOINT" not in env(main_container(service_deployment(off, n))) for n in SERVICES)
+    own = chart.render(*RENDERS["external-nats-no-jaeger"])
+    for name in SERVICES:
+        assert env(main_container(service_deployment(own, name)))["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == \
+            "http://otel-collector.observability:4318"
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+def _secret_refs(docs: list[dict]) -> dict[str, tuple[str, str]]:
+    """KEY -> (service, secret name) for every secretKeyRef in the service Deployments."""
+    refs = {}
+    for name in SERVICES:
+        for var in main_container(service_deployment(docs, name)).get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["key"] == var["name"] and ref["optional"] is True, var
+                assert var["name"] not in refs, f"{var['name']} given to two services"
+                refs[var["name"]] = (name, ref["name"])
+    return refs
+
+
+def test_each_key_reaches_only_the_service_that_uses_it(default: list[dict]) -> None:
+    refs = _secret_refs(default)
+    assert {k: s for k, (s, _) in refs.items()} == SECRET_KEYS
+    assert {secret for _, secret in refs.values()} == {f"{RELEASE}-secrets"}
+    assert one(default, "Secret", f"{RELEASE}-secrets")["data"] == {}, "empty keys must be left out, not set to ''"
+
+
+def test_chart_created_secret_holds_given_keys(chart: Chart) -> None:
+    docs = chart.render("--set", "secrets.values.ANTHROPIC_API_KEY=sk-test", "--set", "secrets.values.TWILIO_AUTH_TOKEN=tok")
+    data = one(docs, "Secret", f"{RELEASE}-secrets")["data"]
+    assert {k: base64.b64decode(v).decode() for k, v in data.items()} == {"ANTHROPIC_API_KEY": "sk-test", "TWILIO_AUTH_TOKEN": "tok"}
+    brain = service_deployment(docs, "brain")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/secret" in brain, "pods must roll when a key changes"
+
+
+def test_production_reads_keys_from_the_existing_secret(production: list[dict]) -> None:
+    refs = _secret_refs(production)
+    assert set(refs) == set(SECRET_KEYS)
+    assert {secret for _, secret in refs.values()} == {"ringline-provider-keys"}
+
+
+# -- the edge ---------------------------------------------------------------------------------
+
+def test_production_edge_is_reachable_for_twilio(production: list[dict]) -> None:
+    ingress = one(production, "Ingress", f"{RELEASE}-telephony")
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = one(production, "Service", backend["name"])
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    telephony = main_container(service_deployment(production, "telephony"))
+    assert env(telephony)["RINGLINE_TELEPHONY_PUBLIC_URL"]["value"] == "https://voice.example.com"
+
+
+def test_explicit_public_url_wins(chart: Chart) -> None:
+    docs = chart.render("--set", "services.telephony.publicUrl=https://abc.ngrok.app/")
+    telephony = main_container(service_deployment(docs, "telephony"))
+    assert env(telephony)["RINGLINE_TELEPHONY_PUBLIC_URL"]["value"] == "https://abc.ngrok.app"
+
+
+# -- network policies -------------------------------------------------------------------------
+
+def test_production_network_policies_isolate_the_services(production: list[dict]) -> None:
+    policies = objects(production, "NetworkPolicy")
+    for name in SERVICES:
+        spec = policies[f"{RELEASE}-{name}"]["spec"]
+        assert spec["podSelector"]["matchLabels"] == service_deployment(production, name)["spec"]["selector"]["matchLabels"]
+        assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+        if name == "telephony":
+            assert spec["ingress"], "telephony must accept the ingress controller"
+        else:
+            assert spec["ingress"] == [], f"{name} must accept no connections"
+        peers = {}
+        for rule in spec["egress"]:
+            ports = tuple(sorted(p["port"] for p in rule["ports"]))
+            for peer in rule.get("to", [{"anywhere": True}]):
+                key = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") \
+                    or ("public" if "ipBlock" in peer else "any")
+                peers.setdefault(key, set()).update(ports)
+        # NATS, Jaeger, DNS and (allowExternalHttps) HTTPS to public addresses; nothing else.
+        assert peers == {"nats": {4222}, "jaeger": {4317, 4318}, "any": {53}, "public": {443}}, f"{name}: {peers}"
+    nats = policies[f"{RELEASE}-nats"]["spec"]
+    client_rule = next(r for r in nats["ingress"] if r["ports"][0]["port"] == 4222)
+    assert client_rule["from"][0]["podSelector"]["matchLabels"]["ringline.dev/role"] == "service"
+    for name in SERVICES:
+        pod_labels = service_deployment(production, name)["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels.get("ringline.dev/role") == "service", f"{name} could not reach NATS"
+
+
+def test_network_policies_are_off_by_default(default: list[dict]) -> None:
+    assert not objects(default, "NetworkPolicy")
+
+
+# -- bad values fail the install with a message naming them ----------------------------------
+
+@pytest.mark.parametrize(("args", "names"), [
+    (("--set", "nats.replicas=2"), "nats.replicas"),
+    (("--set", "services.telephony.publicUrl=ftp://phone.example.com"), "services.telephony.publicUrl"),
+    (("--set", "natz.replicas=3"), "natz"),
+    (("--set", "services.brain.resources.requests.memory=lots"), "services.brain.resources.requests.memory"),
+    (("--set", "services.stt.autoscaling.maxReplicas=0"), "services.stt.autoscaling.maxReplicas"),
+    (("--set", "serviceDefaults.terminationGracePeriodSeconds=5"), "terminationGracePeriodSeconds"),
+    (("--set", "services.tts.autoscaling.minReplicas=9"), "maxReplicas"),
+    (("--set", "ingress.enabled=true", "--set", "ingress.hosts=null"), "ingress.hosts"),
+], ids=["even-nats-cluster", "non-http-public-url", "typo-top-level-key", "bad-quantity", "zero-max-replicas",
+        "grace-shorter-than-drain", "min-above-max", "ingress-without-host"])
+def test_invalid_values_fail_with_a_clear_message(chart: Chart, args: tuple[str, ...], names: str) -> None:
+    with pytest.raises(RenderError) as failure:
+        chart.template(*args)
+    assert names in str(failure.value), str(failure.value)
+
+
+# -- NOTES ------------------------------------------------------------------------------------
+
+def _notes(chart: Chart, tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` would print it (helm template omits it, so a probe template
+    in a copy of the chart includes it)."""
+    copy = tmp_path / "ringline"
+    shutil.copytree(CHART, copy)
+    (copy / "templates" / "zz-notes-probe.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes-probe}\n'
+        'data:\n  notes: {{ include "ringline/templates/NOTES.txt" . | quote }}\n')
+    docs = chart.parse(chart.template(*args, "--show-only", "templates/zz-notes-probe.yaml", chart=copy))
+    return docs[0]["data"]["notes"]
+
+
+def test_notes_tell_how_to_reach_the_edge_and_jaeger(chart: Chart, tmp_path: Path) -> None:
+    notes = _notes(chart, tmp_path / "default")
+    assert f"kubectl -n {NAMESPACE} port-forward svc/{RELEASE}-telephony" in notes
+    assert f"port-forward svc/{RELEASE}-jaeger 16686:16686" in notes
+    assert "no public URL is set" in notes
+    prod = _notes(chart, tmp_path / "production", *PROD)
+    assert "POST https://voice.example.com/twilio/voice" in prod
+    assert "no public URL is set" not in prod
