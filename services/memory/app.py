@@ -32,7 +32,7 @@ class MemoryService:
     async def open_store(self) -> None:
         # Connect before the subscribers start, so no call can arrive before the bucket is open.
         await self.broker.connect()
-        self.store = await CallStore.open(self.broker, self.settings.calls_bucket)
+        self.store = await CallStore.open(self.broker, self.settings.calls_bucket, self.settings.kv_replicas)
 
     def _session(self, call: Any, bus: Any) -> MemorySession:
         assert self.store is not None, "store is opened on startup"

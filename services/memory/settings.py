@@ -12,5 +12,6 @@ class MemorySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RINGLINE_MEMORY_", extra="ignore")
 
     port: int = 8084
-    calls_bucket: str = "ringline_calls"
-    max_events_per_call: int = Field(default=500, ge=0)
+    calls_bucket: str = Field(default="ringline_calls", description="JetStream KV bucket of call records")
+    kv_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas of the bucket (3 on a NATS cluster)")
+    max_events_per_call: int = Field(default=500, ge=0, description="events kept on one call record")

@@ -19,8 +19,8 @@ class CallStore:
         self.kv = kv
 
     @classmethod
-    async def open(cls, broker, bucket: str) -> CallStore:
-        kv = await broker.key_value(bucket, storage=StorageType.FILE, history=1,
+    async def open(cls, broker, bucket: str, replicas: int = 1) -> CallStore:
+        kv = await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
                                     description="Ringline call records")
         return cls(kv)
 
