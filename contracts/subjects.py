@@ -13,6 +13,7 @@ CALLS_END = "calls.end"
 
 MEMORY_CALLS_LIST = "memory.calls.list"
 MEMORY_CALLS_GET = "memory.calls.get"
+MEMORY_SPEND_GET = "memory.spend.get"
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 

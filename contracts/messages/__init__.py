@@ -21,6 +21,8 @@ from .records import (
     CallListRequest,
     CallRecord,
     CallSummary,
+    SpendReply,
+    SpendRequest,
     TurnRecord,
 )
 from .transcript import SpeechEvent, Transcript
@@ -29,6 +31,6 @@ __all__ = [
     "FRAME_BYTES", "FRAME_MS", "SAMPLE_RATE",
     "AgentAudio", "AudioFrame", "CallEnd", "CallEvent", "CallGetReply", "CallGetRequest",
     "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
-    "Message", "Playback", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
+    "Message", "Playback", "SpendReply", "SpendRequest", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
     "TurnTiming", "make_mark", "now", "parse_mark",
 ]

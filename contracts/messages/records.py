@@ -33,6 +33,8 @@ class TurnRecord(BaseModel):
     providers: dict[str, str] = Field(default_factory=dict)
     interrupted: bool = False
     heard_text: str = ""  # for an interrupted agent turn: what the caller actually heard
+    usage: list[dict[str, Any]] = Field(default_factory=list)  # contracts.pricing.Usage, one per provider
+    cost: dict[str, Any] = Field(default_factory=dict)  # contracts.pricing.Cost.rounded()
 
 
 class CallRecord(BaseModel):
@@ -48,6 +50,7 @@ class CallRecord(BaseModel):
     end_reason: str = ""
     turns: list[TurnRecord] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    cost: dict[str, Any] = Field(default_factory=dict)  # the sum of the turns' costs
 
     def turn(self, turn_id: str) -> TurnRecord | None:
         return next((t for t in self.turns if t.turn_id == turn_id), None)
@@ -61,6 +64,19 @@ class CallSummary(BaseModel):
     ended_at: float
     turns: int
     end_reason: str
+    cost: float = 0.0
+
+
+class SpendRequest(BaseModel):
+    agent_id: str
+    day: str = ""  # YYYY-MM-DD (UTC); empty: today
+
+
+class SpendReply(BaseModel):
+    agent_id: str
+    day: str
+    spent: float = 0.0
+    currency: str = "USD"
 
 
 class CallListRequest(BaseModel):

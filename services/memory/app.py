@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from ringline.contracts import subjects
-from ringline.contracts.messages import CallGetReply, CallGetRequest, CallListRequest, CallSummary
+from ringline.contracts.messages import (
+    CallGetReply,
+    CallGetRequest,
+    CallListRequest,
+    CallSummary,
+    SpendReply,
+    SpendRequest,
+)
+from ringline.contracts.pricing import load_prices
 from ringline.contracts.runtime import (
     CallRouter,
     configure_logging,
@@ -17,7 +27,7 @@ from ringline.contracts.runtime import (
 
 from .session import MemorySession
 from .settings import MemorySettings
-from .store import CallStore
+from .store import CallStore, SpendStore
 
 
 class MemoryService:
@@ -25,18 +35,24 @@ class MemoryService:
         self.settings = settings
         self.broker = create_broker(settings, "memory")
         self.store: CallStore | None = None
+        self.spend: SpendStore | None = None
+        overrides = json.loads(settings.prices_json) if settings.prices_json else None
+        self.prices = load_prices(path=settings.prices_file, env={}, overrides=overrides)
         self.router = CallRouter(self.broker, "memory", self._session)
         self.broker.subscriber(subjects.MEMORY_CALLS_LIST, queue="memory")(self.list_calls)
         self.broker.subscriber(subjects.MEMORY_CALLS_GET, queue="memory")(self.get_call)
+        self.broker.subscriber(subjects.MEMORY_SPEND_GET, queue="memory")(self.get_spend)
 
     async def open_store(self) -> None:
         # Connect before the subscribers start, so no call can arrive before the bucket is open.
         await self.broker.connect()
         self.store = await CallStore.open(self.broker, self.settings.calls_bucket, self.settings.kv_replicas)
+        self.spend = await SpendStore.open(self.broker, self.settings.spend_bucket, self.settings.kv_replicas)
 
     def _session(self, call: Any, bus: Any) -> MemorySession:
         assert self.store is not None, "store is opened on startup"
-        return MemorySession(call, bus, self.store, self.settings.max_events_per_call)
+        assert self.spend is not None
+        return MemorySession(call, bus, self.store, self.spend, self.prices, self.settings.max_events_per_call)
 
     async def list_calls(self, request: CallListRequest) -> list[CallSummary]:
         assert self.store is not None
@@ -46,6 +62,13 @@ class MemoryService:
         assert self.store is not None
         record = await self.store.get(request.call_id)
         return CallGetReply(found=record is not None, record=record)
+
+
+    async def get_spend(self, request: SpendRequest) -> SpendReply:
+        assert self.spend is not None
+        day = request.day or datetime.now(UTC).strftime("%Y-%m-%d")
+        spent = await self.spend.get(request.agent_id, day)
+        return SpendReply(agent_id=request.agent_id, day=day, spent=spent, currency=self.prices.currency)
 
 
 def create_app(settings: MemorySettings) -> Any:

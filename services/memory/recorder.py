@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+from ringline.contracts.pricing import DEFAULT_PRICES, PriceTable, Usage, call_cost, turn_cost
 from ringline.contracts.messages import (
     CallEvent,
     CallRecord,
@@ -22,7 +25,8 @@ from ringline.contracts.events import (
 
 
 class CallRecorder:
-    def __init__(self, call: CallStart, max_events: int = 500) -> None:
+    def __init__(self, call: CallStart, max_events: int = 500, prices: PriceTable = DEFAULT_PRICES) -> None:
+        self.prices = prices
         self.record = CallRecord(
             call_id=call.call_id,
             agent_id=call.agent_id,
@@ -94,10 +98,28 @@ class CallRecorder:
                 turn.latency_ms["filler"] = float(event.data["filler_ms"])
             if event.data.get("ms") is not None:
                 turn.latency_ms[f"tool:{event.data.get('name', '?')}"] = float(event.data["ms"])
+        if isinstance(event.data.get("usage"), dict):
+            self._charge(event)
         if len(self.record.events) < self.max_events:
             entry = {"name": event.name, "turn_id": event.turn_id, "at": event.at, **event.data}
             self.record.events.append(entry)
         return True
+
+    def _charge(self, event: CallEvent) -> None:
+        """Price a stage's usage onto its turn (caller turns carry STT, agent turns LLM and TTS)."""
+        try:
+            usage = Usage.model_validate(event.data["usage"])
+        except ValidationError:
+            return
+        speaker = "caller" if usage.stt_provider and not (usage.llm_model or usage.tts_provider) else "agent"
+        turn = self._turn(event.turn_id or f"{event.name}:{event.at}", speaker)
+        turn.usage.append(usage.model_dump(exclude_defaults=True))
+        turn.cost = turn_cost(self._usages(turn), self.prices).rounded()
+        self.record.cost = call_cost([self._usages(t) for t in self.record.turns], self.prices).rounded()
+
+    @staticmethod
+    def _usages(turn: TurnRecord) -> list[Usage]:
+        return [Usage.model_validate(u) for u in turn.usage]
 
     def on_end(self, reason: str, at: float | None = None) -> None:
         self.record.ended_at = at or now()

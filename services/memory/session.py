@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from ringline.contracts import subjects
 from ringline.contracts.messages import CallEvent, CallStart, ReplyChunk, Transcript
 from ringline.contracts.runtime import CallBus, CallSession
 
 from .recorder import CallRecorder
-from .store import CallStore
+from ringline.contracts.pricing import PriceTable
+
+from .store import CallStore, SpendStore
 
 log = logging.getLogger("ringline.memory")
 
 
 class MemorySession(CallSession):
-    def __init__(self, call: CallStart, bus: CallBus, store: CallStore, max_events: int) -> None:
+    def __init__(self, call: CallStart, bus: CallBus, store: CallStore, spend: SpendStore,
+                 prices: PriceTable, max_events: int) -> None:
         super().__init__(call, bus)
         self.store = store
-        self.recorder = CallRecorder(call, max_events)
+        self.spend = spend
+        self.recorder = CallRecorder(call, max_events, prices)
 
     async def start(self) -> None:
         await self.bus.subscribe(subjects.transcript(self.call_id), self.on_transcript)
@@ -41,6 +46,13 @@ class MemorySession(CallSession):
     async def close(self, reason: str) -> None:
         self.recorder.on_end(reason)
         await self.save()
+        total = float(self.recorder.record.cost.get("total", 0.0))
+        if total > 0:
+            day = datetime.fromtimestamp(self.call.started_at, UTC).strftime("%Y-%m-%d")
+            try:
+                await self.spend.add(self.call.agent_id, day, total)
+            except Exception:
+                log.exception("adding the cost of call %s to the daily spend failed", self.call_id)
 
     async def save(self) -> None:
         try:

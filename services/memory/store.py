@@ -63,4 +63,48 @@ def summarize(record: CallRecord) -> CallSummary:
         ended_at=record.ended_at,
         turns=len(record.turns),
         end_reason=record.end_reason,
+        cost=float(record.cost.get("total", 0.0)),
     )
+
+
+class SpendStore:
+    """Money spent per agent per UTC day, for daily spend caps (`<agent>.<YYYY-MM-DD>` -> total)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, broker, bucket: str, replicas: int = 1) -> SpendStore:
+        kv = await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
+                                    description="Ringline spend per agent per day")
+        return cls(kv)
+
+    @staticmethod
+    def key(agent_id: str, day: str) -> str:
+        return f"{agent_id}.{day}"
+
+    async def get(self, agent_id: str, day: str) -> float:
+        try:
+            entry = await self.kv.get(self.key(agent_id, day))
+        except KeyNotFoundError:
+            return 0.0
+        return float(unpack(entry.value)) if entry.value else 0.0
+
+    async def add(self, agent_id: str, day: str, amount: float) -> float:
+        """Add with optimistic concurrency: several memory replicas may close calls at once."""
+        key = self.key(agent_id, day)
+        for _ in range(10):
+            try:
+                entry = await self.kv.get(key)
+                total = float(unpack(entry.value)) + amount
+                await self.kv.update(key, pack(total), last=entry.revision)
+                return total
+            except KeyNotFoundError:
+                try:
+                    await self.kv.create(key, pack(amount))
+                    return amount
+                except Exception:  # created meanwhile by another replica: read it again
+                    continue
+            except Exception:  # revision moved on: retry
+                continue
+        raise RuntimeError(f"could not add spend to {key}")

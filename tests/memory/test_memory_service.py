@@ -79,3 +79,32 @@ async def test_call_record_holds_every_turn_with_latencies_and_survives_restart(
         await service.broker.stop()
     assert [c.call_id for c in calls] == ["CAtest1"] and calls[0].turns == 3
     assert again == record
+
+
+async def test_daily_spend_per_agent_adds_up_across_calls(nats_server) -> None:
+    from ringline.contracts.messages import SpendReply, SpendRequest
+
+    service = MemoryService(MemorySettings(nats_url=nats_server.url))
+    await service.open_store()
+    await service.broker.start()
+    client = NatsBroker(nats_server.url, codec=MsgpackCodec())
+    await client.start()
+    try:
+        for call_id in ("CAspend1", "CAspend2"):
+            await client.publish(CallStart(call_id=call_id, agent_id="sales"), subjects.CALLS_START)
+            await asyncio.sleep(0.2)
+            usage = {"llm_model": "claude-haiku-4-5", "input_tokens": 100_000, "output_tokens": 0}
+            await client.publish(CallEvent(call_id=call_id, name="turn.llm", turn_id="t", data={"usage": usage}),
+                                 subjects.event(call_id))
+            await client.publish(CallEnd(call_id=call_id), subjects.CALLS_END)
+            await wait_for_ended(nats_server.url, call_id)
+        reply = await client.request(SpendRequest(agent_id="sales"), subjects.MEMORY_SPEND_GET, timeout=5)
+        other = await client.request(SpendRequest(agent_id="support"), subjects.MEMORY_SPEND_GET, timeout=5)
+    finally:
+        await client.stop()
+        await service.broker.stop()
+    from ringline.contracts.codec import unpack
+
+    spend = SpendReply.model_validate(unpack(reply.body))
+    assert spend.spent == 0.2  # two calls of 100k Haiku input tokens at $1/MTok
+    assert SpendReply.model_validate(unpack(other.body)).spent == 0.0

@@ -47,3 +47,30 @@ def test_interim_transcripts_are_not_turns() -> None:
     rec = _recorder()
     assert not rec.on_transcript(Transcript(call_id="CA1", utterance_id="u1", text="Book a", is_final=False))
     assert rec.record.turns == []
+
+
+def test_each_turn_is_priced_and_the_call_holds_the_total() -> None:
+    rec = _recorder()
+    rec.on_transcript(Transcript(call_id="CA1", utterance_id="u1", text="Hello.", speech_started_at=101.0,
+                                 speech_ended_at=102.0, emitted_at=102.3))
+    rec.on_event(CallEvent(call_id="CA1", name=events.STT_UTTERANCE, turn_id="u1",
+                           data={"usage": {"stt_provider": "deepgram-nova-3", "stt_seconds": 60.0}}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.TURN_LLM, turn_id="t1",
+                           data={"usage": {"llm_model": "claude-haiku-4-5", "input_tokens": 1_000_000,
+                                           "output_tokens": 100_000}}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.TTS_TURN, turn_id="t1",
+                           data={"usage": {"tts_provider": "cartesia", "tts_characters": 1000}}))
+    caller, agent = rec.record.turn("u1"), rec.record.turn("t1")
+    assert caller.cost["stt"] == 0.0077  # a minute of Deepgram at the default price
+    assert agent.cost["llm"] == 1.5  # $1/MTok in + $5/MTok out
+    assert agent.cost["tts"] == 0.05
+    assert rec.record.cost["total"] == round(0.0077 + 1.5 + 0.05, 6)
+
+
+def test_local_providers_cost_nothing_and_bad_usage_is_ignored() -> None:
+    rec = _recorder()
+    rec.on_event(CallEvent(call_id="CA1", name=events.TURN_LLM, turn_id="t1",
+                           data={"usage": {"llm_model": "qwen2.5-0.5b-instruct-q4_k_m", "output_tokens": 20}}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.TURN_LLM, turn_id="t2", data={"usage": {"output_tokens": -5}}))
+    assert rec.record.cost["total"] == 0.0
+    assert rec.record.turn("t2") is None
