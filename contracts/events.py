@@ -14,3 +14,4 @@ TURN_TOOL = "turn.tool"  # a tool call and its outcome
 TTS_TURN = "tts.turn"  # one agent turn synthesised
 TTS_ERROR = "tts.error"  # synthesis of one chunk failed
 CALL_HANGUP = "call.hangup"  # the agent decided to end the call
+EDGE_CLEAR = "edge.clear"  # the edge wrote Twilio `clear` (barge-in): data["at"] is when

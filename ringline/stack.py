@@ -148,14 +148,19 @@ class Stack:
                     proc = self.processes[name]
                     if proc.poll() is not None:
                         raise StackError(f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / (name + '.log')}")
-                    try:
-                        if client.get(f"http://127.0.0.1:{self.ports[name]}/health").status_code == 200:
-                            pending.discard(name)
-                    except httpx.HTTPError:
-                        pass
+                    if self._healthy(client, name):
+                        pending.discard(name)
                 if pending and time.monotonic() > deadline:
                     raise StackError(f"not healthy after {timeout:.0f} s: {', '.join(sorted(pending))}")
                 time.sleep(0.2)
+
+    def _healthy(self, client: httpx.Client, name: str) -> bool:
+        """`/health` answers ok *from this service* (not from whatever else took the port)."""
+        try:
+            response = client.get(f"http://127.0.0.1:{self.ports[name]}/health")
+            return response.status_code == 200 and response.json().get("service") == name
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return False
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the services (edge first, so calls end cleanly), then nats-server."""

@@ -11,7 +11,7 @@ from .base import CallMessage, now
 
 class SpeechEvent(CallMessage):
     """Voice activity, for barge-in: the caller started speaking, is still speaking (sent every
-    ~100 ms of voiced audio with the running total), or stopped."""
+    ~50 ms of voiced audio with the running total), or stopped."""
 
     type: Literal["speech"] = "speech"
     utterance_id: str

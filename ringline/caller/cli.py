@@ -1,6 +1,7 @@
 """`ringline call`: place a simulated phone call to the telephony edge.
 
     ringline call --say "Hi, I'd like to book a table" --say "Two people, at eight" --out agent.wav
+    ringline call --scenario barge-in.yaml        # steps: say/wait/interrupt/backchannel/dtmf/hangup/...
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 
 from .call import CallResult, place_call
 from .report import format_result
+from .scenario import Scenario, ScenarioError
+from .scenario import prepare as prepare_scenario
+from .scenario_file import load_scenario
 from .speech import Utterance, load_synth, read_wav, say
 
 
@@ -37,6 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="an utterance spoken by the local Piper voice (repeatable)")
     parser.add_argument("--wav", action=_ScriptItem, default=[], metavar="FILE",
                         help="an utterance read from a 16-bit WAV file (repeatable)")
+    parser.add_argument("--scenario", type=Path, default=None, metavar="FILE",
+                        help="a YAML or JSON scenario (say, wait, interrupt, backchannel, dtmf, hangup, "
+                        "expect_hangup); instead of --say/--wav")
     parser.add_argument("--from", dest="from_", default="+15550100001", metavar="NUMBER", help="caller number")
     parser.add_argument("--to", default="+15550100002", metavar="NUMBER", help="called number")
     parser.add_argument("--agent", default=None, help="agent id (?agent= on the voice webhook)")
@@ -66,11 +73,21 @@ def prepare(script: list[tuple[str, str]]) -> list[Utterance]:
     return [say(synth, item) if kind == "say" else read_wav(item) for kind, item in script]
 
 
+def _plan(args: argparse.Namespace) -> Scenario | list[Utterance]:
+    """The scenario file (prepared) or the --say/--wav script; blocking (voice, files)."""
+    path = getattr(args, "scenario", None)
+    if path is None:
+        return prepare(_script(args))
+    if _script(args):
+        raise ScenarioError("give either --scenario or --say/--wav, not both")
+    return prepare_scenario(load_scenario(path))
+
+
 async def _run(args: argparse.Namespace) -> CallResult:
-    utterances = await asyncio.to_thread(prepare, _script(args))
+    plan = await asyncio.to_thread(_plan, args)
     return await place_call(
         args.url,
-        utterances,
+        plan,
         caller=getattr(args, "from_", "+15550100001"),
         callee=args.to,
         agent=args.agent,
@@ -86,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     """0 when the call went as scripted, 1 when something went wrong (reported), 2 on bad input."""
     try:
         result = asyncio.run(_run(args))
-    except (OSError, ValueError) as exc:  # an unreadable WAV, a voice that would not load
+    except (OSError, ValueError) as exc:  # an unreadable WAV or scenario, a voice that would not load
         print(f"ringline call: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):

@@ -3,7 +3,8 @@
 A sender task sends a 20 ms media frame every 20 ms for the whole call (the caller's speech, or
 mu-law silence between utterances) and echoes marks once the audio before them has "played";
 a receiver task feeds agent audio, marks and `clear` into the playback emulator. All socket
-writes happen in the sender task, so they never interleave.
+writes happen in the sender task, so they never interleave. Everything seen and done is also
+written to a `Timeline`, for the verdicts computed after the call.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from .playback import PlaybackEmulator
 from .speech import FRAME_BYTES, SILENCE, Utterance
+from .timeline import Timeline
 from .twilio_sim import StreamMessages
 
 log = logging.getLogger("ringline.caller.line")
@@ -37,6 +39,19 @@ class Speaking:
     speech_end_at: float = 0.0  # when the last frame with speech in it was sent
     ended_at: float = 0.0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    onset_frame: int = 0
+    sent_at: dict[int, float] = field(default_factory=dict)  # send time of the frames in `watch`
+    watch: frozenset[int] = frozenset()
+
+    @property
+    def onset_at(self) -> float:
+        """When the first frame with speech in it was sent (0.0 before)."""
+        return self.sent_at.get(self.onset_frame, 0.0)
+
+    def pause_spans(self) -> list[tuple[float, float]]:
+        """Wall-clock [start, end) of the utterance's inner pauses that were sent."""
+        return [(self.sent_at[a], self.sent_at[b]) for a, b in self.utterance.pauses
+                if a in self.sent_at and b in self.sent_at]
 
 
 @dataclass
@@ -57,6 +72,7 @@ class PhoneLine:
         self.ws = ws
         self.messages = messages
         self.playback = PlaybackEmulator()
+        self.timeline = Timeline()
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -64,7 +80,7 @@ class PhoneLine:
         self.unexpected: list[str] = []
         self.fell_behind = 0
         self._speaking: deque[Speaking] = deque()
-        self._echoes: deque[str] = deque()
+        self._echoes: deque[tuple[str, str, bool]] = deque()  # (raw message, mark echoed, via clear)
         self._window: Listening | None = None
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -78,13 +94,20 @@ class PhoneLine:
                        asyncio.create_task(self._receive_loop(), name="caller:receive")]
 
     def speak(self, utterance: Utterance) -> Speaking:
-        speaking = Speaking(utterance, voiced_frames=utterance.voiced_frames)
+        onset = utterance.onset_frame
+        watch = frozenset({onset, *(i for pause in utterance.pauses for i in pause)})
+        speaking = Speaking(utterance, voiced_frames=utterance.voiced_frames, onset_frame=onset, watch=watch)
         self._speaking.append(speaking)
         return speaking
 
     def send_raw(self, raw: str) -> None:
         """Queue a raw text message for the socket, between media frames (for fault injection)."""
-        self._echoes.append(raw)
+        self._echoes.append((raw, "", False))
+
+    def press(self, digit: str) -> None:
+        """Press a key: a `dtmf` message, as Twilio sends it."""
+        self._echoes.append((self.messages.dtmf(digit), "", False))
+        self.timeline.sent_keys.append((time.time(), digit))
 
     def listen(self) -> Listening:
         """Open a new listening window (the previous one stops collecting)."""
@@ -118,6 +141,7 @@ class PhoneLine:
     async def hang_up(self, timeout: float = 2.0) -> None:
         """Send `stop` and close the socket, as Twilio does when the caller hangs up."""
         self._stopping = True
+        self.timeline.close(time.time(), "caller")
         send_task = self._tasks[0] if self._tasks else None
         if send_task is not None:
             await asyncio.wait({send_task}, timeout=timeout)
@@ -145,6 +169,8 @@ class PhoneLine:
                 continue
             if speaking.sent == 0:
                 speaking.started_at = now
+            if speaking.sent in speaking.watch:
+                speaking.sent_at[speaking.sent] = now
             frame = audio[speaking.sent * FRAME_BYTES:(speaking.sent + 1) * FRAME_BYTES]
             speaking.sent += 1
             if speaking.sent == speaking.voiced_frames:
@@ -159,9 +185,12 @@ class PhoneLine:
             while not self._stopping and not self.closed.is_set():
                 now = time.time()
                 for name in self.playback.due_marks(now):
-                    self._echoes.append(self.messages.mark(name))
+                    self._echoes.append((self.messages.mark(name), name, False))
                 while self._echoes:
-                    await self.ws.send(self._echoes.popleft())
+                    raw, mark, cleared = self._echoes.popleft()
+                    await self.ws.send(raw)
+                    if mark:
+                        self.timeline.echo(time.time(), mark, cleared)
                 await self.ws.send(self.messages.media(self._next_frame(now), sent * 20))
                 sent += 1
                 delay = start + sent * FRAME_S - loop.time()
@@ -187,6 +216,7 @@ class PhoneLine:
         finally:
             self.close_code = getattr(self.ws, "close_code", None)
             self.close_reason = getattr(self.ws, "close_reason", "") or ""
+            self.timeline.close(time.time(), "agent")
             self.closed.set()
 
     def _on_message(self, raw: str | bytes) -> None:
@@ -207,6 +237,7 @@ class PhoneLine:
             if len(audio) != FRAME_BYTES:
                 self.unexpected.append(f"media frame of {len(audio)} bytes (Twilio expects 160)")
             self.playback.on_media(now, audio)
+            self.timeline.media(now)
             self.last_media_at = now
             if window is not None:
                 if window.first_media_at is None:
@@ -217,12 +248,14 @@ class PhoneLine:
         elif event == "mark":
             name = str(msg.get("mark", {}).get("name", ""))
             self.playback.on_mark(now, name)
+            self.timeline.mark(now, name)
             if window is not None:
                 window.marks.append(name)
         elif event == "clear":
             echoes = self.playback.on_clear(now)
-            self._echoes.extend(self.messages.mark(name) for name in echoes)
-            if window is not None:
+            self.timeline.clear(now)
+            self._echoes.extend((self.messages.mark(name), name, True) for name in echoes)
+            if window is not None and window.first_media_at is not None:  # a clear before any audio cut nothing
                 window.cleared += 1
         else:
             self.unexpected.append(f"unknown event {event!r}")

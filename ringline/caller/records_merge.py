@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ringline.contracts.messages import CallRecord, TurnRecord, TurnTiming
 
 if TYPE_CHECKING:
-    from .call import TurnResult
+    from .results import TurnResult
 
 
 def _stages_from_events(record: CallRecord, turn_ids: list[str]) -> dict[str, float]:

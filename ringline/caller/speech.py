@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ class Utterance:
     label: str
     audio: bytes = field(repr=False)
     text: str = ""  # what is said, when known (--say); empty for a WAV file
+    pauses: tuple[tuple[int, int], ...] = ()  # silent gaps inside it, as [start, end) frame indexes
 
     @property
     def frames(self) -> int:
@@ -37,16 +38,32 @@ class Utterance:
     def duration_s(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
-    @property
-    def voiced_frames(self) -> int:
-        """Frames up to and including the last one with speech in it (trailing silence excluded)."""
+    def _speech_frames(self) -> list[int]:
+        """Indexes of the frames with speech in them (within 35 dB of the loudest, above -50 dBFS)."""
         pcm = mulaw_decode(self.audio)
         levels = [rms_dbfs(pcm[i:i + FRAME_BYTES]) for i in range(0, len(pcm), FRAME_BYTES)]
         loud = max(levels, default=float("-inf"))
         if loud == float("-inf"):
-            return 0
+            return []
         threshold = max(loud - 35.0, -50.0)
-        return max(i for i, level in enumerate(levels) if level >= threshold) + 1
+        return [i for i, level in enumerate(levels) if level >= threshold]
+
+    @property
+    def voiced_frames(self) -> int:
+        """Frames up to and including the last one with speech in it (trailing silence excluded)."""
+        speech = self._speech_frames()
+        return speech[-1] + 1 if speech else 0
+
+    @property
+    def onset_frame(self) -> int:
+        """The first frame with speech in it (leading silence excluded)."""
+        speech = self._speech_frames()
+        return speech[0] if speech else 0
+
+    @property
+    def voiced_ms(self) -> float:
+        """From the first to the last frame with speech, inner pauses included."""
+        return (self.voiced_frames - self.onset_frame) * 1000 * FRAME_BYTES / SAMPLE_RATE
 
 
 def from_pcm(pcm: np.ndarray, rate: int, label: str, text: str = "",
@@ -127,6 +144,31 @@ def load_synth(threads: int = 1) -> Synth:
         log.warning("PiperSynth has another signature; loading Piper directly", exc_info=True)
         return _LocalPiper(threads)
     return synth
+
+
+def compose(pieces: Sequence[Utterance | int], label: str = "", text: str = "",
+            lead_silence_s: float = LEAD_SILENCE_S, tail_silence_s: float = 0.2) -> Utterance:
+    """One utterance from several, each cut to its speech, with silent gaps of exactly the given
+    milliseconds (the ints) between them: `compose([u1, 600, u2])` is u1, 600 ms of silence, u2."""
+    audio = bytearray(SILENCE * int(lead_silence_s * SAMPLE_RATE))
+    pauses: list[tuple[int, int]] = []
+    gap_ms = 0
+    for piece in pieces:
+        if isinstance(piece, int):
+            gap_ms += piece
+            continue
+        if gap_ms and len(audio) > int(lead_silence_s * SAMPLE_RATE):
+            start = len(audio) // FRAME_BYTES
+            audio += SILENCE * FRAME_BYTES * max(1, round(gap_ms / 20))
+            pauses.append((start, len(audio) // FRAME_BYTES))
+        gap_ms = 0
+        audio += piece.audio[piece.onset_frame * FRAME_BYTES:piece.voiced_frames * FRAME_BYTES]
+    audio += SILENCE * int(tail_silence_s * SAMPLE_RATE)
+    if len(audio) % FRAME_BYTES:
+        audio += SILENCE * (FRAME_BYTES - len(audio) % FRAME_BYTES)
+    words = [p.text or p.label for p in pieces if not isinstance(p, int)]
+    return Utterance(label=label or " … ".join(words), audio=bytes(audio), text=text or " ".join(words),
+                     pauses=tuple(pauses))
 
 
 def say(synth: Synth, text: str) -> Utterance:

@@ -122,6 +122,10 @@ class StreamMessages:
         return json.dumps({"event": "mark", "sequenceNumber": self._next_seq(),
                            "streamSid": self.stream_sid, "mark": {"name": name}})
 
+    def dtmf(self, digit: str) -> str:
+        return json.dumps({"event": "dtmf", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
+                           "dtmf": {"track": "inbound_track", "digit": digit}})
+
     def stop(self) -> str:
         return json.dumps({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
                            "stop": {"accountSid": self.account_sid, "callSid": self.call_sid}})

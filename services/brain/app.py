@@ -22,6 +22,7 @@ from ringline.contracts.runtime import (
 from .llm.base import ChatModel, build_chat_model
 from .session import BrainSession
 from .settings import BrainSettings
+from .tools import ToolBox
 
 SERVICE = "brain"
 
@@ -30,16 +31,17 @@ def create_app(settings: BrainSettings, model: ChatModel | None = None) -> AsgiF
     """The ASGI app (FastStream broker + /health). Pass `model` to use a ready-made one (tests)."""
     broker = create_broker(settings, SERVICE)
     chat_model = model if model is not None else build_chat_model(settings)
+    toolbox = ToolBox(settings.tools)
 
     def factory(call: CallStart, bus: CallBus) -> BrainSession:
-        return BrainSession(call, bus, settings, chat_model)
+        return BrainSession(call, bus, settings, chat_model, toolbox)
 
     router = CallRouter(broker, SERVICE, factory)
     return service_app(
         broker,
         SERVICE,
         on_startup=[chat_model.load],
-        on_shutdown=[router.drain, chat_model.aclose],
+        on_shutdown=[router.drain, toolbox.aclose, chat_model.aclose],
     )
 
 

@@ -31,6 +31,9 @@ _NUMBER = re.compile(r"^\(?\d+$")
 _UNSPOKEN = re.compile(
     "[*`#~\u200d\ufe0e\ufe0f\u20e3\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff]"
 )
+# Bracketed stage directions ("[interrupted by the caller]") are history notes a small model may
+# copy into its reply; they are never to be spoken.
+_DIRECTION = re.compile(r"\[[^\[\]]{0,120}\]")
 _BULLET = re.compile(r"^\s*(?:[-\u2022+>]|\d{1,2}[.)])\s+")
 _SPACES = re.compile(r"\s+")
 _LEADING_JUNK = " \t.,;:!?-\u2013\u2014"
@@ -38,6 +41,7 @@ _LEADING_JUNK = " \t.,;:!?-\u2013\u2014"
 
 def clean(text: str) -> str:
     """Text as it should be spoken: no markdown or emoji, single spaces, no leading bullet."""
+    text = _DIRECTION.sub("", text)
     text = _UNSPOKEN.sub("", text)
     text = _BULLET.sub("", text)
     return _SPACES.sub(" ", text).strip().lstrip(_LEADING_JUNK).strip()

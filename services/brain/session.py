@@ -1,100 +1,109 @@
-"""The brain's per-call session: greet, answer each finished caller turn, stop on hang-up.
+"""The brain's per-call session: the turn-taking decisions of one call.
 
 Subscriptions (all on the call's own subjects):
 - `event`: the TTS stage saying it is ready, so the greeting is not spoken into the void;
-- `transcript`: a final, end-of-turn transcript starts an agent turn (cancelling one in flight);
-- `control`: hang-up / call ended cancel everything; an interrupt cancels the turn it names.
+- `speech`: the caller's voice activity. While the agent speaks, `barge_in_min_ms` of voiced
+  audio interrupts it at once (control first, then the LLM stream is cancelled); speech that
+  starts before any of a reply went out holds the reply (see `overlap`);
+- `transcript`: an interim with real words also interrupts (and may start a preemptive turn);
+  a final, end-of-turn transcript starts an agent turn unless it is only a backchannel said
+  while (or just after) the agent talked, or a goodbye (the agent says goodbye and hangs up);
+- `playback`: marks the caller heard, so the brain knows when the agent stops speaking and
+  what of an interrupted turn was heard;
+- `control`: hang-up / call ended stop everything; an interrupt cancels the turn it names; a
+  key press (dtmf) is a caller turn of its own.
+After the agent finished speaking, caller silence gets one re-prompt, then a goodbye.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from faststream.nats import NatsMessage
 
 from ringline.contracts import subjects
-from ringline.contracts.messages import CallEvent, CallStart, Control, ReplyChunk, Transcript, TurnTiming
-from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY, CallBus, CallSession, extract_context, inject_headers, tracer
+from ringline.contracts.messages import CallEvent, CallStart, Control, Playback, SpeechEvent, Transcript, TurnTiming
+from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY, CallBus, CallSession, extract_context
 
 from .conversation import Conversation
 from .llm.base import ChatModel
+from .overlap import BargeIn, ReplyHold
+from .phrases import has_words, is_backchannel, is_caller_goodbye
 from .settings import BrainSettings
-from .turn import AgentTurn, wait_briefly
+from .silence import SilenceWatch
+from .speaking import Ending, SpeakingTracker
+from .tools import ToolBox
+from .turn import wait_briefly
+from .voice import AgentVoice
 
 log = logging.getLogger("ringline.brain.session")
 
 END_ACTIONS = frozenset({"ended", "hangup"})
+_DIGIT = re.compile(r"^[0-9*#A-Da-d]$")
 
 
-def new_turn_id() -> str:
-    """A turn id safe inside marks and subjects (no ':' or '.')."""
-    return uuid.uuid4().hex
+@dataclass
+class CallerSpeech:
+    """The caller's current utterance, from voice activity events."""
+
+    utterance_id: str = ""
+    started_at: float = 0.0
+    voiced_ms: float = 0.0
+    active: bool = False
 
 
 class BrainSession(CallSession):
-    def __init__(self, call: CallStart, bus: CallBus, settings: BrainSettings, model: ChatModel) -> None:
+    def __init__(self, call: CallStart, bus: CallBus, settings: BrainSettings, model: ChatModel,
+                 toolbox: ToolBox | None = None) -> None:
         super().__init__(call, bus)
         self.settings = settings
         self.model = model
         self.history = Conversation(settings.persona, settings.history_max_messages)
-        self.ended = False
+        self.speech = SpeakingTracker(self._on_spoken, settings.playback_chars_per_s, settings.playback_slack_s)
+        self.voice = AgentVoice(call.call_id, bus, settings, model, toolbox, self.history, self.speech)
+        self.voice.on_turn_done = self._arm_silence
+        self.silence = SilenceWatch(bus.spawn, self._on_silence, settings.silence_reprompt_s,
+                                    settings.silence_goodbye_s)
+        self.caller = CallerSpeech()
         self.greeting_turn_id = ""
-        self.turn: AgentTurn | None = None
-        self.turn_id = ""  # the agent turn being generated (or last generated)
-        self._remembered: set[str] = set()
+        self.barge_in = BargeIn(call.call_id, bus, self.speech, self.voice)
+        self.hold = ReplyHold(call.call_id, bus, self.voice, settings.hold_resume_s)
         self._tts_ready = asyncio.Event()
-        self._greeted = asyncio.Event()
         self._greeting_task: asyncio.Task[Any] | None = None
-        self._turn_task: asyncio.Task[Any] | None = None
-        self._tracer = tracer("brain")
+        if settings.goodbye_phrases == "auto":
+            self._goodbye_phrases = not self.voice.options.tools
+        else:
+            self._goodbye_phrases = settings.goodbye_phrases == "always"
+
+    @property
+    def ended(self) -> bool:
+        return self.voice.ended
 
     async def start(self) -> None:
+        self.voice.trace_context = self.trace_context
         # Events first: the TTS stage may announce itself the moment it claims the call.
         await self.bus.subscribe(subjects.event(self.call_id), self._on_event)
-        await self.bus.subscribe(subjects.transcript(self.call_id), self._on_transcript)
         await self.bus.subscribe(subjects.control(self.call_id), self._on_control)
+        await self.bus.subscribe(subjects.playback(self.call_id), self._on_playback)
+        await self.bus.subscribe(subjects.speech(self.call_id), self._on_speech)
+        await self.bus.subscribe(subjects.transcript(self.call_id), self._on_transcript)
         # TTS may have announced itself before we subscribed: ask the owners to say so again.
         await self.bus.publish(CallEvent(call_id=self.call_id, name=STAGE_QUERY), subjects.event(self.call_id))
         self._greeting_task = self.bus.spawn(self._greet(), "greeting")
 
     async def close(self, reason: str) -> None:
-        self.ended = True
-        self._cancel_turn()
-        if self._greeting_task is not None:
+        self._stop()
+
+    def _stop(self) -> None:
+        self.voice.stop()
+        self.silence.disarm()
+        self.speech.close()
+        if self._greeting_task is not None and self._greeting_task is not asyncio.current_task():
             self._greeting_task.cancel()
-
-    # -- handlers ---------------------------------------------------------------------------
-
-    async def _on_event(self, event: CallEvent) -> None:
-        if event.name == STAGE_READY and event.data.get("stage") == "tts":
-            self._tts_ready.set()
-
-    async def _on_transcript(self, transcript: Transcript, msg: NatsMessage) -> None:
-        if self.ended or not (transcript.is_final and transcript.end_of_turn):
-            return
-        if not transcript.text.strip():
-            return
-        superseded = self._cancel_turn()
-        self.history.add_caller(transcript.text, transcript.utterance_id)
-        if superseded:
-            await self._interrupt(superseded, "caller spoke again")
-        self._tts_ready.set()  # the caller is talking: greet (if not yet) without waiting
-        parent = extract_context(msg.headers)
-        turn_id = self.turn_id = new_turn_id()
-        self._turn_task = self.bus.spawn(self._answer(transcript, turn_id, parent), f"turn-{turn_id}")
-
-    async def _on_control(self, control: Control) -> None:
-        if control.action in END_ACTIONS:
-            log.info("call %s %s: brain stops", self.call_id, control.action)
-            self.ended = True
-            self._cancel_turn()
-            if self._greeting_task is not None:
-                self._greeting_task.cancel()
-        elif control.action == "interrupt" and control.turn_id in ("", self.turn_id):
-            self._cancel_turn()
 
     # -- greeting -----------------------------------------------------------------------------
 
@@ -103,92 +112,174 @@ class BrainSession(CallSession):
             if not await wait_briefly(self._tts_ready, self.settings.tts_ready_timeout_s):
                 log.info("call %s: no TTS ready event in %.1fs; greeting anyway",
                          self.call_id, self.settings.tts_ready_timeout_s)
-            if self.ended:
-                return
-            self.greeting_turn_id = new_turn_id()
-            chunk = ReplyChunk(
-                call_id=self.call_id,
-                turn_id=self.greeting_turn_id,
-                seq=0,
-                text=self.settings.greeting,
-                final=True,
-                kind="greeting",
-            )
-            with self._tracer.start_as_current_span("greeting", attributes={"call.id": self.call_id}):
-                await self.bus.publish(chunk, subjects.reply(self.call_id), headers=inject_headers())
-            self.history.add_greeting(self.settings.greeting, self.greeting_turn_id)
+            if not self.ended:
+                self.greeting_turn_id = await self.voice.say_line(self.settings.greeting, "greeting")
         finally:
-            self._greeted.set()
+            self.voice.greeted.set()
 
-    # -- agent turns --------------------------------------------------------------------------
+    async def _on_event(self, event: CallEvent) -> None:
+        if event.name == STAGE_READY and event.data.get("stage") == "tts":
+            self._tts_ready.set()
 
-    def _cancel_turn(self) -> str:
-        """Cancel the turn being generated; its id if one was still running, else ""."""
-        task = self._turn_task
-        if task is None or task.done():
-            return ""
-        task.cancel()
-        if self.turn is not None and self.turn.turn_id == self.turn_id:
-            self._remember(self.turn)  # now, before the caller's next words join the history
-        return self.turn_id
+    # -- what the agent said ------------------------------------------------------------------
 
-    def _remember(self, turn: AgentTurn) -> None:
-        """Put what the agent said in a turn into the history, once."""
-        if turn.turn_id not in self._remembered:
-            self._remembered.add(turn.turn_id)
-            self.history.add_agent(turn.text, turn.turn_id)
+    async def _on_playback(self, playback: Playback) -> None:
+        self.speech.on_playback(playback)
 
-    async def _interrupt(self, turn_id: str, reason: str) -> None:
-        """Tell TTS to drop the rest of a turn the brain abandoned mid-sentence."""
-        control = Control(call_id=self.call_id, action="interrupt", turn_id=turn_id, reason=reason)
-        await self.bus.publish(control, subjects.control(self.call_id))
+    def _on_spoken(self, turn_id: str, how: Ending) -> None:
+        self.voice.on_spoken(turn_id, how)
+        if how not in ("interrupted", "cleared"):
+            self._arm_silence()
 
-    async def _answer(self, transcript: Transcript, turn_id: str, parent: Any) -> None:
-        attributes = {"call.id": self.call_id, "turn.id": turn_id, "utterance.id": transcript.utterance_id}
-        with self._tracer.start_as_current_span("turn", context=parent, attributes=attributes) as span:
-            await wait_briefly(self._greeted, self.settings.tts_ready_timeout_s + 1.0)
-            timing = TurnTiming(
-                speech_ended_at=transcript.speech_ended_at,
-                transcript_at=transcript.emitted_at,
-                stt_provider=transcript.provider,
-            )
-            turn = AgentTurn(
-                call_id=self.call_id,
-                turn_id=turn_id,
-                model=self.model,
-                messages=self.history.messages(),
-                publish=self._publish_chunk,
-                timing=timing,
-                in_reply_to=transcript.utterance_id,
-                max_tokens=self.settings.max_reply_tokens,
-                recovery_line=self.settings.recovery_line,
-                first_token_timeout=self.settings.llm_first_token_timeout_s,
-                stall_timeout=self.settings.llm_stall_timeout_s,
-                tracer=self._tracer,
-            )
-            self.turn = turn
-            try:
-                await turn.run()
-            finally:
-                # Runs on cancellation too: remember what the caller may have heard.
-                self._remember(turn)
-                span.set_attribute("turn.outcome", turn.outcome)
-                span.set_attribute("turn.chunks", len(turn.spoken))
-                for name, ms in timing.stages_ms().items():
-                    span.set_attribute(f"latency.{name}_ms", ms)
-                if not self.bus.closed:
-                    # A separate task: a cancelled turn can no longer await its own publish.
-                    self.bus.spawn(self._report(turn), f"report-{turn_id}")
+    # -- the caller's voice -------------------------------------------------------------------
 
-    async def _publish_chunk(self, chunk: ReplyChunk) -> None:
-        await self.bus.publish(chunk, subjects.reply(self.call_id), headers=inject_headers())
+    async def _on_speech(self, event: SpeechEvent) -> None:
+        if self.ended:
+            return
+        caller = self.caller
+        if event.utterance_id != caller.utterance_id:
+            caller.utterance_id, caller.voiced_ms = event.utterance_id, 0.0
+            caller.started_at = event.started_at or event.at
+            self.hold.caller_started()
+        caller.voiced_ms = max(caller.voiced_ms, event.voiced_ms)
+        if event.kind == "stopped":
+            caller.active = False
+            self.hold.caller_stopped()
+            self._arm_silence()
+            return
+        caller.active = True
+        self.silence.disarm()
+        if caller.voiced_ms >= self.settings.barge_in_min_ms:
+            await self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)
 
-    async def _report(self, turn: AgentTurn) -> None:
-        event = CallEvent(
-            call_id=self.call_id,
-            name="turn.llm",
-            turn_id=turn.turn_id,
-            timing=turn.timing.model_copy(),
-            data=turn.metrics(),
-        )
-        await self.bus.publish(event, subjects.event(self.call_id))
+    # -- the caller's words -------------------------------------------------------------------
+
+    async def _on_transcript(self, transcript: Transcript, msg: NatsMessage) -> None:
+        if self.ended:
+            return
+        parent = extract_context(msg.headers) if "traceparent" in (msg.headers or {}) else None
+        if transcript.is_final and transcript.end_of_turn:
+            await self._on_final(transcript, parent)
+            return
+        if not has_words(transcript.text) or is_backchannel(transcript.text):
+            return
+        self.silence.disarm()
+        started_at = transcript.speech_started_at or self.caller.started_at
+        await self.barge_in("interim", started_at, self.caller.voiced_ms, transcript.utterance_id)
+        if self.settings.preemptive_generation and not transcript.is_final:
+            self.voice.guess(transcript, parent)
+
+    def _just_a_backchannel(self, transcript: Transcript) -> bool:
+        """Only "uh-huh"/"okay" said while (or just after) the agent talked: not a turn."""
+        if self.barge_in.owed or not is_backchannel(transcript.text):
+            return False
+        if self.speech.speaking:
+            return True
+        if self.voice.last_text.rstrip().endswith("?"):
+            return False  # "yes" to the agent's question is an answer
+        return self.speech.spoke_since(transcript.speech_started_at or transcript.emitted_at,
+                                       self.settings.backchannel_grace_s)
+
+    async def _on_final(self, transcript: Transcript, parent: Any) -> None:
+        if self.hold.active and (not has_words(transcript.text) or is_backchannel(transcript.text)):
+            await self.hold.let_go()  # only a noise or an "um": the held reply goes out
+            return
+        self.hold.drop()
+        if not has_words(transcript.text) or self.voice.ending:
+            self.voice.discard_guess()
+            self._arm_silence()
+            return
+        if self._just_a_backchannel(transcript):
+            log.info("call %s: backchannel %r while the agent talks; no new turn", self.call_id, transcript.text)
+            self.voice.discard_guess()
+            self._arm_silence()
+            return
+        started_at = transcript.speech_started_at or self.caller.started_at
+        await self.barge_in("final", started_at, self.caller.voiced_ms, transcript.utterance_id)
+        self.barge_in.owed = False
+        self.silence.reset()
+        self._tts_ready.set()  # the caller is talking: greet (if not yet) without waiting
+        if self._goodbye_phrases and is_caller_goodbye(transcript.text):
+            self.voice.discard_guess()
+            self.voice.cancel()
+            self.history.add_caller(transcript.text, transcript.utterance_id)
+            await self.voice.say_goodbye(self.settings.goodbye_line, "the caller said goodbye",
+                                         transcript.utterance_id)
+            return
+        guess = self.voice.take_guess(transcript)
+        self.voice.cancel()  # a turn still thinking about the caller's previous words
+        self.history.add_caller(transcript.text, transcript.utterance_id)
+        extra = end_of_turn(transcript)
+        if guess is not None:
+            guess.turn.extra.update(extra)
+            await self.voice.keep_guess(guess, transcript)
+            return
+        timing = TurnTiming(speech_ended_at=transcript.speech_ended_at, transcript_at=transcript.emitted_at,
+                            stt_provider=transcript.provider)
+        self.voice.start_turn(in_reply_to=transcript.utterance_id, timing=timing, parent=parent, extra=extra)
+
+    # -- control ------------------------------------------------------------------------------
+
+    async def _on_control(self, control: Control) -> None:
+        if control.action in END_ACTIONS:
+            if not self.ended:
+                log.info("call %s %s: brain stops", self.call_id, control.action)
+            self._stop()
+        elif control.action == "interrupt":
+            for turn in self.speech.speaking_turns():
+                if control.turn_id in ("", turn.turn_id):
+                    self.speech.interrupt(turn.turn_id)
+            if control.turn_id in ("", self.voice.turn_id):
+                self.voice.cancel()
+        elif control.action == "dtmf":
+            await self._on_dtmf(control)
+
+    async def _on_dtmf(self, control: Control) -> None:
+        digit = control.digit.strip()
+        if self.ended or self.voice.ending or not _DIGIT.match(digit):
+            return
+        log.info("call %s: caller pressed %s", self.call_id, digit)
+        self.silence.reset()
+        await self.barge_in("dtmf", control.at, 0.0, "")
+        self.barge_in.owed = False
+        self.hold.drop()
+        self.voice.discard_guess()
+        self.voice.cancel()
+        self._tts_ready.set()
+        self.history.add_caller_event(f"pressed {digit}")
+        canned = self.settings.dtmf_replies.get(digit)
+        if canned:
+            await self.voice.say_line(canned, "answer")
+            return
+        self.voice.start_turn(in_reply_to="", timing=TurnTiming(transcript_at=control.at), extra={"dtmf": digit})
+
+    # -- silence ------------------------------------------------------------------------------
+
+    def _quiet(self) -> bool:
+        """Nobody is talking and nothing is about to be said."""
+        return not (self.ended or self.voice.ending or self.speech.speaking or self.caller.active
+                    or self.voice.running or self.voice.guessing)
+
+    def _arm_silence(self) -> None:
+        if self._quiet():
+            self.silence.arm()
+
+    async def _on_silence(self, count: int) -> bool:
+        if not self._quiet():
+            return False
+        if count == 0:
+            log.info("call %s: caller silent for %.1fs; re-prompting", self.call_id, self.silence.first_s)
+            await self.voice.say_line(self.settings.reprompt_line, "reprompt")
+        else:
+            await self.voice.say_goodbye(self.settings.silence_goodbye_line, "the caller was silent")
+        return True
+
+
+def end_of_turn(transcript: Transcript) -> dict[str, Any]:
+    """How long the caller waited for the end of their turn to be detected, and why it ended."""
+    data: dict[str, Any] = {}
+    if transcript.speech_ended_at and transcript.emitted_at:
+        data["end_of_turn_ms"] = round((transcript.emitted_at - transcript.speech_ended_at) * 1000, 1)
+    if transcript.end_reason:
+        data["end_of_turn_reason"] = transcript.end_reason
+    return data

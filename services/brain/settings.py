@@ -1,14 +1,19 @@
-"""Typed settings of the brain: persona, reply limits, LLM provider choice and local model options."""
+"""Typed settings of the brain: persona, reply limits, LLM provider choice, local model options,
+turn-taking (barge-in, backchannels, silence, hang-up), tools and key presses."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ringline.contracts.runtime import ServiceSettings
+
+from .tools import WebhookTool
 
 # Tuned on the 0.5B local model: it follows worked examples far better than rules alone
 # (15/16 on a probe of identity, refusal and everyday questions; rules-only scored 9/13).
@@ -67,10 +72,67 @@ class BrainSettings(ServiceSettings):
         default=1.5, ge=0, description="how long to wait for the TTS stage before greeting"
     )
 
+    # Turn-taking. Voiced audio alone cannot tell "mm-hmm" from "wait": the STT measures common
+    # backchannels at 260-520 ms (Piper voice: uh-huh 280, okay 380, yes 420, mm-hmm 520) and short
+    # interruptions at 260-600 ms (wait 260, no 300, stop 480). 550 ms lets every one-word
+    # backchannel pass; short interruptions are caught by their words (an interim transcript that
+    # is not a backchannel interrupts at once), longer ones by their length.
+    barge_in_min_ms: float = Field(
+        default=550.0, ge=0, description="voiced caller audio that interrupts the agent while it speaks"
+    )
+    backchannel_grace_s: float = Field(
+        default=1.0, ge=0, description="a backchannel this soon after the agent finished is no new turn"
+    )
+    hold_resume_s: float = Field(
+        default=1.5, gt=0,
+        description="a reply held because the caller spoke again goes out if no words come this long after",
+    )
+    preemptive_generation: bool = Field(
+        default=False, description="start the LLM on an interim transcript; speak only after the final"
+    )
+    playback_chars_per_s: float = Field(
+        default=14.0, gt=0, description="speaking rate used to wait for marks that never come back"
+    )
+    playback_slack_s: float = Field(default=5.0, ge=0, description="added to that wait")
+
+    # Silence and hang-up.
+    silence_reprompt_s: float = Field(
+        default=8.0, ge=0, description="caller silence after the agent spoke before a re-prompt; 0: never"
+    )
+    silence_goodbye_s: float = Field(
+        default=8.0, gt=0, description="further silence after the re-prompt before the agent hangs up"
+    )
+    reprompt_line: str = "Are you still there?"
+    silence_goodbye_line: str = "I can't hear anything, so I'll hang up now. Goodbye!"
+    goodbye_line: str = "Thanks for calling. Goodbye!"
+    goodbye_phrases: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="hang up when the caller says goodbye; auto: only for models without tool use",
+    )
+
+    # Tools (HTTP webhooks) and key presses.
+    tools: list[WebhookTool] = Field(default_factory=list, description="JSON list of webhook tools")
+    tools_file: Path | None = Field(default=None, description="YAML or JSON file with more tools")
+    filler_after_ms: float = Field(default=700.0, ge=0, description="a tool slower than this gets a filler")
+    filler_line: str = "Let me check that."
+    tool_error_line: str = "Sorry, I couldn't look that up right now."
+    max_tool_rounds: int = Field(default=3, ge=1, le=10)
+    dtmf_replies: dict[str, str] = Field(
+        default_factory=dict, description='canned replies to key presses, e.g. {"0": "..."}'
+    )
+
     @field_validator("model_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _load_tools_file(self) -> BrainSettings:
+        if self.tools_file is not None:
+            known = {tool.name for tool in self.tools}
+            extra = [tool for tool in load_tools_file(self.tools_file) if tool.name not in known]
+            self.tools = [*self.tools, *extra]
+        return self
 
     @property
     def persona(self) -> str:
@@ -83,3 +145,14 @@ class BrainSettings(ServiceSettings):
             key = self.anthropic_api_key
             return "anthropic" if key is not None and key.get_secret_value() else "local"
         return self.provider
+
+
+def load_tools_file(path: Path) -> list[WebhookTool]:
+    """Tools from a YAML or JSON file: a list of tools, or `{"tools": [...]}`."""
+    text = Path(path).expanduser().read_text()
+    data: Any = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    if isinstance(data, dict):
+        data = data.get("tools", [])
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of tools or a mapping with a 'tools' list")
+    return [WebhookTool.model_validate(item) for item in data]

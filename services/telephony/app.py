@@ -5,6 +5,7 @@ Routes: `POST /twilio/voice` (TwiML), `WS /twilio/stream` (Media Streams), `GET 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,13 +13,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
+from opentelemetry import trace
 
 from ringline.contracts.runtime import configure_logging, create_broker, setup_telemetry
 from ringline.contracts.runtime.telemetry import shutdown_telemetry
 
+from .registry import CLOSE_POLICY, CallRegistry
 from .settings import TelephonySettings
 from .signature import SignatureChecker
-from .stream import CLOSE_POLICY, CallRegistry, CallStream
+from .stream import CallStream
+from .twilio_rest import TwilioCalls
 from .twiml import STREAM_PATH, voice_router
 
 log = logging.getLogger("ringline.telephony")
@@ -46,10 +50,13 @@ def create_app(
     broker = broker or create_broker(settings, "telephony")
     checker = SignatureChecker(settings)
     registry = CallRegistry()
+    twilio = TwilioCalls.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         checker.warn_if_unverified()
+        if twilio is None:
+            log.info("TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not both set: an agent hang-up only closes the stream")
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
             try:
@@ -57,6 +64,7 @@ def create_app(
             finally:
                 # Close live calls while the bus is still there, so each one publishes CallEnd.
                 await registry.shutdown(timeout=settings.drain_timeout_s)
+        await _flush_spans()
 
     app = FastAPI(title="Ringline telephony", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.broker = broker
@@ -70,7 +78,7 @@ def create_app(
         if not checker.check_websocket(STREAM_PATH, ws.url.query, ws.headers):
             await ws.close(code=CLOSE_POLICY, reason="invalid Twilio signature")
             return
-        await CallStream(ws, broker, settings, registry).run()
+        await CallStream(ws, broker, settings, registry, twilio).run()
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
@@ -83,6 +91,14 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     return app
+
+
+async def _flush_spans() -> None:
+    """Export the last spans (each call's `call` span ends with the call) before the process goes:
+    uvicorn re-raises SIGTERM once the lifespan is over, so `main`'s own `finally` may never run."""
+    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if flush is not None:
+        await asyncio.to_thread(flush, 3000)
 
 
 def main() -> None:

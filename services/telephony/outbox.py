@@ -18,7 +18,9 @@ Send = Callable[[str], Awaitable[None]]
 
 
 @dataclass(slots=True)
-class _Audio:
+class _Queued:
+    """One queued message (`turn_id` is empty for control)."""
+
     text: str
     turn_id: str
     on_sent: Callable[[], None] | None = None
@@ -27,23 +29,23 @@ class _Audio:
 class Outbox:
     def __init__(self, send: Send) -> None:
         self._send = send
-        self._control: deque[str] = deque()
-        self._audio: deque[_Audio] = deque()
+        self._control: deque[_Queued] = deque()
+        self._audio: deque[_Queued] = deque()
         self._wake = asyncio.Event()
         self._closed = False
         self.failed = False
         self.sent = 0
 
-    def control(self, text: str) -> None:
-        """Queue a control message (`clear`) ahead of all audio."""
+    def control(self, text: str, on_sent: Callable[[], None] | None = None) -> None:
+        """Queue a control message (`clear`) ahead of all audio; `on_sent` runs right after it is written."""
         if not self._closed:
-            self._control.append(text)
+            self._control.append(_Queued(text, "", on_sent))
             self._wake.set()
 
     def audio(self, text: str, turn_id: str, on_sent: Callable[[], None] | None = None) -> None:
         """Queue a media or mark message of `turn_id`; `on_sent` runs right after it is written."""
         if not self._closed:
-            self._audio.append(_Audio(text, turn_id, on_sent))
+            self._audio.append(_Queued(text, turn_id, on_sent))
             self._wake.set()
 
     def drop_turn(self, turn_id: str | None) -> int:
@@ -71,12 +73,8 @@ class Outbox:
             await self._wake.wait()
             self._wake.clear()
             while not self._closed and (self._control or self._audio):
-                on_sent = None
-                if self._control:
-                    text = self._control.popleft()
-                else:
-                    item = self._audio.popleft()
-                    text, on_sent = item.text, item.on_sent
+                item = self._control.popleft() if self._control else self._audio.popleft()
+                text, on_sent = item.text, item.on_sent
                 try:
                     await self._send(text)
                 except Exception as exc:  # the socket went away; the reader sees the disconnect

@@ -25,6 +25,15 @@ class TelephonySettings(ServiceSettings):
     twilio_auth_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
     )
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid"),
+        description="with TWILIO_AUTH_TOKEN: an agent hang-up also completes the call through Twilio's REST API",
+    )
+    twilio_api_url: str | None = Field(
+        default=None, description="base URL of Twilio's REST API (default https://api.twilio.com; tests point it "
+        "at a local server)",
+    )
+    twilio_api_timeout_s: float = Field(default=5.0, gt=0, description="timeout of one Twilio REST request")
     default_agent: str = "default"
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")

@@ -1,8 +1,11 @@
 """The Media Streams socket loop: one `CallStream` per connection, thin on purpose.
 
 Reading: Twilio messages are parsed by `twilio_protocol` and published as contract messages.
-Writing: agent audio and control from the bus go through one `Outbox` (control first).
-Ending: `stop`, a disconnect, a hang-up or shutdown publishes `CallEnd` exactly once.
+Writing: agent audio goes through `Playout` into one `Outbox`; control goes first.
+Barge-in: `Control(interrupt)` clears the phone's buffer; the marks that the clear flushes come
+back as `Playback(cleared=True)`, and the moment the `clear` was written is an `edge.clear` event.
+Ending: `stop`, a disconnect, an agent hang-up (also completed through Twilio's REST API when
+credentials are set) or shutdown publishes `CallEnd` exactly once.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 
 import anyio
 from faststream.nats import NatsBroker
@@ -20,53 +22,36 @@ from opentelemetry.context import Context
 from starlette.websockets import WebSocket, WebSocketState
 
 from ringline.contracts import subjects
-from ringline.contracts.messages import FRAME_BYTES, AgentAudio, CallEnd, CallEvent, Control, TurnTiming
+from ringline.contracts.events import EDGE_CLEAR, TURN_FIRST_AUDIO
+from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control, TurnTiming
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
 from . import twilio_protocol as tp
 from .outbox import Outbox
+from .playout import ClearSent, Playout
+from .registry import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CallRegistry
 from .settings import TelephonySettings
+from .twilio_rest import TwilioCalls
 
 log = logging.getLogger("ringline.telephony.stream")
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
+# The edge's own CallEvent; not in `contracts.events` yet (see the issue note).
 
 # Why a call ended when the socket closed without a `stop` (uvicorn sends 1012 on shutdown).
 _DISCONNECT_REASONS = {1000: "caller hung up", 1001: "caller hung up", 1005: "caller hung up",
                        1012: "service shutting down"}
 
 
-class CallRegistry:
-    """The sockets this replica serves, for duplicate-call checks and graceful shutdown."""
-
-    def __init__(self) -> None:
-        self.streams: set[CallStream] = set()
-        self.calls: dict[str, CallStream] = {}
-
-    async def shutdown(self, timeout: float) -> None:
-        streams = list(self.streams)
-        for stream in streams:
-            stream.request_close(CLOSE_GOING_AWAY, "service shutting down")
-        waiters = [asyncio.ensure_future(s.done.wait()) for s in streams]
-        if waiters:
-            _, late = await asyncio.wait(waiters, timeout=timeout)
-            for waiter in late:
-                waiter.cancel()
-            if late:
-                log.warning("%d calls did not end within %.0f s of shutdown", len(late), timeout)
-
-
 class CallStream:
     def __init__(self, ws: WebSocket, broker: NatsBroker, settings: TelephonySettings,
-                 registry: CallRegistry) -> None:
+                 registry: CallRegistry, twilio: TwilioCalls | None = None) -> None:
         self.ws = ws
         self.broker = broker
         self.settings = settings
         self.registry = registry
+        self.twilio = twilio
         self.outbox = Outbox(ws.send_text)
+        self.playout: Playout | None = None
         self.done = asyncio.Event()
         self.call_id = ""
         self.stream_sid = ""
@@ -79,9 +64,7 @@ class CallStream:
         self._close: tuple[int, str] | None = None
         self._end_reason = "caller hung up"
         self._ended = False
-        self._carry: dict[str, bytes] = {}
-        self._turns_started: set[str] = set()
-        self._interrupted: set[str] = set()
+        self._hangup: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -103,18 +86,22 @@ class CallStream:
                     task.cancel()
                 await asyncio.gather(reader, stopper, return_exceptions=True)
                 await self._finish()
+                if self._hangup is not None:  # the caller may have hung up first; bounded by its timeout
+                    await asyncio.gather(self._hangup, return_exceptions=True)
                 self.outbox.close()
                 await asyncio.gather(writer, return_exceptions=True)
                 await self._close_socket()
                 self.registry.streams.discard(self)
                 self.done.set()
 
-    def request_close(self, code: int, reason: str, end_reason: str | None = None) -> None:
-        """Close the socket soon (from any task) and end the call with `end_reason`."""
+    def request_close(self, code: int, reason: str, end_reason: str | None = None, *, now: bool = True) -> None:
+        """Close the socket soon (from any task) and end the call with `end_reason`; with
+        `now=False` only the reason is settled (a `stop` or disconnect meanwhile keeps it)."""
         if self._close is None:
             self._close = (code, reason)
             self._end_reason = end_reason or reason
-        self._stopping.set()
+        if now:
+            self._stopping.set()
 
     async def _close_socket(self) -> None:
         code, reason = self._close or (CLOSE_NORMAL, "")
@@ -201,7 +188,9 @@ class CallStream:
             case tp.Start():
                 await self._start(event, now)
             case tp.Mark() if self.bus is not None:
-                await self.bus.publish(tp.to_playback(event, self.call_id, now), subjects.playback(self.call_id))
+                cleared = self.playout.echoed(event.name) if self.playout is not None else False
+                await self.bus.publish(tp.to_playback(event, self.call_id, now, cleared=cleared),
+                                       subjects.playback(self.call_id))
             case tp.Dtmf() if self.bus is not None:
                 await self.bus.publish(tp.to_dtmf_control(event, self.call_id, now), subjects.control(self.call_id))
             case tp.Stop():
@@ -224,6 +213,7 @@ class CallStream:
             return
         self.call_id, self.stream_sid = call_id, start.stream_sid
         self.registry.calls[call_id] = self
+        self.playout = Playout(self.outbox, start.stream_sid, self._first_audio, self._clear_written)
         call = tp.to_call_start(start, call_id, self.settings.default_agent, now)
         self._span = tracer("telephony").start_span(
             "call", context=Context(), kind=trace.SpanKind.SERVER,
@@ -246,53 +236,48 @@ class CallStream:
     # ---------------------------------------------------------------------- bus handlers
 
     async def _on_agent_audio(self, msg: AgentAudio) -> None:
-        if self._ended or msg.turn_id in self._interrupted:
-            return
-        turn = msg.turn_id
-        data = self._carry.pop(turn, b"") + msg.payload
-        flush = msg.mark is not None or msg.final
-        cut = len(data) if flush else len(data) - len(data) % FRAME_BYTES
-        if cut < len(data):
-            self._carry[turn] = data[cut:]
-        frames = tp.split_frames(data[:cut])
-        for i, frame in enumerate(frames):
-            on_sent = None
-            if i == 0 and turn not in self._turns_started:
-                self._turns_started.add(turn)
-                on_sent = self._first_audio_callback(turn, msg.timing)
-            self.outbox.audio(tp.media_message(self.stream_sid, frame), turn, on_sent)
-        if msg.mark:
-            self.outbox.audio(tp.mark_message(self.stream_sid, msg.mark), turn)
+        if not self._ended and self.playout is not None:
+            self.playout.audio(msg)
 
-    def _first_audio_callback(self, turn_id: str, timing: TurnTiming) -> Callable[[], None]:
+    def _publish_event(self, event: CallEvent, name: str) -> None:
+        bus = self.bus
+        if bus is not None and not bus.closed:
+            bus.spawn(bus.publish(event, subjects.event(self.call_id)), name=name)
+
+    def _first_audio(self, turn_id: str, timing: TurnTiming) -> None:
         """Runs once the turn's first frame is written: report it with the edge's send time."""
+        stamped = timing.model_copy(update={"edge_sent_at": time.time()})
+        self._publish_event(CallEvent(call_id=self.call_id, name=TURN_FIRST_AUDIO, turn_id=turn_id,
+                                      timing=stamped), "first-audio")
+        if self._span is not None:
+            self._span.add_event(TURN_FIRST_AUDIO, {"turn.id": turn_id, **stamped.stages_ms()})
 
-        def sent() -> None:
-            bus = self.bus
-            if bus is None or bus.closed:
-                return
-            stamped = timing.model_copy(update={"edge_sent_at": time.time()})
-            event = CallEvent(call_id=self.call_id, name="turn.first_audio", turn_id=turn_id, timing=stamped)
-            bus.spawn(bus.publish(event, subjects.event(self.call_id)), name="first-audio")
-            if self._span is not None:
-                self._span.add_event("turn.first_audio", {"turn.id": turn_id, **stamped.stages_ms()})
-
-        return sent
+    def _clear_written(self, clear: ClearSent) -> None:
+        """Runs once `clear` is written: the moment the caller stops hearing the agent."""
+        data = {"at": clear.at, "unheard_marks": list(clear.unheard_marks), "dropped": clear.dropped}
+        self._publish_event(CallEvent(call_id=self.call_id, name=EDGE_CLEAR, turn_id=clear.turn_id, at=clear.at,
+                                      data=data), "edge-clear")
+        if self._span is not None:
+            self._span.add_event(EDGE_CLEAR, {"turn.id": clear.turn_id, "marks.unheard": len(clear.unheard_marks)})
 
     async def _on_control(self, msg: Control) -> None:
         if self._ended:
             return
-        if msg.action == "interrupt":
-            targets = [msg.turn_id] if msg.turn_id else list(self._turns_started)
-            self._interrupted.update(targets)
-            dropped = self.outbox.drop_turn(msg.turn_id or None)
-            for turn in targets:
-                self._carry.pop(turn, None)
-            self.outbox.control(tp.clear_message(self.stream_sid))
+        if msg.action == "interrupt" and self.playout is not None:
+            dropped = self.playout.interrupt(msg.turn_id)
             log.info("call %s: interrupt of turn %s (%d queued messages dropped)",
                      self.call_id, msg.turn_id or "*", dropped)
-        elif msg.action == "hangup":
+        elif msg.action == "hangup" and self._hangup is None:
             log.info("call %s: agent hangs up (%s)", self.call_id, msg.reason or "no reason given")
-            self.request_close(CLOSE_NORMAL, "agent hung up", "agent hung up")
+            self.request_close(CLOSE_NORMAL, "agent hung up", "agent hung up", now=False)
+            self._hangup = asyncio.create_task(self._agent_hangup(), name=f"{self.call_id}:hangup")
         elif msg.action == "transfer":
             log.warning("call %s: transfer is not supported by the Media Streams edge yet", self.call_id)
+
+    async def _agent_hangup(self) -> None:
+        """Complete the call at Twilio (when configured), then close the stream either way."""
+        try:
+            if self.twilio is not None:
+                await self.twilio.complete(self.call_id)
+        finally:
+            self._stopping.set()

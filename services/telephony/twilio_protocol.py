@@ -266,8 +266,10 @@ def to_audio_frame(media: Media, call_id: str, captured_at: float) -> AudioFrame
                       captured_at=captured_at)
 
 
-def to_playback(mark: Mark, call_id: str, heard_at: float) -> Playback:
-    return Playback(call_id=call_id, mark=mark.name, turn_id=parse_mark(mark.name)[0], heard_at=heard_at)
+def to_playback(mark: Mark, call_id: str, heard_at: float, cleared: bool = False) -> Playback:
+    """An echoed mark; `cleared` when it came back because a `clear` flushed it unplayed."""
+    return Playback(call_id=call_id, mark=mark.name, turn_id=parse_mark(mark.name)[0], heard_at=heard_at,
+                    cleared=cleared)
 
 
 def to_dtmf_control(dtmf: Dtmf, call_id: str, at: float) -> Control:

@@ -5,6 +5,12 @@ task, so an interrupt can cancel it mid-sentence (the synthesizer stops its work
 its stream is closed). Every chunk ends with exactly one marked `AgentAudio` (the mark rides
 on its last piece, or on an empty message when the chunk made no sound); the final chunk's
 marked message also carries `final=True`.
+
+A chunk whose synthesis failed still ends with its mark, so the turn ends and nobody waits for
+it forever; but that mark's echo does not mean the chunk's text was heard. The `tts.error` event,
+published before the mark, names it (`data["mark"]`, with `data["audio_ms"]` of the chunk that
+did go out). An interrupted turn publishes nothing after the interrupt: no audio, no mark, no
+`tts.turn`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from faststream.nats import NatsMessage
 from opentelemetry.trace import Status, StatusCode
 
 from ringline.contracts import subjects
+from ringline.contracts.events import TTS_ERROR, TTS_TURN
 from ringline.contracts.messages import (
     SAMPLE_RATE,
     AgentAudio,
@@ -130,6 +137,7 @@ class TtsSession(CallSession):
             "tts.queued_ms": round((now() - queued.received_at) * 1000, 1),
         }
         interrupted = False
+        sent_before = turn.audio_bytes
         span_cm = self._tracer.start_as_current_span("tts.chunk", context=queued.context, attributes=attributes)
         with span_cm as span:
             held = b""  # one piece is held back so that the chunk's last piece can carry the mark
@@ -143,7 +151,7 @@ class TtsSession(CallSession):
                 except SynthesisError as exc:
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, str(exc)))
-                    await self._report_error(turn, chunk, exc)
+                    await self._report_error(turn, chunk, exc, turn.audio_bytes - sent_before + len(held))
                 await self._send(turn, chunk, held, last=True)
             except asyncio.CancelledError:
                 interrupted = True  # an interrupt is not an error of this span
@@ -177,11 +185,15 @@ class TtsSession(CallSession):
 
     # -- call record ----------------------------------------------------------------------
 
-    async def _report_error(self, turn: Turn, chunk: ReplyChunk, exc: SynthesisError) -> None:
+    async def _report_error(self, turn: Turn, chunk: ReplyChunk, exc: SynthesisError, sent_bytes: int) -> None:
+        """Before the chunk's mark goes out: that mark will not mean its text was heard."""
+        if turn.dropped or self.stopped:
+            return
         log.error("call %s: synthesis of %s/%d failed: %s", self.call_id, turn.turn_id, chunk.seq, exc)
         event = CallEvent(
-            call_id=self.call_id, name="tts.error", turn_id=turn.turn_id,
-            data={"seq": chunk.seq, "provider": exc.provider, "error": str(exc.cause)},
+            call_id=self.call_id, name=TTS_ERROR, turn_id=turn.turn_id,
+            data={"seq": chunk.seq, "mark": make_mark(turn.turn_id, chunk.seq), "text": chunk.text,
+                  "audio_ms": _ms(sent_bytes), "provider": exc.provider, "error": str(exc.cause)},
         )
         await self.bus.publish(event, subjects.event(self.call_id))
 
@@ -191,7 +203,7 @@ class TtsSession(CallSession):
             round((turn.first_audio_at - turn.tts_started_at) * 1000, 1) if turn.first_audio_at else None
         )
         event = CallEvent(
-            call_id=self.call_id, name="tts.turn", turn_id=turn.turn_id, timing=self._timing(turn, chunk),
+            call_id=self.call_id, name=TTS_TURN, turn_id=turn.turn_id, timing=self._timing(turn, chunk),
             data={"chunks": turn.chunks_spoken, "audio_ms": _ms(turn.audio_bytes),
                   "first_audio_ms": first_audio_ms, "provider": self.synth.name},
         )

@@ -1,9 +1,17 @@
-"""Brain latency on the local model: first token, first speakable chunk, tokens per second.
+"""Brain latency on the local model: first token, first speakable chunk, tokens per second, and
+what preemptive generation saves.
 
     .venv/bin/python tests/bench/brain_bench.py [--rounds 1] [--threads 1] [--max-tokens 60]
+                                                [--gaps 0.15,0.3] [--no-preemptive]
 
 Each prompt is asked as the first caller turn of a call (system prompt + greeting + question),
 the way `BrainSession` asks it, and streamed through the real `SentenceChunker`.
+
+Preemptive generation is measured through the whole brain service (in-memory broker, real local
+model): the interim transcript arrives, then the final `gap` seconds later with the same words;
+the number is final transcript -> first reply chunk published, with the setting off and on. The
+STT here sends its interim at ~160-200 ms of silence and the final at 500-600 ms, so the gap is
+about 0.3 s minus the early decode's time. One run on a shared 2-core box: noisy.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ import argparse
 import asyncio
 import statistics
 import time
+from typing import Any
 
 from ringline.services.brain.chunker import SentenceChunker
 from ringline.services.brain.llm.base import StreamStats, build_chat_model
+from ringline.services.brain.phrases import is_caller_goodbye
 from ringline.services.brain.settings import BrainSettings
 
 PROMPTS = [
@@ -79,13 +89,101 @@ async def run(rounds: int, threads: int, max_tokens: int) -> None:
           f"(decode, after the first token); mean reply {statistics.mean(tokens):.1f} tokens")
 
 
+async def first_chunk_after_final(model: Any, prompt: str, interim: str, gap_s: float, preemptive: bool) -> float:
+    """One call through the brain service: ms from the final transcript to the first reply chunk."""
+    from faststream.nats import TestNatsBroker
+
+    from ringline.contracts import subjects
+    from ringline.contracts.messages import CallEnd, CallEvent, CallStart, Playback, ReplyChunk, Transcript, make_mark
+    from ringline.contracts.runtime import STAGE_READY
+    from ringline.services.brain.app import create_app
+
+    settings = BrainSettings(provider="local", preemptive_generation=preemptive, tts_ready_timeout_s=0.5,
+                             llm_first_token_timeout_s=30.0, silence_reprompt_s=0)
+    app = create_app(settings, model=model)
+    chunks: list[ReplyChunk] = []
+    got = asyncio.Event()
+
+    @app.broker.subscriber(subjects.REPLY_PATTERN)
+    async def on_reply(chunk: ReplyChunk) -> None:
+        chunks.append(chunk)
+        if chunk.kind == "answer" and chunk.text:
+            got.set()
+
+    call_id = f"bench-{time.monotonic_ns()}"
+    async with TestNatsBroker(app.broker) as broker:
+        await broker.publish(CallStart(call_id=call_id), subjects.CALLS_START)
+        await broker.publish(CallEvent(call_id=call_id, name=STAGE_READY, data={"stage": "tts"}),
+                             subjects.event(call_id))
+        while not chunks:
+            await asyncio.sleep(0.01)
+        greeting = chunks[0]
+        await broker.publish(Playback(call_id=call_id, mark=make_mark(greeting.turn_id, 0), turn_id=greeting.turn_id),
+                             subjects.playback(call_id))
+        ended = time.time()
+        await broker.publish(Transcript(call_id=call_id, utterance_id="u1", text=interim, is_final=False,
+                                        end_of_turn=False, speech_ended_at=ended), subjects.transcript(call_id))
+        await asyncio.sleep(gap_s)
+        final = Transcript(call_id=call_id, utterance_id="u1", text=prompt, speech_ended_at=ended)
+        await broker.publish(final, subjects.transcript(call_id))
+        await asyncio.wait_for(got.wait(), 60)
+        first = next(c for c in chunks if c.kind == "answer" and c.text)
+        await broker.publish(CallEnd(call_id=call_id), subjects.CALLS_END)
+    await asyncio.sleep(0.2)  # let the cancelled generation leave the model's worker
+    return (first.timing.first_chunk_at - final.emitted_at) * 1000
+
+
+async def same_cache(model: Any, settings: BrainSettings) -> None:
+    """Leave llama.cpp's prompt cache holding only the shared prefix (persona + greeting), so no
+    measured call profits from the one before it having asked the same question."""
+    messages = [{"role": "system", "content": settings.persona},
+                {"role": "assistant", "content": settings.greeting},
+                {"role": "user", "content": "Hello."}]
+    async for _ in model.stream(messages, 1):
+        pass
+
+
+async def run_preemptive(rounds: int, threads: int, gaps: list[float]) -> None:
+    settings = BrainSettings(provider="local", llama_threads=threads)
+    model = build_chat_model(settings)
+    await model.load()
+
+    async def measure(prompt: str, interim: str, gap: float, preemptive: bool) -> float:
+        await same_cache(model, settings)
+        return await first_chunk_after_final(model, prompt, interim, gap, preemptive)
+
+    print("\npreemptive generation: final transcript -> first reply chunk (ms), through the service")
+    for gap in gaps:
+        rows: dict[str, list[float]] = {"off": [], "on, same words": [], "on, words changed": []}
+        for _ in range(rounds):
+            for prompt in PROMPTS:
+                if is_caller_goodbye(prompt):
+                    continue  # answered with the canned goodbye: no LLM to start early
+                rows["off"].append(await measure(prompt, prompt, gap, False))
+                rows["on, same words"].append(await measure(prompt, prompt, gap, True))
+                cut = " ".join(prompt.split()[:-1]) or prompt
+                rows["on, words changed"].append(await measure(prompt, cut, gap, True))
+        print(f"  interim -> final gap {gap * 1000:.0f} ms, {len(rows['off'])} prompts:")
+        for name, values in rows.items():
+            print(f"    {name:>18}: p50 {pct(values, 50):7.1f}  p95 {pct(values, 95):7.1f}  mean "
+                  f"{statistics.mean(values):7.1f}")
+        saved = [a - b for a, b in zip(rows["off"], rows["on, same words"], strict=True)]
+        print(f"    {'saved (same words)':>18}: p50 {pct(saved, 50):7.1f}  mean {statistics.mean(saved):7.1f}")
+    await model.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=60)
+    parser.add_argument("--gaps", default="0.15,0.3", help="interim -> final gaps in seconds, comma-separated")
+    parser.add_argument("--no-preemptive", action="store_true", help="skip the preemptive generation runs")
     args = parser.parse_args()
     asyncio.run(run(args.rounds, args.threads, args.max_tokens))
+    if not args.no_preemptive:
+        gaps = [float(g) for g in args.gaps.split(",") if g.strip()]
+        asyncio.run(run_preemptive(args.rounds, args.threads, gaps))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,17 @@ from aiohttp import web
 from faststream.nats import NatsMessage, TestNatsBroker
 
 from ringline.contracts import subjects
-from ringline.contracts.messages import CallEnd, CallEvent, CallStart, Control, ReplyChunk, Transcript
+from ringline.contracts.messages import (
+    CallEnd,
+    CallEvent,
+    CallStart,
+    Control,
+    Playback,
+    ReplyChunk,
+    SpeechEvent,
+    Transcript,
+    make_mark,
+)
 from ringline.contracts.runtime import STAGE_READY
 from ringline.services.brain.app import create_app
 from ringline.services.brain.llm.base import ChatModel, Messages, StreamStats
@@ -66,6 +76,8 @@ class Harness:
     events: list[CallEvent] = field(default_factory=list)
     controls: list[Control] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    play_s: float | None = 0.01  # echo each chunk's mark this long after it (None: the test echoes)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def start_call(self, call_id: str = "call-1", tts_ready: bool = True) -> str:
         self.calls.append(call_id)
@@ -88,6 +100,52 @@ class Harness:
 
     async def control(self, call_id: str, action: str, turn_id: str = "") -> None:
         await self.broker.publish(Control(call_id=call_id, action=action, turn_id=turn_id), subjects.control(call_id))
+
+    async def speech(self, call_id: str, kind: str, voiced_ms: float = 0.0, utterance_id: str = "u1",
+                     started_at: float = 0.0) -> None:
+        event = SpeechEvent(call_id=call_id, utterance_id=utterance_id, kind=kind, voiced_ms=voiced_ms,
+                            started_at=started_at)
+        await self.broker.publish(event, subjects.speech(call_id))
+
+    async def heard(self, chunk: ReplyChunk, cleared: bool = False) -> None:
+        """The phone side echoes the chunk's mark: the caller heard it (or it was cleared)."""
+        playback = Playback(call_id=chunk.call_id, mark=make_mark(chunk.turn_id, chunk.seq),
+                            turn_id=chunk.turn_id, cleared=cleared)
+        await self.broker.publish(playback, subjects.playback(chunk.call_id))
+
+    async def dtmf(self, call_id: str, digit: str) -> None:
+        await self.broker.publish(Control(call_id=call_id, action="dtmf", digit=digit), subjects.control(call_id))
+
+    async def greeted(self, timeout: float = 3.0) -> ReplyChunk:
+        """Wait for the greeting and (when marks are echoed for the test) until it has been heard."""
+        await wait_until(lambda: any(r.kind == "greeting" for r in self.replies)
+                         and (self.play_s is None or not self.tasks), timeout)
+        return next(r for r in self.replies if r.kind == "greeting")
+
+    async def played(self, timeout: float = 3.0) -> None:
+        """Wait until every chunk published so far has been heard (its mark echoed)."""
+        await wait_until(lambda: not self.tasks, timeout)
+
+    def _play(self, chunk: ReplyChunk) -> None:
+        if self.play_s is None:
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(self.play_s)
+            await self.heard(chunk)
+
+        task = asyncio.create_task(later())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def turn(self, turn_id: str) -> list[ReplyChunk]:
+        return [r for r in self.replies if r.turn_id == turn_id]
+
+    def said(self, kind: str | None = None) -> str:
+        return " ".join(r.text for r in self.answers(kind) if r.text)
+
+    def named(self, name: str) -> list[CallEvent]:
+        return [e for e in self.events if e.name == name]
 
     def answers(self, kind: str | None = None) -> list[ReplyChunk]:
         return [r for r in self.replies if r.kind != "greeting" and (kind is None or r.kind == kind)]
@@ -113,18 +171,19 @@ def make_harness():
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
-    async def _make(model: ChatModel, **overrides: Any):
+    async def _make(model: ChatModel, play_s: float | None = 0.01, **overrides: Any):
         values = {"tts_ready_timeout_s": 1.0, "llm_first_token_timeout_s": 2.0, "llm_stall_timeout_s": 2.0}
         values.update(overrides)
         settings = BrainSettings(**values)
         app = create_app(settings, model=model)
         broker = app.broker
-        harness = Harness(broker=broker, model=model, settings=settings)
+        harness = Harness(broker=broker, model=model, settings=settings, play_s=play_s)
 
         @broker.subscriber(subjects.REPLY_PATTERN)
         async def on_reply(chunk: ReplyChunk, msg: NatsMessage) -> None:
             harness.replies.append(chunk)
             harness.reply_headers.append(dict(msg.headers or {}))
+            harness._play(chunk)
 
         @broker.subscriber(subjects.EVENT_PATTERN)
         async def on_event(event: CallEvent) -> None:
@@ -139,6 +198,8 @@ def make_harness():
             try:
                 yield harness
             finally:
+                for task in list(harness.tasks):
+                    task.cancel()
                 for call_id in harness.calls:  # the router closes each session and its tasks
                     await test_broker.publish(CallEnd(call_id=call_id), subjects.CALLS_END)
 
@@ -192,11 +253,46 @@ def sse_events(pieces: list[str]) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
+def sse_tool_use(text: str, tool_id: str, name: str, input_parts: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """A reply that says `text` and then calls a tool, its JSON input streamed in `input_parts`."""
+    usage = {"input_tokens": 50, "output_tokens": 1}
+    message = {"id": "msg_tool", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+               "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": message})]
+    index = 0
+    if text:
+        events += [("content_block_start", {"type": "content_block_start", "index": 0,
+                                            "content_block": {"type": "text", "text": ""}}),
+                   ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                            "delta": {"type": "text_delta", "text": text}}),
+                   ("content_block_stop", {"type": "content_block_stop", "index": 0})]
+        index = 1
+    events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
+        "type": "tool_use", "id": tool_id, "name": name, "input": {}}}))
+    events += [("content_block_delta", {"type": "content_block_delta", "index": index,
+                                        "delta": {"type": "input_json_delta", "partial_json": part}})
+               for part in input_parts]
+    events += [("content_block_stop", {"type": "content_block_stop", "index": index}),
+               ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 20},
+                                  "delta": {"stop_reason": "tool_use", "stop_sequence": None}}),
+               ("message_stop", {"type": "message_stop"})]
+    return events
+
+
+@pytest.fixture
+def tool_use_sse():
+    return sse_tool_use
+
+
 @pytest.fixture
 async def fake_anthropic():
-    """Yields (base_url, requests); POST /v1/messages streams the scripted reply."""
+    """Yields (base_url, requests, state); POST /v1/messages streams the scripted reply.
+
+    `state["replies"]`, when set, is a list of SSE event lists answered one per request (then
+    `state["pieces"]` as text again).
+    """
     requests: list[dict[str, Any]] = []
-    state = {"status": 200, "pieces": ["The capital", " of France is", " Paris."]}
+    state: dict[str, Any] = {"status": 200, "pieces": ["The capital", " of France is", " Paris."], "replies": []}
 
     async def messages(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -206,7 +302,8 @@ async def fake_anthropic():
             return web.json_response(error, status=state["status"])
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for name, data in sse_events(state["pieces"]):
+        events = state["replies"].pop(0) if state["replies"] else sse_events(state["pieces"])
+        for name, data in events:
             await response.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
         await response.write_eof()
         return response

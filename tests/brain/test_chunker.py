@@ -94,3 +94,10 @@ def test_long_later_chunks_are_cut_at_a_clause():
 
 def test_clean_collapses_whitespace_and_leading_punctuation():
     assert clean("  ,  hello \n  world  ") == "hello world"
+
+
+def test_history_notes_copied_by_the_model_are_never_spoken():
+    from ringline.services.brain.chunker import clean
+
+    assert clean("[interrupted by the caller before saying anything]") == ""
+    assert clean("Sure — [interrupted by the caller] we open at nine.") == "Sure — we open at nine."

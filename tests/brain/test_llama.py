@@ -20,7 +20,7 @@ def ask(question: str) -> list[dict[str, str]]:
 async def test_capital_of_france_through_the_service(local_model, make_harness, until):
     async with make_harness(local_model, llm_first_token_timeout_s=10.0) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "What is the capital of France?")
         await until(lambda: any(c.final for c in h.answers()), timeout=30)
         await until(lambda: h.llm_events())

@@ -43,3 +43,15 @@ async def test_an_abandoned_stream_does_not_block_the_next(provider):
         break
     await stream.aclose()
     assert "Paris" in "".join([p async for p in provider.stream(QUESTION, 40)])
+
+
+async def test_tools_are_accepted_and_declared_honestly(provider):
+    from ringline.services.brain.llm.base import ToolCall, ToolSpec
+
+    weather = ToolSpec("weather", "Today's weather in a city.",
+                       {"type": "object", "properties": {"city": {"type": "string"}}})
+    pieces = [p async for p in provider.stream(QUESTION, 40, tools=[weather])]
+    text = "".join(p for p in pieces if isinstance(p, str))
+    assert "Paris" in text  # a question no tool is needed for is simply answered
+    if not provider.capabilities.tools:
+        assert not any(isinstance(p, ToolCall) for p in pieces)

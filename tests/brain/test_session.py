@@ -25,7 +25,7 @@ async def test_greeting_waits_for_tts_then_goes_out(make_harness, scripted, unti
 
         started = time.monotonic()
         await h.tts_ready(call_id)
-        await until(lambda: h.replies)
+        await h.greeted()
         assert time.monotonic() - started < 1.0
         (greeting,) = h.replies
         assert (greeting.kind, greeting.seq, greeting.final, greeting.text) == ("greeting", 0, True, GREETING)
@@ -43,7 +43,7 @@ async def test_greeting_goes_out_after_timeout_without_tts(make_harness, scripte
 async def test_final_transcript_yields_ordered_chunks_with_timings(make_harness, scripted, until):
     async with make_harness(scripted(PARIS, delay=0.01)) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         transcript = await h.say(call_id, "What is the capital of France?", provider="fake-stt")
         await until(lambda: any(r.final for r in h.answers()))
         await until(lambda: h.llm_events())
@@ -73,9 +73,10 @@ async def test_final_transcript_yields_ordered_chunks_with_timings(make_harness,
 async def test_history_carries_greeting_and_previous_turns(make_harness, scripted, until):
     async with make_harness(scripted(["Paris."])) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Capital of France?", utterance_id="u1")
         await until(lambda: len(h.llm_events()) == 1)
+        await h.played()  # the caller heard the answer before asking again
         await h.say(call_id, "And of Spain?", utterance_id="u2")
         await until(lambda: len(h.llm_events()) == 2)
 
@@ -92,7 +93,7 @@ async def test_history_carries_greeting_and_previous_turns(make_harness, scripte
 async def test_interim_and_mid_turn_transcripts_are_not_answered(make_harness, scripted, until):
     async with make_harness(scripted(PARIS)) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "What is the", is_final=False)
         await h.say(call_id, "What is the capital", end_of_turn=False)
         await h.say(call_id, "   ")
@@ -103,7 +104,7 @@ async def test_interim_and_mid_turn_transcripts_are_not_answered(make_harness, s
 async def test_llm_failure_yields_recovery_line(make_harness, scripted, until):
     async with make_harness(scripted([], fail_with=RuntimeError("model exploded"))) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Hello?")
         await until(lambda: h.answers())
         (chunk,) = h.answers()
@@ -117,7 +118,7 @@ async def test_silent_llm_yields_recovery_line_within_timeout(make_harness, scri
     model = scripted(["Too late."], first_delay=30.0)
     async with make_harness(model, llm_first_token_timeout_s=0.3) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         said = time.monotonic()
         await h.say(call_id, "Hello?")
         await until(lambda: h.answers(), timeout=2.0)
@@ -129,7 +130,7 @@ async def test_silent_llm_yields_recovery_line_within_timeout(make_harness, scri
 async def test_unspeakable_reply_yields_recovery_line(make_harness, scripted, until):
     async with make_harness(scripted(["**", " 😀", "\n"])) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Hello?")
         await until(lambda: h.answers())
         assert [c.kind for c in h.answers()] == ["recovery"]
@@ -139,7 +140,7 @@ async def test_failure_after_speaking_closes_the_turn(make_harness, scripted, un
     model = scripted(["Paris is the capital.", " It has"], fail_with=RuntimeError("connection reset"))
     async with make_harness(model) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Capital of France?")
         await until(lambda: any(c.final for c in h.answers()))
         chunks = h.answers()
@@ -151,9 +152,10 @@ async def test_new_transcript_cancels_the_turn_in_flight(make_harness, scripted,
     slow = ["One", " two", " three", " four,", " five", " six.", " seven", " eight."] * 5
     async with make_harness(scripted(slow, delay=0.05)) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Count for me.", utterance_id="u1")
         await until(lambda: h.answers())  # the first turn is speaking
+        await h.played()  # and the caller has heard its first chunk
         first_turn = h.answers()[0].turn_id
 
         h.model.pieces = ["Okay, stopping."]
@@ -174,7 +176,8 @@ async def test_new_transcript_cancels_the_turn_in_flight(make_harness, scripted,
         history = h.model.calls[1][1:]
         assert [m["role"] for m in history] == ["assistant", "user", "assistant", "user"]
         assert history[1]["content"] == "Count for me." and history[3]["content"] == "Stop, please."
-        assert history[2]["content"] == " ".join(c.text for c in old), "what the caller heard, no more"
+        heard = " ".join(c.text for c in old)  # each chunk's mark came back: all of it was heard
+        assert history[2]["content"] == f"{heard} — [interrupted by the caller]"
 
 
 async def test_caller_speaking_first_gets_the_greeting_then_an_answer(make_harness, scripted, until):
@@ -189,7 +192,7 @@ async def test_caller_speaking_first_gets_the_greeting_then_an_answer(make_harne
 async def test_hangup_stops_everything(make_harness, scripted, until):
     async with make_harness(scripted([" Word."] * 100, delay=0.05)) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Talk to me.")
         await until(lambda: h.answers())
         await h.control(call_id, "hangup")
@@ -205,7 +208,7 @@ async def test_hangup_stops_everything(make_harness, scripted, until):
 async def test_interrupt_control_cancels_the_named_turn(make_harness, scripted, until):
     async with make_harness(scripted([" Word."] * 100, delay=0.05)) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         await h.say(call_id, "Talk to me.")
         await until(lambda: h.answers())
         await h.control(call_id, "interrupt", turn_id="someone-elses-turn")
@@ -225,7 +228,7 @@ async def test_turn_span_continues_the_transcript_trace(make_harness, scripted, 
 
     async with make_harness(scripted(PARIS)) as h:
         call_id = await h.start_call()
-        await until(lambda: h.replies)
+        await h.greeted()
         with provider.get_tracer("stt-test").start_as_current_span("stt") as stt_span:
             headers = inject_headers()
         await h.say(call_id, "Capital of France?", headers=headers)

@@ -170,3 +170,121 @@ async def memory_edge(edge_settings: TelephonySettings) -> AsyncIterator[SimpleN
 def helpers() -> SimpleNamespace:
     return SimpleNamespace(tone_utterance=tone_utterance, tone=tone, ScriptedAgent=ScriptedAgent,
                            serve_edge=serve_edge, free_port=free_port, running_broker=running_broker)
+
+
+@dataclass
+class TurnTakingAgent:
+    """A stand-in for stt + brain + tts that follows the turn-taking protocol with an energy gate.
+
+    It greets, answers each caller utterance (once `end_silence_ms` of silence follow it) with a
+    reply of `chunks` marked tone chunks, and, while its audio is still being heard, interrupts
+    itself (`Control(interrupt)`) once the caller has spoken `barge_in_ms` over it: shorter
+    sounds (backchannels) neither interrupt nor get an answer. Key 9 makes it say goodbye and
+    hang up once the goodbye's mark is echoed (`hangup_early`: right away, cutting it off).
+    """
+
+    broker: NatsBroker
+    barge_in_ms: float = 250.0
+    end_silence_ms: float = 200.0
+    min_utterance_ms: float = 300.0
+    chunk_s: float = 1.0
+    chunks: int = 3
+    hangup_early: bool = False
+    controls: list[Control] = field(default_factory=list)
+    playbacks: list[Playback] = field(default_factory=list)
+    ends: list[CallEnd] = field(default_factory=list)
+    replies: int = 0
+    _unheard: set[str] = field(default_factory=set)  # marks sent, not echoed yet
+    _turn: str = ""
+    _voiced: int = 0
+    _quiet: int = 0
+    _goodbye_mark: str = ""
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def attach(self) -> None:
+        self.broker.subscriber(subjects.CALLS_START)(self.on_start)
+        self.broker.subscriber(subjects.CALLS_END)(self.on_end)
+        self.broker.subscriber("call.*.audio.in")(self.on_audio)
+        self.broker.subscriber("call.*.playback")(self.on_playback)
+        self.broker.subscriber("call.*.control")(self.on_control)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def on_start(self, call: CallStart) -> None:
+        self._spawn(self._say(call.call_id, "greeting", 1, 0.1, TurnTiming()))
+
+    async def on_end(self, end: CallEnd) -> None:
+        self.ends.append(end)
+
+    async def on_control(self, control: Control) -> None:
+        self.controls.append(control)
+        if control.action == "dtmf" and control.digit == "9":
+            self._goodbye_mark = make_mark("goodbye", 0)
+            self._spawn(self._say(control.call_id, "goodbye", 1, 0.1, TurnTiming()))
+            if self.hangup_early:
+                self._spawn(self._hang_up(control.call_id, delay=0.3))
+
+    async def on_playback(self, playback: Playback) -> None:
+        self.playbacks.append(playback)
+        self._unheard.discard(playback.mark)
+        if playback.mark == self._goodbye_mark and not playback.cleared and not self.hangup_early:
+            await self._hang_up(playback.call_id, delay=0.0)
+
+    async def on_audio(self, frame: AudioFrame) -> None:
+        frame_ms = 20.0
+        if rms_dbfs(mulaw_decode(frame.payload)) > -40:
+            self._voiced += 1
+            self._quiet = 0
+            speaking = any(m.startswith(self._turn + ":") for m in self._unheard) if self._turn else False
+            if speaking and self._voiced * frame_ms >= self.barge_in_ms:
+                interrupted, self._turn = self._turn, ""
+                self._unheard = {m for m in self._unheard if not m.startswith(interrupted + ":")}
+                await self.broker.publish(Control(call_id=frame.call_id, action="interrupt", turn_id=interrupted),
+                                          subjects.control(frame.call_id))
+            return
+        if not self._voiced:
+            return
+        self._quiet += 1
+        if self._quiet * frame_ms >= self.end_silence_ms:
+            voiced_ms, self._voiced = self._voiced * frame_ms, 0
+            if voiced_ms >= self.min_utterance_ms:  # a backchannel is no turn
+                self.replies += 1
+                end = frame.captured_at - self.end_silence_ms / 1000
+                timing = TurnTiming(speech_ended_at=end, transcript_at=end + 0.05, first_chunk_at=end + 0.1,
+                                    first_audio_at=end + 0.15)
+                self._spawn(self._say(frame.call_id, f"reply{self.replies}", self.chunks, 0.1, timing))
+
+    async def _say(self, call_id: str, turn: str, chunks: int, delay: float, timing: TurnTiming) -> None:
+        await asyncio.sleep(delay)
+        self._turn = turn
+        for seq in range(chunks):
+            mark = make_mark(turn, seq)
+            self._unheard.add(mark)
+            await self.broker.publish(AgentAudio(call_id=call_id, turn_id=turn, seq=seq,
+                                                 payload=mulaw_encode(tone(self.chunk_s, 550.0 + 50 * seq)),
+                                                 mark=mark, final=seq == chunks - 1, timing=timing),
+                                      subjects.audio_out(call_id))
+
+    async def _hang_up(self, call_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.broker.publish(Control(call_id=call_id, action="hangup", reason="goodbye"),
+                                  subjects.control(call_id))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def talking_edge(edge_settings: TelephonySettings) -> AsyncIterator[SimpleNamespace]:
+    """The edge on the in-memory broker with the turn-taking agent behind it."""
+    broker = create_broker(edge_settings, "telephony")
+    agent = TurnTakingAgent(broker)
+    agent.attach()
+    async for url in serve_edge(edge_settings, broker, TestNatsBroker):
+        yield SimpleNamespace(url=url, agent=agent)
+    await agent.close()

@@ -153,6 +153,8 @@ class _FailsOnBoom(Synthesizer):
         if "boom" in text:
             raise RuntimeError("voice exploded")
         yield bytes([0x10, 0x90]) * 800  # 0.2 s of a loud square wave
+        if "half" in text:
+            raise RuntimeError("voice gave out mid-sentence")
 
 
 async def test_a_failed_chunk_is_reported_and_the_call_carries_on(make_harness, wait_until) -> None:
@@ -168,7 +170,43 @@ async def test_a_failed_chunk_is_reported_and_the_call_carries_on(make_harness, 
         assert "voice exploded" in errors[0].data["error"]
         assert call.finished("t1")  # the turn still ends, so nobody waits for it forever
         assert [a.mark for a in call.turn_audio("t1") if a.mark] == ["t1:0", "t1:1"]
+        # ... but the error names that mark: its echo will not mean "boom" was heard
+        assert errors[0].data["mark"] == "t1:1" and errors[0].data["audio_ms"] == 0
+        assert errors[0].data["text"] == "boom"
         assert call.turn_audio("t2")[0].payload
+
+
+async def test_a_chunk_failing_midway_names_its_mark_and_the_audio_that_went_out(make_harness, wait_until) -> None:
+    async with make_harness(_FailsOnBoom()) as tts:
+        call = await tts.call()
+        await call.say("t1", 0, "half a sentence", final=True)
+        await wait_until(lambda: call.finished("t1"))
+        (error,) = [e for e in call.events if e.name == "tts.error"]
+        assert error.data["mark"] == "t1:0" and error.data["audio_ms"] == 200.0
+        assert sum(len(a.payload) for a in call.turn_audio("t1")) == 1600  # the 0.2 s that was made
+
+
+async def test_an_interrupt_before_the_turn_arrives_keeps_it_silent(tts, wait_until) -> None:
+    call = await tts.call()
+    await call.control("interrupt", "t1")  # the brain gave the turn up before TTS saw any of it
+    await call.say("t1", 0, "You should never hear this.", final=True)
+    await call.say("t2", 0, "But this, yes.", final=True)
+    await wait_until(lambda: call.finished("t2"))
+    assert call.turn_audio("t1") == []
+    assert [e.turn_id for e in call.events if e.name in ("tts.turn", "tts.error")] == ["t2"]
+
+
+async def test_an_interrupted_turn_publishes_nothing_afterwards(tts, wait_until) -> None:
+    call = await tts.call()
+    await call.say("t1", 0, LONG_TURN, final=True)
+    await wait_until(lambda: len(call.turn_audio("t1")) >= 1)
+    await call.control("interrupt", "t1")
+    audio_at_interrupt = len(call.turn_audio("t1"))
+    events_at_interrupt = len(call.events)
+    await asyncio.sleep(1.0)
+    assert len(call.turn_audio("t1")) == audio_at_interrupt
+    assert not any(a.final for a in call.turn_audio("t1"))
+    assert [e.name for e in call.events[events_at_interrupt:] if e.turn_id == "t1"] == []
 
 
 def _span_exporter() -> InMemorySpanExporter:

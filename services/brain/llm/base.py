@@ -4,6 +4,13 @@
 the first-token and stall timeouts, wraps every provider failure into one `LLMError`, and
 closes the provider's stream when the consumer stops early or is cancelled (barge-in).
 Providers write only `_stream_impl` (and `load`/`aclose` when they hold resources).
+
+Tools: a model that declares `capabilities.tools` receives `ToolSpec`s and may yield a
+`ToolCall` among its text pieces (after the text it said first). The caller runs the tool
+and streams again with the exchange appended in the provider-neutral form
+`{"role": "assistant", "content": text, "tool_calls": [{"id", "name", "arguments"}]}` then
+`{"role": "tool", "tool_call_id", "name", "content", "is_error"}`; each provider translates it.
+Models without the capability are never given tools.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +28,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ringline.brain.llm")
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
 
 
 class LLMError(RuntimeError):
     """Any failure of a chat model: the caller hears the recovery line instead."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and its arguments as JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The model asks for `name(**arguments)`; `id` ties the result to the request."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,19 +109,24 @@ class ChatModel(ABC):
         messages: Messages,
         max_tokens: int,
         *,
+        tools: Sequence[ToolSpec] = (),
         stats: StreamStats | None = None,
         first_token_timeout: float | None = None,
         stall_timeout: float | None = None,
-    ) -> AsyncIterator[str]:
-        """Yield the reply's text pieces as they arrive.
+    ) -> AsyncIterator[str | ToolCall]:
+        """Yield the reply's text pieces (and, given `tools`, `ToolCall`s) as they arrive.
 
-        `messages` are `{"role": "system"|"user"|"assistant", "content": str}`. Raises
-        `LLMError` for any provider failure or timeout; cancellation propagates unchanged.
+        `messages` are `{"role": "system"|"user"|"assistant"|"tool", "content": str, ...}`.
+        `tools` are ignored by a model without the tools capability. Raises `LLMError` for any
+        provider failure or timeout; cancellation propagates unchanged.
         """
         stats = stats if stats is not None else StreamStats()
         stats.provider, stats.model = self.provider, self.model
         stats.started_at = time.time()
-        pieces = self._stream_impl(messages, max_tokens, stats)
+        if tools and self.capabilities.tools:
+            pieces = self._stream_impl(messages, max_tokens, stats, tools=tuple(tools))
+        else:
+            pieces = self._stream_impl(messages, max_tokens, stats)
         try:
             while True:
                 timeout = first_token_timeout if stats.pieces == 0 else stall_timeout
@@ -126,8 +156,12 @@ class ChatModel(ABC):
                 log.debug("closing a %s stream failed", self.provider, exc_info=True)
 
     @abstractmethod
-    def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncIterator[str]:
-        """An async generator of text pieces. May set `stats.output_tokens`/`input_tokens`."""
+    def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncIterator[str | ToolCall]:
+        """An async generator of text pieces. May set `stats.output_tokens`/`input_tokens`.
+
+        A provider with the tools capability also takes `tools: tuple[ToolSpec, ...]` (passed
+        only when there are some) and yields a `ToolCall` for each call the model makes.
+        """
 
 
 def build_chat_model(settings: BrainSettings) -> ChatModel:

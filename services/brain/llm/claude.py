@@ -1,47 +1,90 @@
-"""Cloud LLM: Claude through the `anthropic` SDK's streaming Messages API.
+"""Cloud LLM: Claude through the `anthropic` SDK's streaming Messages API, with native tool use.
 
 The persona goes in `system` as one cached block (prompt caching keeps repeat turns cheap and
-fast); the call history becomes alternating user/assistant messages.
+fast); the call history becomes alternating user/assistant messages. Tools go out as
+`tools=[{name, description, input_schema}]`; a `tool_use` content block comes back as a
+`ToolCall` the moment the block closes, and the tool's answer returns as a `tool_result` block
+in the next user message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import Capabilities, ChatModel, Messages, StreamStats
+from .base import Capabilities, ChatModel, Messages, StreamStats, ToolCall, ToolSpec
 
 log = logging.getLogger("ringline.brain.claude")
 
 # The Messages API wants the conversation to open with the caller; a call opens with our greeting.
 CALL_OPENED = "(The call has connected.)"
 
+Content = str | list[dict[str, Any]]
 
-def to_anthropic(messages: Messages) -> tuple[str, list[dict[str, str]]]:
+
+def _blocks(content: Content) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def _merge(first: Content, second: Content) -> Content:
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n{second}"
+    return [*_blocks(first), *_blocks(second)]
+
+
+def _content(message: dict[str, Any]) -> tuple[str, Content | None]:
+    """A neutral message as an Anthropic (role, content); content None when there is nothing."""
+    role = message.get("role", "user")
+    text = str(message.get("content") or "").strip()
+    if role == "tool":
+        result: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": str(message.get("tool_call_id", "")),
+            "content": text or "(no result)",
+        }
+        if message.get("is_error"):
+            result["is_error"] = True
+        return "user", [result]
+    role = "assistant" if role == "assistant" else "user"
+    calls = message.get("tool_calls") or []
+    if role == "assistant" and calls:
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"], "input": c.get("arguments") or {}}
+                   for c in calls]
+        return role, blocks
+    return role, (text or None)
+
+
+def to_anthropic(messages: Messages) -> tuple[str, list[dict[str, Any]]]:
     """Split chat messages into Anthropic's `system` text and user/assistant turns.
 
     System messages are joined into the system text; consecutive messages of one role are
     merged (the API rejects two in a row); a conversation that opens with the agent gets a
-    short user placeholder first.
+    short user placeholder first; tool exchanges become `tool_use` / `tool_result` blocks.
     """
     system_parts: list[str] = []
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
     for message in messages:
-        role, content = message.get("role", "user"), (message.get("content") or "").strip()
-        if not content:
+        if message.get("role") == "system":
+            if text := str(message.get("content") or "").strip():
+                system_parts.append(text)
             continue
-        if role == "system":
-            system_parts.append(content)
+        role, content = _content(message)
+        if content is None:
             continue
-        role = "assistant" if role == "assistant" else "user"
         if turns and turns[-1]["role"] == role:
-            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n{content}"}
+            turns[-1] = {"role": role, "content": _merge(turns[-1]["content"], content)}
         else:
             turns.append({"role": role, "content": content})
     if turns and turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": CALL_OPENED})
     return "\n\n".join(system_parts), turns
+
+
+def tool_param(tool: ToolSpec) -> dict[str, Any]:
+    return {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
 
 
 class ClaudeChatModel(ChatModel):
@@ -81,7 +124,9 @@ class ClaudeChatModel(ChatModel):
         if client is not None:
             await client.close()
 
-    async def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncIterator[str]:
+    async def _stream_impl(
+        self, messages: Messages, max_tokens: int, stats: StreamStats, tools: tuple[ToolSpec, ...] = ()
+    ) -> AsyncIterator[str | ToolCall]:
         if self._client is None:
             await self.load()
         system_text, turns = to_anthropic(messages)
@@ -96,10 +141,28 @@ class ClaudeChatModel(ChatModel):
             request["system"] = [
                 {"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}
             ]
+        if tools:
+            request["tools"] = [tool_param(tool) for tool in tools]
         async with self._client.messages.stream(**request) as stream:
-            async for text in stream.text_stream:
-                yield text
+            async for event in stream:
+                if event.type == "text":
+                    yield event.text
+                elif event.type == "content_block_stop" and event.content_block.type == "tool_use":
+                    block = event.content_block
+                    yield ToolCall(id=block.id, name=block.name, arguments=_arguments(block.input))
             usage = stream.current_message_snapshot.usage
             stats.output_tokens = usage.output_tokens
             stats.input_tokens = usage.input_tokens
             stats.extra["cache_read_input_tokens"] = usage.cache_read_input_tokens or 0
+
+
+def _arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}

@@ -1,0 +1,37 @@
+"""The calls one edge replica serves: duplicate-stream checks and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .stream import CallStream
+
+log = logging.getLogger("ringline.telephony.registry")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+
+class CallRegistry:
+    """The sockets this replica serves, for duplicate-call checks and graceful shutdown."""
+
+    def __init__(self) -> None:
+        self.streams: set[CallStream] = set()
+        self.calls: dict[str, CallStream] = {}
+
+    async def shutdown(self, timeout: float) -> None:
+        streams = list(self.streams)
+        for stream in streams:
+            stream.request_close(CLOSE_GOING_AWAY, "service shutting down")
+        waiters = [asyncio.ensure_future(s.done.wait()) for s in streams]
+        if waiters:
+            _, late = await asyncio.wait(waiters, timeout=timeout)
+            for waiter in late:
+                waiter.cancel()
+            if late:
+                log.warning("%d calls did not end within %.0f s of shutdown", len(late), timeout)

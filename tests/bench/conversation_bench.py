@@ -1,0 +1,191 @@
+"""Conversation benchmark: turn-taking as a caller experiences it, on the real offline stack.
+
+    .venv/bin/python tests/bench/conversation_bench.py [--calls 2] [--data-dir .ringline-bench]
+
+Starts nats-server and the five services twice (brain without, then with preemptive generation)
+and places `--calls` scripted calls on each. Every call: a sentence with a 600 ms pause in the
+middle, a long request the caller interrupts, and a long request the caller backchannels into
+("uh-huh" and the like, each at most 300 ms of speech). Printed, per configuration:
+
+  barge-in reaction   caller's interrupting speech onset -> `clear` received at the phone
+                      (p50/p95; target p95 <= 300 ms), and interrupted-turn audio after the clear
+  false cut-offs      agent audio during/after the 600 ms pause, before the caller finished (target 0)
+  backchannels        `clear`s caused by <= 300 ms backchannels (target 0)
+  mouth-to-ear        caller's end of speech -> first agent audio, every answered utterance (p50/p95);
+                      replies that started before the caller finished are counted, not averaged in
+
+Numbers, not assertions: this box has 2 cores shared with other work, so timings are noisy.
+About 2 minutes per configuration with --calls 2 (stack start included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ringline.caller import Backchannel, CallResult, Interrupt, Pause, Say, Scenario, place_call, prepare
+from ringline.caller.speech import load_synth
+from ringline.stack import Stack, StackError
+
+PAUSED = [
+    ["I'd like to book a table", Pause(600), "for Tuesday evening."],
+    ["Can you remind me", Pause(600), "what time you close today?"],
+    ["I need to change my booking", Pause(600), "to Friday, please."],
+]
+LONG_ASKS = [
+    "Please tell me a long story about a brave knight and a friendly dragon.",
+    "Can you describe, in detail, how to plan a week long trip to Italy?",
+    "Tell me everything you know about how bread is baked, step by step.",
+    "Please explain at length how the seasons change through the year.",
+]
+INTERRUPTIONS = ["Sorry, wait, stop. What time do you open?", "Hold on, stop there. Can I ask something else?"]
+BACKCHANNELS = ["Uh-huh.", "Right."]  # about 260 and 200 ms of speech (Piper varies a little run to run)
+INTERRUPT_AFTER_MS = [1000, 1500, 2000]
+BACKCHANNEL_AFTER_MS = [800, 1200, 1600]
+MAX_BACKCHANNEL_MS = 300.0
+PREEMPTIVE_ENV = {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "true", "RINGLINE_BRAIN_PREEMPTIVE": "true"}
+
+
+def scenario(index: int) -> Scenario:
+    return Scenario([
+        Say(PAUSED[index % len(PAUSED)]),
+        Say(LONG_ASKS[index % len(LONG_ASKS)]),
+        Interrupt(INTERRUPTIONS[index % len(INTERRUPTIONS)], after_ms=INTERRUPT_AFTER_MS[index % 3]),
+        Say(LONG_ASKS[(index + 1) % len(LONG_ASKS)]),
+        Backchannel(BACKCHANNELS[index % len(BACKCHANNELS)], after_ms=BACKCHANNEL_AFTER_MS[index % 3]),
+    ], name=f"conversation-{index}")
+
+
+@dataclass
+class Tally:
+    label: str
+    calls: list[CallResult] = field(default_factory=list)
+
+    def steps(self, kind: str) -> list[Any]:
+        return [s for c in self.calls for s in c.steps if s.kind == kind]
+
+    @property
+    def barge_in_ms(self) -> list[float]:
+        return [s.barge_in_ms for s in self.steps("interrupt") if s.barge_in_ms is not None]
+
+    @property
+    def mouth_to_ear_ms(self) -> list[float]:
+        return [t.mouth_to_ear_ms for c in self.calls for t in c.replies
+                if t.mouth_to_ear_ms is not None and t.mouth_to_ear_ms > 0]
+
+    @property
+    def talked_over(self) -> int:
+        """Replies whose audio arrived before the caller had finished speaking."""
+        return sum(1 for c in self.calls for t in c.replies if t.mouth_to_ear_ms is not None and t.mouth_to_ear_ms <= 0)
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile (with few samples it is the max)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def p50_p95(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.0f} / {p95(values):.0f} ms (n={len(values)})"
+
+
+def run_config(label: str, env: dict[str, str], calls: int, data_dir: Path, voice: Any) -> Tally:
+    tally = Tally(label)
+    stack = Stack.on_free_ports(data_dir=data_dir / label, quiet=True, env=env)
+    started = time.monotonic()
+    stack.start(timeout=300)
+    print(f"[{label}] stack up in {time.monotonic() - started:.0f} s", flush=True)
+    try:
+        for index in range(calls):
+            plan = prepare(scenario(index), voice)
+            result = asyncio.run(place_call(stack.edge_url, plan, nats_url=stack.url, reply_timeout=40.0,
+                                            max_reply_s=60.0, record_timeout=5.0))
+            tally.calls.append(result)
+            print(f"[{label}] call {index + 1}/{calls}: {describe(result)}", flush=True)
+    finally:
+        stack.stop()
+    return tally
+
+
+def describe(result: CallResult) -> str:
+    parts = []
+    for step in result.steps:
+        if step.kind == "interrupt":
+            parts.append(f"barge-in {step.barge_in_ms:.0f} ms" if step.barge_in_ms is not None else "NO clear")
+        elif step.kind == "backchannel":
+            parts.append(f"backchannel {step.voiced_ms:.0f} ms -> " + ("CLEAR" if step.clear_received else "no clear"))
+        elif step.kind == "say" and step.pauses:
+            parts.append("CUT OFF" if step.false_cutoff else "pause ok")
+    parts.append("m2e " + ", ".join(f"{t.mouth_to_ear_ms:.0f}" for t in result.replies))
+    if result.problems:
+        parts.append(f"problems: {result.problems}")
+    return "; ".join(parts)
+
+
+def summary(tallies: list[Tally]) -> str:
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(name: str, value: Any) -> None:
+        rows.append((name, [value(t) for t in tallies]))
+
+    row("barge-in reaction p50 / p95", lambda t: p50_p95(t.barge_in_ms))
+    row("  interruptions cleared", lambda t: f"{sum(1 for s in t.steps('interrupt') if s.clear_received)}"
+                                             f"/{len(t.steps('interrupt'))}")
+    row("  audio of the turn after the clear",
+        lambda t: f"{sum(s.audio_after_clear_ms or 0 for s in t.steps('interrupt')):.0f} ms")
+    row("false cut-offs on 600 ms pauses", lambda t: f"{sum(1 for s in t.steps('say') if s.false_cutoff)}"
+                                                     f"/{sum(1 for s in t.steps('say') if s.pauses)}")
+    row("backchannel (<= 300 ms speech) clears", lambda t: _backchannels(t))
+    row("mouth-to-ear p50 / p95", lambda t: p50_p95(t.mouth_to_ear_ms))
+    row("  replies started before the caller finished",
+        lambda t: f"{t.talked_over}/{sum(len(c.replies) for c in t.calls)}")
+    row("calls with problems", lambda t: f"{sum(1 for c in t.calls if c.problems)}/{len(t.calls)}")
+    width = max(len(name) for name, _ in rows) + 2
+    cols = [max(len(t.label), *(len(v[i]) for _, v in rows)) + 2 for i, t in enumerate(tallies)]
+    lines = [" " * width + "".join(t.label.rjust(c) for t, c in zip(tallies, cols, strict=True))]
+    lines += [name.ljust(width) + "".join(v.rjust(c) for v, c in zip(values, cols, strict=True))
+              for name, values in rows]
+    lines.append("targets: barge-in p95 <= 300 ms; 0 false cut-offs; 0 backchannel clears")
+    return "\n".join(lines)
+
+
+def _backchannels(tally: Tally) -> str:
+    short = [s for s in tally.steps("backchannel") if s.voiced_ms is not None and s.voiced_ms <= MAX_BACKCHANNEL_MS]
+    return f"{sum(1 for s in short if s.clear_received)}/{len(short)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2, help="scripted calls per configuration")
+    parser.add_argument("--data-dir", type=Path, default=Path(".ringline-bench"))
+    parser.add_argument("--only", choices=["default", "preemptive"], help="run one configuration only")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    print("conversation bench (2 shared cores: timings are noisy)", flush=True)
+    voice = load_synth(threads=1)
+    configs = [("default", {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "false"}), ("preemptive", PREEMPTIVE_ENV)]
+    tallies = []
+    try:
+        for label, env in configs:
+            if args.only in (None, label):
+                tallies.append(run_config(label, env, max(1, args.calls), args.data_dir, voice))
+    except StackError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(summary(tallies))
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

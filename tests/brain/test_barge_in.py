@@ -1,0 +1,233 @@
+"""Barge-in and backchannels, as the caller notices them: the agent stops when talked over,
+keeps going on an "uh-huh", and remembers only what the caller actually heard.
+
+Marks are echoed by the tests themselves here (`play_s=None`), so "heard" is exactly what the
+test says was heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ringline.contracts.events import TURN_BARGE_IN
+
+SLOW = ["The capital of France is Paris.", " It sits on the Seine.", " It has many museums.",
+        " The Louvre is the largest.", " Spring is lovely there."] + [" More words."] * 40
+
+
+async def speaking_turn(h, until, call_id):
+    """Ask a question and wait until the agent has spoken its first two chunks (marks not echoed)."""
+    await h.say(call_id, "Tell me about Paris.", utterance_id="q1")
+    await until(lambda: len(h.answers()) >= 2)
+    return h.answers()[0].turn_id
+
+
+async def heard_greeting(h):
+    greeting = await h.greeted()
+    await h.heard(greeting)
+    return greeting
+
+
+async def test_interrupt_goes_out_in_the_same_handler_call_that_crosses_the_threshold(make_harness, scripted,
+                                                                                      until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None, barge_in_min_ms=250) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+
+        started_at = time.time() - 0.3
+        await h.speech(call_id, "started", utterance_id="u2", started_at=started_at)
+        await h.speech(call_id, "continuing", voiced_ms=120, utterance_id="u2", started_at=started_at)
+        assert h.controls == [], "120 ms of speech is not yet a barge-in"
+        await h.speech(call_id, "continuing", voiced_ms=260, utterance_id="u2", started_at=started_at)
+        # No waiting: the interrupt went out while that one message was handled.
+        assert [(c.action, c.turn_id) for c in h.controls] == [("interrupt", turn_id)]
+
+        await until(lambda: h.model.stopped == 1)  # the LLM stream was cancelled
+        spoken = len(h.turn(turn_id))
+        await asyncio.sleep(0.2)
+        assert len(h.turn(turn_id)) == spoken and not any(c.final for c in h.turn(turn_id))
+
+        (event,) = h.named(TURN_BARGE_IN)
+        assert event.turn_id == turn_id and event.data["trigger"] == "voiced"
+        assert event.data["voiced_ms"] == 260 and event.data["heard_text"] == ""
+        assert 300 <= event.data["reaction_ms"] < 1500
+
+
+async def test_history_after_an_interruption_holds_only_what_was_heard(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        await h.heard(h.turn(turn_id)[0])  # the caller heard the first sentence, not the second
+
+        await h.speech(call_id, "started", utterance_id="u2")
+        await h.speech(call_id, "continuing", voiced_ms=600, utterance_id="u2")
+        (event,) = h.named(TURN_BARGE_IN)
+        assert event.data["heard_text"] == "The capital of France is Paris."
+
+        h.model.pieces, h.model.delay = ["Sure, Lyon."], 0.0
+        await h.speech(call_id, "stopped", utterance_id="u2")
+        await h.say(call_id, "What about Lyon?", utterance_id="u2")
+        await until(lambda: any(c.final for c in h.answers()))
+
+        history = h.model.calls[-1]
+        assert [(m["role"], m["content"]) for m in history[2:]] == [
+            ("user", "Tell me about Paris."),
+            ("assistant", "The capital of France is Paris. — [interrupted by the caller]"),
+            ("user", "What about Lyon?"),
+        ]
+
+
+async def test_cleared_marks_do_not_count_as_heard(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        first, second = h.turn(turn_id)[:2]
+        await h.heard(first)
+        await h.heard(second, cleared=True)  # the edge cleared it: never played
+        await h.say(call_id, "Wait, stop.", utterance_id="u2")  # no speech events: the final alone
+        (event,) = h.named(TURN_BARGE_IN)
+        assert event.data["heard_text"] == "The capital of France is Paris." and event.data["trigger"] == "final"
+
+
+async def test_backchannels_while_the_agent_talks_neither_interrupt_nor_start_a_turn(make_harness, scripted,
+                                                                                    until):
+    async with make_harness(scripted(SLOW[:5], delay=0.15), play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+
+        # Voiced lengths as the STT measures the local voice saying them (the default threshold is 550 ms).
+        for uid, text, voiced in [("b1", "Uh-huh.", 280), ("b2", "Okay.", 380), ("b3", "Mm-hmm.", 520),
+                                  ("b4", "(coughs)", 200)]:
+            await h.speech(call_id, "started", utterance_id=uid)
+            for ms in range(50, voiced, 50):
+                await h.speech(call_id, "continuing", voiced_ms=ms, utterance_id=uid)
+            await h.speech(call_id, "stopped", voiced_ms=voiced, utterance_id=uid)
+            await h.say(call_id, text, utterance_id=uid, is_final=False, end_of_turn=False)  # interim
+            await h.say(call_id, text, utterance_id=uid)  # final
+
+        await until(lambda: any(c.final for c in h.turn(turn_id)), timeout=5)
+        assert h.controls == [] and h.named(TURN_BARGE_IN) == []
+        assert {c.turn_id for c in h.answers()} == {turn_id}, "no new turn for a backchannel"
+        assert len(h.model.calls) == 1
+        assert h.said() == "".join(SLOW[:5]).replace("  ", " ")
+
+
+async def test_an_interim_with_real_words_interrupts(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        await h.say(call_id, "Mm-hmm.", utterance_id="u2", is_final=False, end_of_turn=False)
+        assert h.controls == []
+        await h.say(call_id, "Stop.", utterance_id="u3", is_final=False, end_of_turn=False)
+        assert [(c.action, c.turn_id) for c in h.controls] == [("interrupt", turn_id)]
+        assert h.named(TURN_BARGE_IN)[0].data["trigger"] == "interim"
+
+
+async def test_speech_while_the_agent_is_silent_interrupts_nothing(make_harness, scripted, until):
+    async with make_harness(scripted(["Paris."]), play_s=0.01) as h:
+        call_id = await h.start_call()
+        await h.greeted()
+        await h.say(call_id, "Capital of France?")
+        await until(lambda: any(c.final for c in h.answers()))
+        await h.played()
+        await h.speech(call_id, "started", utterance_id="u2")
+        await h.speech(call_id, "continuing", voiced_ms=900, utterance_id="u2")
+        assert h.controls == [] and h.named(TURN_BARGE_IN) == []
+
+
+async def test_talking_over_the_greeting_cuts_it(make_harness, scripted, until):
+    async with make_harness(scripted(["Sure."]), play_s=None) as h:
+        call_id = await h.start_call()
+        greeting = await h.greeted()
+        await h.speech(call_id, "started", utterance_id="u1")
+        await h.speech(call_id, "continuing", voiced_ms=600, utterance_id="u1")
+        assert [(c.action, c.turn_id) for c in h.controls] == [("interrupt", greeting.turn_id)]
+        await h.say(call_id, "I need help with my order.", utterance_id="u1")
+        await until(lambda: h.model.calls)
+        assert h.model.calls[0][1] == {"role": "assistant",
+                                       "content": "[interrupted by the caller before saying anything]"}
+
+
+async def test_a_backchannel_just_after_the_agent_finished_is_not_a_turn_but_yes_to_a_question_is(
+        make_harness, scripted, until):
+    async with make_harness(scripted(["Your table is booked."]), play_s=0.01) as h:
+        call_id = await h.start_call()
+        await h.greeted()
+        await h.say(call_id, "Book a table for two.", utterance_id="q1")
+        await until(lambda: any(c.final for c in h.answers()))
+        await h.played()
+        await h.say(call_id, "Okay.", utterance_id="b1", speech_started_at=time.time() - 0.3)
+        await asyncio.sleep(0.2)
+        assert len(h.model.calls) == 1, "'okay' right after the agent spoke is acknowledgement"
+
+        h.model.pieces = ["Would you like a reminder?"]
+        await h.say(call_id, "Thanks. Can you remind me?", utterance_id="q2")
+        await until(lambda: len(h.model.calls) == 2)
+        await until(lambda: sum(c.final for c in h.answers()) == 2)
+        await h.played()
+        h.model.pieces = ["Done."]
+        await h.say(call_id, "Yes.", utterance_id="q3", speech_started_at=time.time() - 0.3)
+        await until(lambda: len(h.model.calls) == 3)
+        assert h.model.calls[2][-1] == {"role": "user", "content": "Yes."}
+
+
+async def test_an_interrupt_from_elsewhere_cuts_the_turn_too(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        await h.heard(h.turn(turn_id)[0])
+        await h.control(call_id, "interrupt", turn_id=turn_id)
+        await until(lambda: h.model.stopped == 1)
+        h.model.pieces, h.model.delay = ["Okay."], 0.0
+        await h.say(call_id, "Go on.", utterance_id="u2")
+        await until(lambda: len(h.model.calls) == 2)
+        assert h.model.calls[1][-2]["content"] == "The capital of France is Paris. — [interrupted by the caller]"
+
+
+async def test_a_caller_who_goes_on_talking_gets_one_answer_to_the_whole_sentence(make_harness, scripted, until):
+    model = scripted(["Booked for Tuesday."], first_delay=0.3)
+    async with make_harness(model) as h:
+        call_id = await h.start_call()
+        await h.greeted()
+        await h.say(call_id, "I'd like to book a table.", utterance_id="u1")  # the STT ended the turn early
+        await until(lambda: model.calls)
+        await h.speech(call_id, "started", utterance_id="u2")  # ... but the caller goes on
+        await asyncio.sleep(0.5)
+        assert h.answers() == [], "nothing is said over the caller"
+        await h.speech(call_id, "stopped", voiced_ms=700, utterance_id="u2")
+        await h.say(call_id, "For Tuesday evening.", utterance_id="u2")
+        await until(lambda: any(c.final for c in h.answers()))
+        assert {c.in_reply_to for c in h.answers()} == {"u2"} and h.said() == "Booked for Tuesday."
+        assert model.calls[-1][-1] == {"role": "user", "content": "I'd like to book a table. For Tuesday evening."}
+
+
+async def test_a_held_reply_goes_out_after_a_cough_or_an_um(make_harness, scripted, until):
+    model = scripted(["Sure."], first_delay=0.2)
+    async with make_harness(model, hold_resume_s=1.0) as h:
+        call_id = await h.start_call()
+        await h.greeted()
+        await h.say(call_id, "Can you help me?", utterance_id="u1")
+        await h.speech(call_id, "started", utterance_id="c1")
+        await h.speech(call_id, "stopped", voiced_ms=120, utterance_id="c1")  # a cough: no transcript follows
+        await asyncio.sleep(0.45)
+        assert h.answers() == []
+        await until(lambda: any(c.final for c in h.answers()), timeout=2)
+        assert h.said() == "Sure." and len(model.calls) == 1
+
+        model.pieces = ["Of course."]
+        await h.played()
+        await h.say(call_id, "And with my order?", utterance_id="u2")
+        await h.speech(call_id, "started", utterance_id="c2")
+        await h.speech(call_id, "stopped", voiced_ms=200, utterance_id="c2")
+        await h.say(call_id, "Um.", utterance_id="c2")
+        said = time.monotonic()
+        await until(lambda: "Of course." in h.said())
+        assert time.monotonic() - said < 0.8, "at once, not after hold_resume_s"
+        assert len(model.calls) == 2
