@@ -1,8 +1,9 @@
 """The TTS service: claims calls, turns each call's reply chunks into phone audio.
 
-`create_app(settings)` wires broker, provider and call router without any I/O; the voice is
-loaded (and warmed with one short sentence) by the app's startup hook, before the broker
-starts taking calls. `python -m ringline.services.tts` runs it.
+`create_app(settings)` wires broker, provider chain and call router without any I/O; the app's
+startup hook, before the broker starts taking calls, loads the Piper voice (warmed with one short
+sentence), opens the Cartesia connection when Cartesia is configured, and renders the apology
+line. `python -m ringline.services.tts` runs it.
 """
 
 from __future__ import annotations

@@ -1,15 +1,21 @@
 """Cloud TTS: Cartesia Sonic over its WebSocket, through the `cartesia` SDK.
 
-One connection per process, opened at `start()` and reopened when it dies; one Cartesia
-context per agent turn (`turn()`), so the text of a turn is pushed as the LLM streams it and
-the voice keeps its prosody across sentences. Audio comes back as raw 8 kHz mu-law, exactly what
-the phone wants: no resampling. `CartesiaTurn.cancel()` (barge-in) tells the server to stop and
-ends the turn's audio at once.
+One connection per process, opened at `start()` and reopened when it dies or stalls. Audio comes
+back as raw 8 kHz mu-law, exactly what the phone wants: no resampling.
 
-`CartesiaSynthesizer.stream(text)` (the `Synthesizer` template) runs one context for one text.
+`CartesiaSynthesizer.stream(text)` (the `Synthesizer` template, what the service uses) runs one
+Cartesia context per text, that is per reply chunk: the session needs to know where each chunk's
+audio ends to place its mark, and a context only says `done` at its very end. (The real API can
+mark a point inside a context, `flush` -> `flush_done`; the test double cannot yet, so one context
+per agent turn with text pushed as the LLM streams it, `turn()` / `CartesiaTurn`, is ready but not
+what the service speaks with.) Closing the stream, or cancelling its reader (barge-in), cancels
+the context on the server.
 
-Failures are `CartesiaError`s: `CartesiaRateLimited` (429 on connect or on a context),
-`CartesiaUnavailable` (5xx, refused, no answer within `connect_timeout_s`),
+`for_call(custom)` gives a call its own voice (`tts_voice`) or model (`tts_model`) on the same
+connection. `abandon()` marks the connection as suspect when a caller gave up waiting.
+
+Failures are `CartesiaError`s (see `cartesia_errors`): `CartesiaRateLimited` (429 on connect or
+on a context), `CartesiaUnavailable` (5xx, refused, no answer within `connect_timeout_s`),
 `CartesiaStalled` (text went out and nothing came back in time), `CartesiaDisconnected`.
 """
 
@@ -19,47 +25,31 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from .cartesia_errors import (
+    CartesiaAuthError,
+    CartesiaDisconnected,
+    CartesiaError,
+    CartesiaRateLimited,
+    CartesiaRequestError,
+    CartesiaStalled,
+    CartesiaUnavailable,
+    connect_error,
+    event_error,
+)
 from .provider import SynthCapabilities, Synthesizer
+
+__all__ = [
+    "CartesiaAuthError", "CartesiaDisconnected", "CartesiaError", "CartesiaOptions", "CartesiaRateLimited",
+    "CartesiaRequestError", "CartesiaStalled", "CartesiaSynthesizer", "CartesiaTurn", "CartesiaUnavailable",
+]
 
 log = logging.getLogger("ringline.tts.cartesia")
 
 OUTPUT_FORMAT = {"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 8000}
-
-
-class CartesiaError(RuntimeError):
-    retryable = True
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(f"cartesia: {message}")
-        self.status = status
-
-
-class CartesiaRateLimited(CartesiaError):
-    pass
-
-
-class CartesiaUnavailable(CartesiaError):
-    pass
-
-
-class CartesiaAuthError(CartesiaError):
-    retryable = False
-
-
-class CartesiaRequestError(CartesiaError):
-    retryable = False
-
-
-class CartesiaStalled(CartesiaError):
-    pass
-
-
-class CartesiaDisconnected(CartesiaError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -82,32 +72,43 @@ class CartesiaSynthesizer(Synthesizer):
     name = "cartesia"
     capabilities = SynthCapabilities(streaming=True, cancel=True)
 
-    def __init__(self, options: CartesiaOptions, piece_ms: int = 100) -> None:
+    def __init__(self, options: CartesiaOptions, piece_ms: int = 100,
+                 shared_with: CartesiaSynthesizer | None = None) -> None:
+        """`shared_with`: use that synthesizer's connection (another voice on the same account)."""
         super().__init__(piece_ms)
         self.options = options
-        self._client: Any = None
-        self._conn: Any = None
-        self._suspect: Any = None  # a connection that stalled a turn: replaced before the next
-        self._lock = asyncio.Lock()
+        self._pool = shared_with._pool if shared_with is not None else _Connection(options)
+        if shared_with is not None:
+            self.stats = shared_with.stats
 
     async def start(self) -> None:
         """Build the client and open the connection early (a failure here is retried per turn)."""
         try:
-            await self._connection()
+            await self._pool.get()
         except CartesiaError as exc:
             log.warning("cartesia not reachable at start: %s", exc)
 
     async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await _close_quietly(conn)
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        await self._pool.aclose()
+
+    def for_call(self, custom: Mapping[str, str]) -> Synthesizer:
+        """`tts_voice` / `tts_model` in the call's custom parameters pick another voice or model."""
+        voice, model = custom.get("tts_voice", "").strip(), custom.get("tts_model", "").strip()
+        if not voice and not model:
+            return self
+        options = replace(self.options, voice_id=voice or self.options.voice_id,
+                          model_id=model or self.options.model_id)
+        view = CartesiaSynthesizer(options, shared_with=self)
+        view.piece_bytes = self.piece_bytes
+        return view
+
+    def abandon(self) -> None:
+        """Someone stopped waiting for first audio: the connection may be stuck, use a fresh one."""
+        self._pool.suspect = self._pool.conn
 
     async def turn(self, context_id: str | None = None) -> CartesiaTurn:
         """A context for one agent turn; raises `CartesiaError` when no connection can be had."""
-        conn = await self._connection()
+        conn = await self._pool.get()
         o = self.options
         context_id = context_id or f"turn-{uuid.uuid4().hex[:12]}"
         context = conn.context(
@@ -115,7 +116,7 @@ class CartesiaSynthesizer(Synthesizer):
             language=o.language, max_buffer_delay_ms=o.max_buffer_delay_ms,
         )
         return CartesiaTurn(context_id, context, _socket(conn), o,
-                            on_stall=lambda: setattr(self, "_suspect", conn))
+                            on_stall=lambda: setattr(self._pool, "suspect", conn))
 
     async def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
         turn = await self.turn()
@@ -127,30 +128,49 @@ class CartesiaSynthesizer(Synthesizer):
         finally:
             await turn.cancel()  # no-op once the turn is done
 
-    async def _connection(self) -> Any:
+
+class _Connection:
+    """The one WebSocket of a process (shared by every voice), reopened when it died or stalled."""
+
+    def __init__(self, options: CartesiaOptions) -> None:
+        self.options = options
+        self.client: Any = None
+        self.conn: Any = None
+        self.suspect: Any = None  # a connection that stalled a turn: replaced before the next
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
         async with self._lock:
-            if self._conn is not None:
-                if self._conn is not self._suspect and not _closed(self._conn):
-                    return self._conn
-                await _close_quietly(self._conn)  # dead or stalled: stop its reader, start afresh
-                self._conn = None
-            if self._client is None:
+            if self.conn is not None:
+                if self.conn is not self.suspect and not _closed(self.conn):
+                    return self.conn
+                await _close_quietly(self.conn)  # dead or stalled: stop its reader, start afresh
+                self.conn = None
+            if self.client is None:
                 from cartesia import AsyncCartesia
 
                 o = self.options
-                self._client = AsyncCartesia(api_key=o.api_key, base_url=o.base_url,
-                                             websocket_base_url=o.websocket_base_url, max_retries=0)
+                self.client = AsyncCartesia(api_key=o.api_key, base_url=o.base_url,
+                                            websocket_base_url=o.websocket_base_url, max_retries=0)
             # A fresh manager each time: the SDK's own reconnect reuses the dead connection.
-            manager = self._client.tts.websocket_connect()
+            manager = self.client.tts.websocket_connect()
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.options.connect_timeout_s):
-                    self._conn = await manager.enter()
+                    self.conn = await manager.enter()
             except Exception as exc:
-                self._conn = None
-                raise _connect_error(exc) from exc
+                self.conn = None
+                raise connect_error(exc) from exc
             log.info("cartesia connected in %.0f ms", (time.perf_counter() - started) * 1000)
-            return self._conn
+            return self.conn
+
+    async def aclose(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await _close_quietly(conn)
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
 
 
 class CartesiaTurn:
@@ -240,7 +260,7 @@ class CartesiaTurn:
                         self.finished = True
                     elif event.type == "error":
                         self.finished = True
-                        raise _event_error(event)
+                        raise event_error(event)
                 elif closed.done():
                     self.finished = True
                     raise CartesiaDisconnected("connection lost mid-turn")
@@ -293,28 +313,3 @@ async def _close_quietly(conn: Any) -> None:
             await conn.close()
     except Exception:  # already gone, or a peer that never answers the close
         _socket(conn).transport.abort()
-
-
-def _connect_error(exc: BaseException) -> CartesiaError:
-    from websockets.exceptions import InvalidStatus
-
-    if isinstance(exc, InvalidStatus):
-        return _status_error(exc.response.status_code, "connect refused")
-    if isinstance(exc, TimeoutError):
-        return CartesiaUnavailable("no answer to connect")
-    return CartesiaUnavailable(f"cannot connect: {type(exc).__name__}: {exc}")
-
-
-def _event_error(event: Any) -> CartesiaError:
-    return _status_error(event.status_code, f"{event.title or 'error'}: {event.message or ''}".strip())
-
-
-def _status_error(status: int | None, message: str) -> CartesiaError:
-    text = f"{message} (HTTP {status})"
-    if status == 429:
-        return CartesiaRateLimited(text, status)
-    if status in (401, 402, 403):
-        return CartesiaAuthError(text, status)
-    if status is not None and 400 <= status < 500:
-        return CartesiaRequestError(text, status)
-    return CartesiaUnavailable(text, status)

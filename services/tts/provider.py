@@ -7,6 +7,11 @@ what they can do in `capabilities` instead of being told apart with `isinstance`
 
 Closing the stream early (breaking out of it inside `contextlib.aclosing`, or cancelling the
 task that reads it) cancels the rest of the synthesis.
+
+The session speaks a turn through `begin_turn()`: a `TurnSpeech` that streams each chunk and
+remembers which provider spoke it, the fallbacks on the way and the characters each provider was
+given (for the call's cost). A plain synthesizer speaks every chunk itself; the fallback chain
+(`fallback.py`) switches provider within the turn.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
 from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ringline.contracts.messages import SAMPLE_RATE
+from ringline.contracts.pricing import Usage
 
 from .settings import TtsSettings
 
@@ -74,6 +81,19 @@ class Synthesizer(ABC):
     async def aclose(self) -> None:
         """Release models and threads; called once at service shutdown."""
 
+    def for_call(self, custom: Mapping[str, str]) -> Synthesizer:
+        """This synthesizer as one call wants it (`CallStart.custom`, e.g. `tts_voice`); default: as is.
+        The result shares this one's models and connections: start and close only this one."""
+        return self
+
+    def begin_turn(self) -> TurnSpeech:
+        """A new agent turn: stream its chunks through the returned `TurnSpeech`."""
+        return TurnSpeech(self)
+
+    def abandon(self) -> None:
+        """Someone stopped waiting for this synthesizer's first audio (a fallback deadline): drop
+        whatever may be stuck, so that the next request starts afresh. Default: nothing."""
+
     async def stream(self, text: str) -> AsyncIterator[bytes]:
         """8 kHz mu-law of `text` in pieces of at most `piece_ms`, as soon as each is made.
 
@@ -94,6 +114,9 @@ class Synthesizer(ABC):
                     piece = audio[start : start + self.piece_bytes]
                     audio_bytes += len(piece)
                     yield piece
+        except SynthesisError:  # already says which provider failed (a chain of synthesizers)
+            self.stats.failures += 1
+            raise
         except Exception as exc:
             self.stats.failures += 1
             raise SynthesisError(self.name, text, exc) from exc
@@ -112,16 +135,115 @@ class Synthesizer(ABC):
         """Yield 8 kHz mu-law audio of `text` in any sizes; stop work when closed early."""
 
 
-def build_synthesizer(settings: TtsSettings) -> Synthesizer:
-    """The one provider switch. Only the local Piper voice exists so far."""
-    if settings.provider == "piper":
-        from .piper_provider import PiperSynthesizer
+@dataclass
+class Fallback:
+    """One switch from a provider that failed on a chunk to the next one in the chain."""
 
-        return PiperSynthesizer(
-            model_path=settings.voice_model,
-            threads=settings.threads,
-            length_scale=settings.length_scale,
-            piece_ms=settings.piece_ms,
-            warmup_text=settings.warmup_text,
-        )
-    raise ValueError(f"unknown TTS provider {settings.provider!r}")
+    from_provider: str
+    to_provider: str
+    reason: str
+    """Short and stable: "rate_limited", "unavailable", "timeout", "stalled", "disconnected", "cooldown"..."""
+    error: str = ""
+    after_audio_ms: float = 0.0
+    """Audio the failing provider had already produced for the chunk (it is spoken again in full)."""
+    at_ns: int = field(default_factory=time.time_ns)
+
+    def as_dict(self, seq: int) -> dict[str, Any]:
+        return {"seq": seq, "from": self.from_provider, "to": self.to_provider, "reason": self.reason,
+                "error": self.error, "after_audio_ms": self.after_audio_ms}
+
+
+@dataclass
+class ChunkSpeech:
+    """What became of one chunk: who spoke it and how we got there."""
+
+    seq: int
+    text: str
+    provider: str = ""
+    """The provider whose audio ends the chunk ("" when nothing was said)."""
+    fallbacks: list[Fallback] = field(default_factory=list)
+    instead: str = ""
+    """What was played in place of the text when no voice could speak it (the apology line)."""
+
+
+class TurnSpeech:
+    """One agent turn through one synthesizer. `stream` each chunk in order; afterwards `chunks`
+    says who spoke what and `characters` how much text each provider was given."""
+
+    def __init__(self, synth: Synthesizer) -> None:
+        self.synth = synth
+        self.chunks: list[ChunkSpeech] = []
+        self.characters: dict[str, int] = {}
+        """Provider -> characters of the chunks it made audio for (what a cloud voice bills)."""
+        self.provider = ""
+        """The provider of the audio being streamed right now."""
+
+    def stream(self, text: str, seq: int = 0) -> AsyncIterator[bytes]:
+        chunk = ChunkSpeech(seq, text)
+        self.chunks.append(chunk)
+        return self._stream(chunk)
+
+    async def _stream(self, chunk: ChunkSpeech) -> AsyncIterator[bytes]:
+        async with aclosing(self.synth.stream(chunk.text)) as pieces:
+            async for piece in pieces:
+                self._spoken_by(chunk, self.synth.name)
+                yield piece
+
+    def _spoken_by(self, chunk: ChunkSpeech, provider: str) -> None:
+        """`provider` made (the first) audio of `chunk`."""
+        self.provider = provider
+        if chunk.provider != provider:
+            chunk.provider = provider
+            self.characters[provider] = self.characters.get(provider, 0) + len(chunk.text)
+
+    def usages(self) -> list[Usage]:
+        """One `Usage` per provider given text in this turn, the first choice first (in a chain
+        ordered cloud-first, that is the provider that costs money)."""
+        order = self._preference()
+        names = sorted(self.characters, key=lambda n: order.index(n) if n in order else len(order))
+        return [Usage(tts_provider=n, tts_characters=self.characters[n]) for n in names if self.characters[n]]
+
+    def _preference(self) -> list[str]:
+        return [self.synth.name]
+
+    @property
+    def fallbacks(self) -> list[dict[str, Any]]:
+        return [f.as_dict(c.seq) for c in self.chunks for f in c.fallbacks]
+
+    @property
+    def first_provider(self) -> str:
+        """Who spoke the turn's first audio (what the call record shows for the turn)."""
+        return next((c.provider for c in self.chunks if c.provider), "")
+
+
+def build_synthesizer(settings: TtsSettings, local: Synthesizer | None = None) -> Synthesizer:
+    """The one provider switch: Cartesia (when chosen) then the local Piper voice, then the
+    pre-rendered apology, as a `FallbackSynthesizer`. `local` replaces the Piper voice (tests)."""
+    from .fallback import FallbackSynthesizer, Link
+    from .piper_provider import PiperSynthesizer
+
+    piper = local or PiperSynthesizer(
+        model_path=settings.voice_model,
+        threads=settings.threads,
+        length_scale=settings.length_scale,
+        piece_ms=settings.piece_ms,
+        warmup_text=settings.warmup_text,
+    )
+    links = [Link(piper, settings.piper_first_audio_timeout_s)]
+    if settings.use_cartesia:
+        from .cartesia import CartesiaOptions, CartesiaSynthesizer
+
+        key = settings.cartesia_api_key.get_secret_value() if settings.cartesia_api_key else ""
+        cartesia = CartesiaSynthesizer(CartesiaOptions(
+            api_key=key,
+            voice_id=settings.cartesia_voice_id,
+            model_id=settings.cartesia_model_id,
+            language=settings.cartesia_language,
+            websocket_base_url=settings.cartesia_websocket_url,
+            connect_timeout_s=settings.cartesia_connect_timeout_s,
+            first_audio_timeout_s=settings.cartesia_first_audio_timeout_s,
+            stall_timeout_s=settings.cartesia_stall_timeout_s,
+        ), piece_ms=settings.piece_ms)
+        links.insert(0, Link(cartesia, settings.cartesia_first_audio_timeout_s))
+    return FallbackSynthesizer(links, apology_text=settings.apology_text, apology_voice=piper,
+                               cooldown_s=settings.cartesia_cooldown_s, piece_ms=settings.piece_ms)

@@ -6,11 +6,18 @@ its stream is closed). Every chunk ends with exactly one marked `AgentAudio` (th
 on its last piece, or on an empty message when the chunk made no sound); the final chunk's
 marked message also carries `final=True`.
 
+Each turn is spoken through the synthesizer's `TurnSpeech`, which knows who spoke each chunk
+(the fallback chain may switch from Cartesia to Piper mid-turn). Every `AgentAudio` names the
+provider of its audio in `timing.tts_provider`; the `tts.chunk` span says it too, with a
+`tts.fallback` event per switch; the turn's `tts.turn` event sums it up: `provider` (of the first
+audio), `providers` (per chunk), `fallbacks`, and `usage` for the call's cost.
+
 A chunk whose synthesis failed still ends with its mark, so the turn ends and nobody waits for
 it forever; but that mark's echo does not mean the chunk's text was heard. The `tts.error` event,
 published before the mark, names it (`data["mark"]`, with `data["audio_ms"]` of the chunk that
-did go out). An interrupted turn publishes nothing after the interrupt: no audio, no mark, no
-`tts.turn`.
+did go out, and `data["played_instead"]` when the apology line was played in its place). An
+interrupted turn publishes no audio and no mark after the interrupt; it publishes one `tts.turn`
+with `interrupted: true`, because what the providers were given to speak is billed all the same.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from ringline.contracts.messages import (
 )
 from ringline.contracts.runtime import CallBus, CallSession, extract_context, inject_headers, tracer
 
-from .provider import SynthesisError, Synthesizer
+from .provider import SynthesisError, Synthesizer, TurnSpeech
 from .settings import TtsSettings
 from .turns import QueuedChunk, Turn, TurnQueue
 
@@ -50,7 +57,7 @@ _STOP_ACTIONS = frozenset({"ended", "hangup"})
 class TtsSession(CallSession):
     def __init__(self, call: CallStart, bus: CallBus, synth: Synthesizer, settings: TtsSettings) -> None:
         super().__init__(call, bus)
-        self.synth = synth
+        self.synth = synth.for_call(call.custom)
         self.queue = TurnQueue(gap_wait_s=settings.gap_wait_s, stall_s=settings.stall_s)
         self._tracer = tracer("tts")
         self._speaker: asyncio.Task[Any] | None = None
@@ -84,7 +91,10 @@ class TtsSession(CallSession):
         """Stop turn `turn_id` now (every queued turn when it is empty); later chunks are ignored."""
         turn_ids = [turn_id] if turn_id else self.queue.turn_ids()
         for tid in turn_ids:
-            self.queue.drop(tid)
+            turn = self.queue.drop(tid)
+            if turn is not None and turn.speech is not None and turn.speech.chunks:
+                self.bus.spawn(self._report(self._report_turn(turn, self._timing(turn, None), interrupted=True)),
+                               f"report:{tid}")
         if self._speaking is not None:
             turn, task = self._speaking
             if turn.dropped:
@@ -117,13 +127,10 @@ class TtsSession(CallSession):
             finally:
                 self._speaking = None
             if task.cancelled() or turn.dropped:
-                continue  # interrupted; the queue has already forgotten the turn
+                continue  # interrupted (and reported as such); the queue has already forgotten the turn
             if queued.chunk.final:  # even when speaking it failed: the turn is over either way
                 self.queue.finish(turn)
-                try:
-                    await self._report_turn(turn, queued.chunk)
-                except Exception:  # metrics must never stop the speaking
-                    log.warning("call %s: turn metrics not published", self.call_id, exc_info=True)
+                await self._report(self._report_turn(turn, self._timing(turn, queued.chunk)))
             else:
                 self.queue.touch(turn)
 
@@ -131,36 +138,48 @@ class TtsSession(CallSession):
         chunk = queued.chunk
         if not turn.tts_started_at:
             turn.tts_started_at = now()
+        speech = self._speech(turn)
         attributes = {
             "call.id": self.call_id, "turn.id": turn.turn_id, "chunk.seq": chunk.seq,
-            "chunk.final": chunk.final, "chunk.chars": len(chunk.text), "tts.provider": self.synth.name,
+            "chunk.final": chunk.final, "chunk.chars": len(chunk.text),
             "tts.queued_ms": round((now() - queued.received_at) * 1000, 1),
         }
         interrupted = False
         sent_before = turn.audio_bytes
         span_cm = self._tracer.start_as_current_span("tts.chunk", context=queued.context, attributes=attributes)
         with span_cm as span:
-            held = b""  # one piece is held back so that the chunk's last piece can carry the mark
+            held: tuple[bytes, str] = (b"", "")  # one piece held back, so the chunk's last piece carries the mark
             try:
                 try:
-                    async with aclosing(self.synth.stream(chunk.text)) as pieces:
+                    async with aclosing(speech.stream(chunk.text, chunk.seq)) as pieces:
                         async for piece in pieces:
-                            if held:
-                                await self._send(turn, chunk, held, last=False)
-                            held = piece
+                            if held[0]:
+                                await self._send(turn, chunk, *held, last=False)
+                            held = (piece, speech.provider)
                 except SynthesisError as exc:
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, str(exc)))
-                    await self._report_error(turn, chunk, exc, turn.audio_bytes - sent_before + len(held))
-                await self._send(turn, chunk, held, last=True)
+                    sent = turn.audio_bytes - sent_before + len(held[0])
+                    await self._report_error(turn, chunk, exc, sent, speech)
+                await self._send(turn, chunk, *held, last=True)
             except asyncio.CancelledError:
                 interrupted = True  # an interrupt is not an error of this span
+            spoken = speech.chunks[-1]
+            span.set_attribute("tts.provider", spoken.provider or "none")
+            span.set_attribute("tts.fallbacks", len(spoken.fallbacks))
+            for fallback in spoken.fallbacks:
+                span.add_event("tts.fallback", fallback.as_dict(chunk.seq), timestamp=fallback.at_ns)
             span.set_attribute("tts.interrupted", interrupted)
             span.set_attribute("tts.turn_audio_ms", _ms(turn.audio_bytes))
         if interrupted:
             raise asyncio.CancelledError
 
-    async def _send(self, turn: Turn, chunk: ReplyChunk, payload: bytes, last: bool) -> None:
+    def _speech(self, turn: Turn) -> TurnSpeech:
+        if turn.speech is None:
+            turn.speech = self.synth.begin_turn()
+        return turn.speech
+
+    async def _send(self, turn: Turn, chunk: ReplyChunk, payload: bytes, provider: str, last: bool) -> None:
         if turn.dropped or self.stopped:
             raise asyncio.CancelledError  # interrupted between pieces: publish nothing more
         if payload and not turn.first_audio_at:
@@ -168,7 +187,7 @@ class TtsSession(CallSession):
         audio = AgentAudio(
             call_id=self.call_id, turn_id=turn.turn_id, seq=turn.audio_seq, payload=payload,
             mark=make_mark(turn.turn_id, chunk.seq) if last else None,
-            final=last and chunk.final, timing=self._timing(turn, chunk),
+            final=last and chunk.final, timing=self._timing(turn, chunk, provider),
         )
         turn.audio_seq += 1
         turn.audio_bytes += len(payload)
@@ -176,36 +195,60 @@ class TtsSession(CallSession):
             turn.chunks_spoken += 1
         await self.bus.publish(audio, subjects.audio_out(self.call_id), headers=inject_headers())
 
-    def _timing(self, turn: Turn, chunk: ReplyChunk) -> TurnTiming:
-        return chunk.timing.model_copy(update={
+    def _timing(self, turn: Turn, chunk: ReplyChunk | None, provider: str | None = None) -> TurnTiming:
+        """The chunk's timing with TTS's part filled in; `provider` None: the turn's first audio's."""
+        if provider is None:
+            provider = turn.speech.first_provider if turn.speech is not None else ""
+        return (chunk.timing if chunk is not None else TurnTiming()).model_copy(update={
             "tts_started_at": turn.tts_started_at,
             "first_audio_at": turn.first_audio_at,
-            "tts_provider": self.synth.name,
+            "tts_provider": provider,
         })
 
     # -- call record ----------------------------------------------------------------------
 
-    async def _report_error(self, turn: Turn, chunk: ReplyChunk, exc: SynthesisError, sent_bytes: int) -> None:
+    async def _report(self, publishing: Any) -> None:
+        try:
+            await publishing
+        except Exception:  # metrics must never stop the speaking
+            log.warning("call %s: turn metrics not published", self.call_id, exc_info=True)
+
+    async def _report_error(self, turn: Turn, chunk: ReplyChunk, exc: SynthesisError, sent_bytes: int,
+                            speech: TurnSpeech) -> None:
         """Before the chunk's mark goes out: that mark will not mean its text was heard."""
         if turn.dropped or self.stopped:
             return
         log.error("call %s: synthesis of %s/%d failed: %s", self.call_id, turn.turn_id, chunk.seq, exc)
-        event = CallEvent(
-            call_id=self.call_id, name=TTS_ERROR, turn_id=turn.turn_id,
-            data={"seq": chunk.seq, "mark": make_mark(turn.turn_id, chunk.seq), "text": chunk.text,
-                  "audio_ms": _ms(sent_bytes), "provider": exc.provider, "error": str(exc.cause)},
-        )
+        spoken = speech.chunks[-1]
+        data = {"seq": chunk.seq, "mark": make_mark(turn.turn_id, chunk.seq), "text": chunk.text,
+                "audio_ms": _ms(sent_bytes), "provider": exc.provider, "error": str(exc.cause),
+                "fallbacks": [f.as_dict(chunk.seq) for f in spoken.fallbacks]}
+        if spoken.instead:
+            data["played_instead"] = spoken.instead
+        event = CallEvent(call_id=self.call_id, name=TTS_ERROR, turn_id=turn.turn_id, data=data)
         await self.bus.publish(event, subjects.event(self.call_id))
 
-    async def _report_turn(self, turn: Turn, chunk: ReplyChunk) -> None:
-        """Per-turn TTS metrics for the call record, once the final chunk has gone out."""
+    async def _report_turn(self, turn: Turn, timing: TurnTiming, interrupted: bool = False) -> None:
+        """Per-turn TTS metrics and usage for the call record, once the final chunk has gone out
+        (or the turn was interrupted: what the providers were given is billed all the same)."""
+        speech = turn.speech
+        if speech is None:
+            return
         first_audio_ms = (
             round((turn.first_audio_at - turn.tts_started_at) * 1000, 1) if turn.first_audio_at else None
         )
+        usages = [u.model_dump(exclude_defaults=True) for u in speech.usages()]
+        data: dict[str, Any] = {
+            "chunks": turn.chunks_spoken, "audio_ms": _ms(turn.audio_bytes), "first_audio_ms": first_audio_ms,
+            "provider": speech.first_provider, "providers": [c.provider for c in speech.chunks],
+            "fallbacks": speech.fallbacks, "usages": usages,
+        }
+        if usages:  # the call record takes one usage an event: the first-choice (paid) provider's
+            data["usage"] = usages[0]
+        if interrupted:
+            data["interrupted"] = True
         event = CallEvent(
-            call_id=self.call_id, name=TTS_TURN, turn_id=turn.turn_id, timing=self._timing(turn, chunk),
-            data={"chunks": turn.chunks_spoken, "audio_ms": _ms(turn.audio_bytes),
-                  "first_audio_ms": first_audio_ms, "provider": self.synth.name},
+            call_id=self.call_id, name=TTS_TURN, turn_id=turn.turn_id, timing=timing, data=data,
         )
         await self.bus.publish(event, subjects.event(self.call_id))
 

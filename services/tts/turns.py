@@ -15,10 +15,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 
 from ringline.contracts.messages import ReplyChunk
+
+if TYPE_CHECKING:
+    from .provider import TurnSpeech
 
 log = logging.getLogger("ringline.tts.turns")
 
@@ -49,6 +53,8 @@ class Turn:
         self.chunks_spoken = 0
         self.tts_started_at = 0.0
         self.first_audio_at = 0.0
+        self.speech: TurnSpeech | None = None
+        """Who spoke which chunk (the synthesizer's per-turn view), from the first chunk on."""
 
 
 class TurnQueue:

@@ -12,6 +12,7 @@ import pytest
 
 from ringline.contracts.audio import mulaw_decode, mulaw_encode, rms_dbfs
 from ringline.contracts.messages import SAMPLE_RATE
+from ringline.services.tts.fallback import FallbackSynthesizer
 from ringline.services.tts.piper_provider import PiperSynthesizer
 from ringline.services.tts.piper_voice import PiperSynth, SynthCancel
 from ringline.services.tts.provider import SynthCapabilities, SynthesisError, Synthesizer, build_synthesizer
@@ -114,14 +115,14 @@ async def test_piper_stops_its_worker_job_when_the_stream_is_closed(piper_synth:
         await synth.aclose()
 
 
-async def test_piper_loads_its_voice_on_start_not_before() -> None:
-    synth = build_synthesizer(TtsSettings(threads=1))
-    assert isinstance(synth, PiperSynthesizer)
+async def test_without_a_cartesia_key_piper_speaks_and_loads_its_voice_on_start_not_before() -> None:
+    synth = build_synthesizer(TtsSettings(threads=1, cartesia_api_key=None))
+    assert isinstance(synth, FallbackSynthesizer) and [link.synth.name for link in synth.links] == ["piper"]
     with pytest.raises(SynthesisError, match="not loaded"):
         await collect(synth, "Too early.")
     await synth.start()
     try:
-        assert synth.sample_rate == 22050
+        assert synth.apology and len(synth.apology) > SAMPLE_RATE  # the apology line, rendered at start
         assert await collect(synth, "Now it works.")
     finally:
         await synth.aclose()
