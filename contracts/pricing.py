@@ -60,6 +60,7 @@ def _default_llm() -> dict[str, TokenPrice]:
     return {
         "claude-haiku-4-5": haiku_45,
         "claude-sonnet-4-5": sonnet_45,
+        "claude-sonnet-4-6": sonnet_45,  # same list price as 4.5
         "local": TokenPrice(input=0, output=0),  # llama.cpp on our own box
     }
 

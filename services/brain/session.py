@@ -13,6 +13,8 @@ Subscriptions (all on the call's own subjects):
 - `control`: hang-up / call ended stop everything; an interrupt cancels the turn it names; a
   key press (dtmf) is a caller turn of its own.
 After the agent finished speaking, caller silence gets one re-prompt, then a goodbye.
+At call start (`opening`): over its daily spend cap the agent says it is unavailable instead of
+greeting, and hangs up; otherwise the LLM's prompt cache is warmed while the greeting plays.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY, CallBus, CallSe
 
 from .conversation import Conversation
 from .llm.base import ChatModel
+from .opening import open_call
 from .overlap import BargeIn, ReplyHold
 from .phrases import has_words, is_backchannel, is_caller_goodbye
 from .settings import BrainSettings
@@ -109,13 +112,25 @@ class BrainSession(CallSession):
 
     async def _greet(self) -> None:
         try:
+            # The spend check (and then the cache warm-up) runs while we wait for the TTS stage.
+            opening = self.bus.spawn(open_call(self.bus, self.call, self.settings, self.model,
+                                               self.voice.options.tools, self._greeting_turn), "opening")
             if not await wait_briefly(self._tts_ready, self.settings.tts_ready_timeout_s):
                 log.info("call %s: no TTS ready event in %.1fs; greeting anyway",
                          self.call_id, self.settings.tts_ready_timeout_s)
-            if not self.ended:
+            unavailable = await opening
+            if self.ended:
+                return
+            if unavailable:
+                await self.voice.say_goodbye(self.settings.unavailable_line, "the daily spend cap is reached")
+            else:
                 self.greeting_turn_id = await self.voice.say_line(self.settings.greeting, "greeting")
         finally:
             self.voice.greeted.set()
+
+    async def _greeting_turn(self) -> str:
+        await self.voice.greeted.wait()
+        return self.greeting_turn_id
 
     async def _on_event(self, event: CallEvent) -> None:
         if event.name == STAGE_READY and event.data.get("stage") == "tts":

@@ -1,7 +1,8 @@
 """One agent turn: stream the LLM, run the tools it asks for, publish speakable chunks in order.
 
 The caller must never hear silence: when the model fails, times out or says nothing, the turn
-speaks the recovery line; a slow tool gets a filler ("Let me check that.") and a failed one an
+speaks the recovery line (a `FallbackChatModel` has tried its other models first, within the same
+turn; its stats name the one that served); a slow tool gets a filler ("Let me check that.") and a failed one an
 apology. A failure after the model said something in its last round just closes the turn.
 
 A turn may be held: its chunks are buffered, not published (a preemptive turn until `release`
@@ -22,6 +23,7 @@ from opentelemetry import trace
 
 from ringline.contracts.messages import ReplyChunk, Transcript, TurnTiming, now
 
+from .accounting import llm_report, trace_stream
 from .chunker import SentenceChunker
 from .conversation import Conversation
 from .gate import ChunkGate
@@ -66,7 +68,8 @@ class AgentTurn:
         self.options = options
         self.in_reply_to = in_reply_to
         self.toolbox = toolbox
-        self.stats = StreamStats()
+        self.stats = StreamStats()  # the first round's: which provider served the turn
+        self.round_stats: list[StreamStats] = []
         self.tokens = 0
         self.rounds: list[Round] = []
         self.spoken: list[str] = []  # texts published (heard or not)
@@ -127,6 +130,7 @@ class AgentTurn:
                             tools: Sequence[ToolSpec]) -> list[str]:
         """Stream one LLM request; chunks go out as they complete. Returns the unsaid rest."""
         stats = self.stats if not self.rounds[:-1] else StreamStats()
+        self.round_stats.append(stats)
         span = self._tracer.start_span("llm", attributes={"llm.provider": self.model.provider,
                                                           "llm.model": self.model.model})
         try:
@@ -135,6 +139,7 @@ class AgentTurn:
                                                  stall_timeout=self.options.stall_timeout):
                 if not self.timing.first_token_at:
                     self.timing.first_token_at = stats.first_token_at
+                    self.timing.llm_provider = self.stats.provider  # a chain names the link that serves
                 if isinstance(piece, ToolCall):
                     current.calls.append(piece)
                     continue
@@ -147,6 +152,7 @@ class AgentTurn:
             log.warning("call %s turn %s: %s", self.call_id, self.turn_id, exc)
         finally:
             self.tokens += stats.tokens
+            trace_stream(span, stats)
             span.set_attribute("llm.tokens", stats.tokens)
             span.set_attribute("llm.first_token_ms", stats.first_token_ms)
             span.end()
@@ -197,6 +203,8 @@ class AgentTurn:
             if not self.error:
                 self.error = "the model produced nothing speakable"
                 log.warning("call %s turn %s: %s", self.call_id, self.turn_id, self.error)
+            if not self.timing.first_token_at:
+                self.timing.llm_provider = self.stats.provider  # "recovery" when a whole chain failed
             await self._say(self.options.recovery_line, last, final=True, kind="recovery")
             self.outcome = "recovery"
             return
@@ -258,8 +266,8 @@ class AgentTurn:
         """The `turn.llm` event's data."""
         data: dict[str, Any] = {
             "tokens": self.tokens,
-            "provider": self.model.provider,
-            "model": self.model.model,
+            "provider": self.stats.provider or self.model.provider,
+            "model": self.stats.model or self.model.model,
             "first_token_ms": self.stats.first_token_ms,
             "total_ms": round((now() - self.timing.llm_started_at) * 1000, 1) if self.timing.llm_started_at else 0.0,
             "chunks": self._seq,
@@ -268,6 +276,7 @@ class AgentTurn:
         }
         if self.stats.input_tokens is not None:
             data["input_tokens"] = self.stats.input_tokens
+        data.update(llm_report(self.round_stats))
         if self.error:
             data["error"] = self.error
         if self.end_reason:

@@ -21,6 +21,7 @@ from ringline.contracts.events import CALL_HANGUP, TURN_LLM, TURN_TOOL
 from ringline.contracts.messages import CallEvent, Control, ReplyChunk, Transcript, TurnTiming, now
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
+from .accounting import LLM_USAGE, turn_usages, usage_data
 from .conversation import Conversation
 from .llm.base import ChatModel
 from .phrases import is_agent_goodbye, normalize
@@ -168,6 +169,10 @@ class AgentVoice:
         event = CallEvent(call_id=self.call_id, name=TURN_LLM, turn_id=turn.turn_id,
                           timing=turn.timing.model_copy(), data=turn.metrics())
         await self.bus.publish(event, subjects.event(self.call_id))
+        for usage in turn_usages(turn.round_stats)[1:]:  # another model consumed tokens in this turn too
+            event = CallEvent(call_id=self.call_id, name=LLM_USAGE, turn_id=turn.turn_id,
+                              data={"usage": usage_data(usage)})
+            await self.bus.publish(event, subjects.event(self.call_id))
         for tool in turn.tool_reports:
             event = CallEvent(call_id=self.call_id, name=TURN_TOOL, turn_id=turn.turn_id, data=tool)
             await self.bus.publish(event, subjects.event(self.call_id))

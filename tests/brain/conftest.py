@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +33,22 @@ from ringline.contracts.runtime import STAGE_READY
 from ringline.services.brain.app import create_app
 from ringline.services.brain.llm.base import ChatModel, Messages, StreamStats
 from ringline.services.brain.settings import BrainSettings
+
+
+def load_doubles() -> None:
+    """Register tests/doubles as the package `doubles` (as tests/providers/conftest.py does)."""
+    if "doubles" in sys.modules:
+        return
+    folder = Path(__file__).resolve().parents[1] / "doubles"
+    spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["doubles"] = module
+    spec.loader.exec_module(module)
+
+
+load_doubles()
 
 
 class ScriptedModel(ChatModel):
@@ -79,9 +98,9 @@ class Harness:
     play_s: float | None = 0.01  # echo each chunk's mark this long after it (None: the test echoes)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    async def start_call(self, call_id: str = "call-1", tts_ready: bool = True) -> str:
+    async def start_call(self, call_id: str = "call-1", tts_ready: bool = True, **fields: Any) -> str:
         self.calls.append(call_id)
-        await self.broker.publish(CallStart(call_id=call_id), subjects.CALLS_START)
+        await self.broker.publish(CallStart(call_id=call_id, **fields), subjects.CALLS_START)
         if tts_ready:
             await self.tts_ready(call_id)
         return call_id
@@ -289,14 +308,22 @@ async def fake_anthropic():
     """Yields (base_url, requests, state); POST /v1/messages streams the scripted reply.
 
     `state["replies"]`, when set, is a list of SSE event lists answered one per request (then
-    `state["pieces"]` as text again).
+    `state["pieces"]` as text again). Non-streaming requests (the warm-up) go to `state["warmups"]`.
     """
     requests: list[dict[str, Any]] = []
-    state: dict[str, Any] = {"status": 200, "pieces": ["The capital", " of France is", " Paris."], "replies": []}
+    state: dict[str, Any] = {"status": 200, "pieces": ["The capital", " of France is", " Paris."], "replies": [],
+                             "warmups": []}
 
     async def messages(request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        requests.append({"body": body, "headers": {k.lower(): v for k, v in request.headers.items()}})
+        recorded = {"body": body, "headers": {k.lower(): v for k, v in request.headers.items()}}
+        if not body.get("stream"):  # the prompt-cache warm-up at call start (max_tokens=1)
+            state["warmups"].append(recorded)
+            usage = {"input_tokens": 5, "output_tokens": 1, "cache_creation_input_tokens": 300}
+            return web.json_response({"id": "msg_warm", "type": "message", "role": "assistant",
+                                      "model": body["model"], "content": [{"type": "text", "text": "H"}],
+                                      "stop_reason": "max_tokens", "stop_sequence": None, "usage": usage})
+        requests.append(recorded)
         if state["status"] != 200:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
             return web.json_response(error, status=state["status"])

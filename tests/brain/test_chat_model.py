@@ -71,5 +71,5 @@ def test_build_chat_model_picks_the_provider_without_loading_anything(monkeypatc
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     local = build_chat_model(BrainSettings())
     assert local.provider == "local" and local.capabilities.prompt_cache and not local.loaded
-    cloud = build_chat_model(BrainSettings(anthropic_api_key="sk-test"))
+    cloud = build_chat_model(BrainSettings(anthropic_api_key="sk-test", chain="anthropic"))
     assert cloud.provider == "anthropic" and cloud.model.startswith("claude-haiku")

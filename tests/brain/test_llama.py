@@ -34,6 +34,9 @@ async def test_capital_of_france_through_the_service(local_model, make_harness, 
     assert not any(ch in text for ch in "*#`")
     data = h.llm_events()[0].data
     assert data["provider"] == "local" and 0 < data["tokens"] <= h.settings.max_reply_tokens
+    usage = data["usage"]  # priced at 0 by the memory service ("local" prefix), tokens still counted
+    assert usage["llm_model"] == "local/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    assert usage["output_tokens"] == data["tokens"] and usage["input_tokens"] > 20
     timing = chunks[0].timing
     assert timing.first_token_at and timing.first_chunk_at >= timing.first_token_at
 

@@ -6,6 +6,7 @@ import pytest
 
 from ringline.services.brain.llm.base import ChatModel, StreamStats
 from ringline.services.brain.llm.claude import ClaudeChatModel
+from ringline.services.brain.llm.fallback import FallbackChatModel, Link
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful AI assistant on the phone. Answer briefly."},
@@ -13,10 +14,13 @@ QUESTION = [
 ]
 
 
-@pytest.fixture(params=["scripted", "anthropic", "local"])
+@pytest.fixture(params=["scripted", "anthropic", "local", "chain"])
 async def provider(request, scripted, fake_anthropic) -> ChatModel:
     if request.param == "scripted":
         yield scripted(["The capital", " of France", " is Paris."], delay=0.01)
+    elif request.param == "chain":  # its first model is down: the second answers every request
+        yield FallbackChatModel([Link("down", scripted([], fail_with=ConnectionError("refused")), 1.0),
+                                 Link("fake", scripted(["The capital", " of France", " is Paris."]), 1.0)])
     elif request.param == "anthropic":
         base_url, _, _ = fake_anthropic
         model = ClaudeChatModel(api_key="sk-test", base_url=base_url, max_retries=0)
@@ -33,7 +37,8 @@ async def test_streams_text_pieces_with_timing(provider):
     assert pieces and all(isinstance(p, str) and p for p in pieces)
     assert "Paris" in "".join(pieces)
     assert provider.capabilities.streaming
-    assert stats.provider == provider.provider and stats.pieces == len(pieces) and stats.tokens > 0
+    served = provider.links[-1].name if isinstance(provider, FallbackChatModel) else provider.provider
+    assert stats.provider == served and stats.pieces == len(pieces) and stats.tokens > 0
     assert stats.started_at < stats.first_token_at <= stats.ended_at
 
 

@@ -11,6 +11,10 @@ and streams again with the exchange appended in the provider-neutral form
 `{"role": "assistant", "content": text, "tool_calls": [{"id", "name", "arguments"}]}` then
 `{"role": "tool", "tool_call_id", "name", "content", "is_error"}`; each provider translates it.
 Models without the capability are never given tools.
+
+Usage: a stream leaves what it consumed in its `StreamStats` (`usage()` gives a
+`contracts.pricing.Usage` under the model's `price_id`). `warm` primes a provider's prompt cache
+for a call that is about to start (a cheap request while the greeting plays).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ringline.contracts.pricing import Usage
 
 if TYPE_CHECKING:
     from ..settings import BrainSettings
@@ -66,6 +72,7 @@ class StreamStats:
 
     provider: str = ""
     model: str = ""
+    price_id: str = ""  # the id the price table knows the model by (see `ChatModel.price_id`)
     started_at: float = 0.0
     first_token_at: float = 0.0
     ended_at: float = 0.0
@@ -77,6 +84,18 @@ class StreamStats:
     @property
     def tokens(self) -> int:
         return self.output_tokens if self.output_tokens is not None else self.pieces
+
+    def usage(self) -> Usage | None:
+        """What the stream consumed, for pricing; None when it consumed nothing."""
+        output = self.output_tokens if self.output_tokens is not None else self.pieces
+        usage = Usage(llm_model=self.price_id or self.model, input_tokens=self.input_tokens or 0,
+                      output_tokens=output,
+                      cache_read_input_tokens=int(self.extra.get("cache_read_input_tokens") or 0),
+                      cache_creation_input_tokens=int(self.extra.get("cache_creation_input_tokens") or 0))
+        if not (usage.input_tokens or usage.output_tokens or usage.cache_read_input_tokens
+                or usage.cache_creation_input_tokens):
+            return None
+        return usage
 
     @property
     def first_token_ms(self) -> float:
@@ -104,6 +123,16 @@ class ChatModel(ABC):
     async def aclose(self) -> None:
         """Release what `load` took."""
 
+    @property
+    def price_id(self) -> str:
+        """The model id the price table knows (`contracts.pricing`); local models say "local/..."."""
+        return self.model
+
+    async def warm(self, messages: Messages, tools: Sequence[ToolSpec] = ()) -> Usage | None:
+        """Prime the prompt cache for a call opening with `messages` (and `tools`), in the background
+        while the greeting plays. Returns what that cost; None when there is nothing to warm."""
+        return None
+
     async def stream(
         self,
         messages: Messages,
@@ -121,7 +150,7 @@ class ChatModel(ABC):
         provider failure or timeout; cancellation propagates unchanged.
         """
         stats = stats if stats is not None else StreamStats()
-        stats.provider, stats.model = self.provider, self.model
+        stats.provider, stats.model, stats.price_id = self.provider, self.model, self.price_id
         stats.started_at = time.time()
         if tools and self.capabilities.tools:
             pieces = self._stream_impl(messages, max_tokens, stats, tools=tuple(tools))
@@ -165,26 +194,7 @@ class ChatModel(ABC):
 
 
 def build_chat_model(settings: BrainSettings) -> ChatModel:
-    """The one provider switch: Anthropic when chosen (or a key is set under "auto"), else local."""
-    if settings.resolved_provider == "anthropic":
-        from .claude import ClaudeChatModel
+    """The one provider switch: the configured chain (`llm.build`); one model needs no chain."""
+    from .build import build_chat_model as build
 
-        key = settings.anthropic_api_key
-        return ClaudeChatModel(
-            api_key=key.get_secret_value() if key is not None else None,
-            model=settings.anthropic_model,
-            base_url=settings.anthropic_base_url,
-        )
-    from .llama import LlamaChatModel
-
-    return LlamaChatModel(
-        model_dir=settings.model_dir,
-        n_threads=settings.llama_threads,
-        n_ctx=settings.n_ctx,
-        temperature=settings.temperature,
-        # Every call opens with the persona and the greeting: warm exactly that prefix.
-        warm_messages=[
-            {"role": "system", "content": settings.persona},
-            {"role": "assistant", "content": settings.greeting},
-        ],
-    )
+    return build(settings)

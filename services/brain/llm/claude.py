@@ -5,16 +5,23 @@ fast); the call history becomes alternating user/assistant messages. Tools go ou
 `tools=[{name, description, input_schema}]`; a `tool_use` content block comes back as a
 `ToolCall` the moment the block closes, and the tool's answer returns as a `tool_result` block
 in the next user message.
+
+No retries in the SDK (`max_retries=0`): the brain's fallback chain handles a failure at once
+instead of the SDK sleeping and retrying while the caller waits. `warm` sends the call's cacheable
+prefix (tools + system) with `max_tokens=1` while the greeting plays, so the first answer reads
+the prompt from the cache (and the HTTPS connection is already open).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .base import Capabilities, ChatModel, Messages, StreamStats, ToolCall, ToolSpec
+from ringline.contracts.pricing import Usage
+
+from .base import Capabilities, ChatModel, LLMError, Messages, StreamStats, ToolCall, ToolSpec
 
 log = logging.getLogger("ringline.brain.claude")
 
@@ -98,7 +105,7 @@ class ClaudeChatModel(ChatModel):
         model: str = "claude-haiku-4-5",
         base_url: str | None = None,
         timeout_s: float = 20.0,
-        max_retries: int = 1,
+        max_retries: int = 0,
     ) -> None:
         self.model = model
         self._api_key = api_key
@@ -124,36 +131,71 @@ class ClaudeChatModel(ChatModel):
         if client is not None:
             await client.close()
 
-    async def _stream_impl(
-        self, messages: Messages, max_tokens: int, stats: StreamStats, tools: tuple[ToolSpec, ...] = ()
-    ) -> AsyncIterator[str | ToolCall]:
-        if self._client is None:
-            await self.load()
+    def _request(self, messages: Messages, max_tokens: int, tools: Sequence[ToolSpec]) -> dict[str, Any]:
         system_text, turns = to_anthropic(messages)
-        if not turns:
-            return
         request: dict[str, Any] = {
             "model": self.model,
             "messages": turns,
             "max_tokens": max_tokens,
         }  # no temperature: this SDK's `stream` no longer takes one; model defaults suit speech
-        if system_text:
+        if system_text:  # tools + system are the cached prefix; the breakpoint closes it
             request["system"] = [
                 {"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}
             ]
         if tools:
             request["tools"] = [tool_param(tool) for tool in tools]
+        return request
+
+    async def warm(self, messages: Messages, tools: Sequence[ToolSpec] = ()) -> Usage | None:
+        if self._client is None:
+            await self.load()
+        request = self._request(messages, 1, tools)
+        if not request["messages"]:
+            request["messages"] = [{"role": "user", "content": CALL_OPENED}]
+        try:
+            message = await self._client.messages.create(**request)
+        except Exception as exc:
+            raise LLMError(f"{self.provider}: warm-up failed: {type(exc).__name__}: {exc}") from exc
+        return _usage(self.model, message.usage)
+
+    async def _stream_impl(
+        self, messages: Messages, max_tokens: int, stats: StreamStats, tools: tuple[ToolSpec, ...] = ()
+    ) -> AsyncIterator[str | ToolCall]:
+        if self._client is None:
+            await self.load()
+        request = self._request(messages, max_tokens, tools)
+        if not request["messages"]:
+            return
         async with self._client.messages.stream(**request) as stream:
-            async for event in stream:
-                if event.type == "text":
-                    yield event.text
-                elif event.type == "content_block_stop" and event.content_block.type == "tool_use":
-                    block = event.content_block
-                    yield ToolCall(id=block.id, name=block.name, arguments=_arguments(block.input))
-            usage = stream.current_message_snapshot.usage
-            stats.output_tokens = usage.output_tokens
-            stats.input_tokens = usage.input_tokens
-            stats.extra["cache_read_input_tokens"] = usage.cache_read_input_tokens or 0
+            try:
+                async for event in stream:
+                    if event.type == "text":
+                        yield event.text
+                    elif event.type == "content_block_stop" and event.content_block.type == "tool_use":
+                        block = event.content_block
+                        yield ToolCall(id=block.id, name=block.name, arguments=_arguments(block.input))
+            finally:  # also when cut off (barge-in, a stall): what was consumed is still billed
+                _record_usage(stream, stats)
+
+
+def _record_usage(stream: Any, stats: StreamStats) -> None:
+    try:
+        snapshot = stream.current_message_snapshot
+    except (AssertionError, AttributeError):  # no message_start yet: nothing consumed
+        return
+    usage = getattr(snapshot, "usage", None)
+    if usage is None:
+        return
+    stats.output_tokens = usage.output_tokens
+    stats.input_tokens = usage.input_tokens
+    stats.extra["cache_read_input_tokens"] = usage.cache_read_input_tokens or 0
+    stats.extra["cache_creation_input_tokens"] = usage.cache_creation_input_tokens or 0
+
+
+def _usage(model: str, usage: Any) -> Usage:
+    return Usage(llm_model=model, input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+                 cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+                 cache_creation_input_tokens=usage.cache_creation_input_tokens or 0)
 
 
 def _arguments(raw: Any) -> dict[str, Any]:

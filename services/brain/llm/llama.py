@@ -29,6 +29,10 @@ DEFAULT_STOP = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 _DONE = object()
 
 
+class _Prompt(int):
+    """How many prompt tokens the completion evaluated (sent once, after the last piece)."""
+
+
 class LlamaChatModel(ChatModel):
     provider = "local"
     # No tool use: llama-cpp-python renders Qwen2.5's tool template, but this 0.5B model does not
@@ -61,6 +65,10 @@ class LlamaChatModel(ChatModel):
         self._llm: Any = None
         self._closed = False
         self.load_seconds = 0.0
+
+    @property
+    def price_id(self) -> str:
+        return f"local/{self.model}"  # the price table prices every "local..." model at 0
 
     @property
     def loaded(self) -> bool:
@@ -133,6 +141,10 @@ class LlamaChatModel(ChatModel):
                     return
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, _Prompt):
+                    stats.input_tokens = int(item)
+                    continue
+                stats.output_tokens = (stats.output_tokens or 0) + 1  # one streamed piece per token
                 yield item
         finally:
             cancel.set()  # stops the worker at its next token (or before it starts)
@@ -152,15 +164,18 @@ class LlamaChatModel(ChatModel):
                 temperature=self._temperature,
                 stop=self._stop,
             )
+            generated = 0
             try:
                 for chunk in chunks:
                     if cancel.is_set():
                         break
                     text = chunk["choices"][0].get("delta", {}).get("content")
                     if text:
+                        generated += 1
                         emit(text)
             finally:
                 chunks.close()
+            emit(_Prompt(max(0, int(getattr(self._llm, "n_tokens", 0)) - generated)))
             emit(_DONE)
         except Exception as exc:
             emit(exc)
