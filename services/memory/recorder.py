@@ -98,17 +98,21 @@ class CallRecorder:
                 turn.latency_ms["filler"] = float(event.data["filler_ms"])
             if event.data.get("ms") is not None:
                 turn.latency_ms[f"tool:{event.data.get('name', '?')}"] = float(event.data["ms"])
-        if isinstance(event.data.get("usage"), dict):
-            self._charge(event)
+        usages = event.data.get("usages")
+        if not isinstance(usages, list):
+            usages = [event.data.get("usage")]
+        for usage in usages:
+            if isinstance(usage, dict):
+                self._charge(event, usage)
         if len(self.record.events) < self.max_events:
             entry = {"name": event.name, "turn_id": event.turn_id, "at": event.at, **event.data}
             self.record.events.append(entry)
         return True
 
-    def _charge(self, event: CallEvent) -> None:
+    def _charge(self, event: CallEvent, data: dict) -> None:
         """Price a stage's usage onto its turn (caller turns carry STT, agent turns LLM and TTS)."""
         try:
-            usage = Usage.model_validate(event.data["usage"])
+            usage = Usage.model_validate(data)
         except ValidationError:
             return
         speaker = "caller" if usage.stt_provider and not (usage.llm_model or usage.tts_provider) else "agent"

@@ -74,3 +74,12 @@ def test_local_providers_cost_nothing_and_bad_usage_is_ignored() -> None:
     rec.on_event(CallEvent(call_id="CA1", name=events.TURN_LLM, turn_id="t2", data={"usage": {"output_tokens": -5}}))
     assert rec.record.cost["total"] == 0.0
     assert rec.record.turn("t2") is None
+
+
+def test_a_turn_spoken_by_two_providers_is_charged_for_both() -> None:
+    rec = _recorder()
+    usages = [{"tts_provider": "cartesia", "tts_characters": 100}, {"tts_provider": "piper", "tts_characters": 300}]
+    rec.on_event(CallEvent(call_id="CA1", name=events.TTS_TURN, turn_id="t1",
+                           data={"usage": usages[0], "usages": usages}))
+    turn = rec.record.turn("t1")
+    assert len(turn.usage) == 2 and turn.cost["tts"] == 0.005
