@@ -22,10 +22,22 @@ from ringline.services.memory.app import MemoryService
 from ringline.services.memory.settings import MemorySettings
 
 
-async def _run_call(broker: NatsBroker, call_id: str) -> None:
+async def _claimed(url: str, call_id: str) -> None:
+    """Until the memory service has claimed the call (it saves the record once subscribed)."""
+    for _ in range(100):
+        try:
+            if await get_call(url, call_id, timeout=1.0) is not None:
+                return
+        except Exception:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"memory never claimed {call_id}")
+
+
+async def _run_call(broker: NatsBroker, url: str, call_id: str) -> None:
     t0 = time.time() + 5  # the caller's question comes after the greeting
     await broker.publish(CallStart(call_id=call_id, caller="+15550001111"), subjects.CALLS_START)
-    await asyncio.sleep(0.3)
+    await _claimed(url, call_id)
     greeting = ReplyChunk(call_id=call_id, turn_id="g1", seq=0, text="Hi, I'm an AI.", final=True, kind="greeting")
     await broker.publish(greeting, subjects.reply(call_id))
     question = Transcript(call_id=call_id, utterance_id="u1", text="What is the capital of France?",
@@ -50,7 +62,7 @@ async def test_call_record_holds_every_turn_with_latencies_and_survives_restart(
     client = NatsBroker(nats_server.url, codec=MsgpackCodec())
     await client.start()
     try:
-        await _run_call(client, "CAtest1")
+        await _run_call(client, nats_server.url, "CAtest1")
         record = await wait_for_ended(nats_server.url, "CAtest1")
     finally:
         await client.stop()
@@ -92,7 +104,7 @@ async def test_daily_spend_per_agent_adds_up_across_calls(nats_server) -> None:
     try:
         for call_id in ("CAspend1", "CAspend2"):
             await client.publish(CallStart(call_id=call_id, agent_id="sales"), subjects.CALLS_START)
-            await asyncio.sleep(0.2)
+            await _claimed(nats_server.url, call_id)
             usage = {"llm_model": "claude-haiku-4-5", "input_tokens": 100_000, "output_tokens": 0}
             await client.publish(CallEvent(call_id=call_id, name="turn.llm", turn_id="t", data={"usage": usage}),
                                  subjects.event(call_id))
