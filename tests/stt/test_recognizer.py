@@ -137,3 +137,27 @@ def test_settings_use_their_own_env_prefix(monkeypatch):
     settings = SttSettings()
     assert settings.port == 8081 and settings.end_silence_ms == 700
     assert settings.endpointer_config().early_frames == 0
+
+
+@pytest.fixture
+async def fast_whisper():
+    recognizer = build_recognizer(SttSettings())  # as the service runs it: a 20 s window
+    assert isinstance(recognizer, WhisperRecognizer) and recognizer.options.window_s == 20
+    await recognizer.load()
+    yield recognizer
+    await recognizer.close()
+
+
+async def test_the_short_encoder_window_hears_the_same_words(whisper, fast_whisper, speak):
+    for text in ("Please transfer me to someone in billing.", "Yes.", "I need to change my"):
+        audio = speak(text)
+        short, stock = await fast_whisper.transcribe(audio), await whisper.transcribe(audio)
+        assert short.text.lower().strip(".?!") == stock.text.lower().strip(".?!"), (short.text, stock.text)
+
+
+async def test_an_utterance_longer_than_whisper_s_window_is_decoded_whole(fast_whisper, speak, silence):
+    first, last = speak("My name is John."), speak("Please call me back tomorrow.")
+    audio = np.concatenate([first, silence(29_000, noise=20), last])  # over 30 s
+    result = await fast_whisper.transcribe(audio)
+    assert not result.error
+    assert {"john", "tomorrow"} <= {w.strip(".,?!").lower() for w in result.text.split()}
