@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,23 @@ from pathlib import Path
 import pytest
 
 from ringline.stack import free_port, nats_server_binary, port_open
+
+
+def load_doubles() -> None:
+    """Register tests/doubles (the vendor protocol doubles) as the package `doubles`, without
+    putting the rest of tests/ on the import path."""
+    if "doubles" in sys.modules:
+        return
+    folder = Path(__file__).resolve().parent / "doubles"
+    spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["doubles"] = module
+    spec.loader.exec_module(module)
+
+
+load_doubles()
 
 
 class NatsServer:

@@ -14,7 +14,6 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ringline.contracts.events import LLM_USAGE, LLM_WARMUP
 from ringline.contracts.pricing import Usage
 
 from .llm.base import StreamStats

@@ -24,7 +24,9 @@ from ringline.contracts.codec import unpack
 from ringline.contracts.messages import CallEvent, CallStart, SpendReply, SpendRequest
 from ringline.contracts.runtime import CallBus
 
-from .accounting import LLM_WARMUP, usage_data
+from ringline.contracts.events import LLM_WARMUP
+
+from .accounting import usage_data
 from .llm.base import ChatModel, ToolSpec
 
 if TYPE_CHECKING:

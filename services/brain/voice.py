@@ -21,7 +21,9 @@ from ringline.contracts.events import CALL_HANGUP, TURN_LLM, TURN_TOOL
 from ringline.contracts.messages import CallEvent, Control, ReplyChunk, Transcript, TurnTiming, now
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
-from .accounting import LLM_USAGE, turn_usages, usage_data
+from ringline.contracts.events import LLM_USAGE
+
+from .accounting import turn_usages, usage_data
 from .conversation import Conversation
 from .llm.base import ChatModel
 from .phrases import is_agent_goodbye, normalize

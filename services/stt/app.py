@@ -19,6 +19,7 @@ from ringline.contracts.runtime import (
     setup_telemetry,
 )
 
+from .cloud import DeepgramSession, build_cloud
 from .recognizer import Recognizer, build_recognizer
 from .session import SttSession
 from .settings import SttSettings
@@ -42,13 +43,18 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
     """Build the broker, the recognizer (loaded on startup) and the call router.
 
     `recognizer` lets tests inject their own; by default `build_recognizer(settings)` picks one.
+    With `settings.use_deepgram` calls go to Deepgram's live stream, the recognizer as fallback.
     """
     broker = create_broker(settings, SERVICE)
     provider = recognizer or build_recognizer(settings)
     config = settings.endpointer_config()
     turn = settings.turn_config()
 
+    cloud = build_cloud(settings) if settings.use_deepgram else None
+
     def session(call: CallStart, bus: CallBus) -> SttSession:
+        if cloud is not None:  # Deepgram live, the local path as its in-call fallback
+            return DeepgramSession(call, bus, provider, cloud, config, turn)
         return SttSession(call, bus, provider, config, turn)
 
     router = CallRouter(broker, SERVICE, session)
@@ -58,6 +64,8 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
 
     async def close_recognizer() -> None:
         await provider.close()
+        if cloud is not None:
+            await cloud.close()
 
     app = service_app(
         broker,

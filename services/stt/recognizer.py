@@ -105,7 +105,7 @@ class Recognizer(ABC):
 
 def build_recognizer(settings: SttSettings) -> Recognizer:
     """The one provider switch. Builds only: models load in `Recognizer.load()`."""
-    if settings.provider == "whisper":
+    if settings.provider in ("whisper", "deepgram", "auto"):  # the local path (Deepgram's fallback too)
         from .whisper import WhisperOptions, WhisperRecognizer
 
         return WhisperRecognizer(WhisperOptions.from_settings(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ringline.contracts.runtime import ServiceSettings
@@ -29,7 +29,20 @@ class SttSettings(ServiceSettings):
 
     port: int = Field(default=8081, ge=0, le=65535)
 
-    provider: Literal["whisper"] = "whisper"
+    provider: Literal["whisper", "deepgram", "auto"] = "whisper"
+    """whisper: local only. deepgram: Deepgram live (local Whisper as the in-call fallback).
+    auto: Deepgram when `DEEPGRAM_API_KEY` is set, else local."""
+
+    deepgram_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DEEPGRAM_API_KEY", "deepgram_api_key")
+    )
+    deepgram_model: str = "nova-3"
+    deepgram_base_url: str | None = Field(
+        default=None, description="ws(s)://host[:port] instead of Deepgram's (tests, proxies)"
+    )
+    deepgram_endpointing_ms: int = Field(default=300, ge=10)
+    deepgram_utterance_end_ms: int = Field(default=1000, ge=1000)
+    deepgram_keyterms: list[str] = Field(default_factory=list)
 
     vad_mode: int = Field(default=3, ge=0, le=3, description="webrtcvad aggressiveness")
     vad_min_dbfs: float = Field(default=-60.0, description="quieter frames count as silence")
@@ -68,6 +81,13 @@ class SttSettings(ServiceSettings):
     quiet_dbfs: float = Field(
         default=-40.0, description="below this, Whisper's stock phrases count as hallucinations"
     )
+
+    @property
+    def use_deepgram(self) -> bool:
+        """Deepgram in the call path: asked for, or `auto` with a key."""
+        if self.provider == "deepgram":
+            return True
+        return self.provider == "auto" and self.deepgram_api_key is not None
 
     def endpointer_config(self) -> EndpointerConfig:
         return EndpointerConfig(

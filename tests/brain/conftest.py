@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,20 +32,6 @@ from ringline.services.brain.llm.base import ChatModel, Messages, StreamStats
 from ringline.services.brain.settings import BrainSettings
 
 
-def load_doubles() -> None:
-    """Register tests/doubles as the package `doubles` (as tests/providers/conftest.py does)."""
-    if "doubles" in sys.modules:
-        return
-    folder = Path(__file__).resolve().parents[1] / "doubles"
-    spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["doubles"] = module
-    spec.loader.exec_module(module)
-
-
-load_doubles()
 
 
 class ScriptedModel(ChatModel):

@@ -15,29 +15,13 @@ stall: a loaded machine can push that case over; the budget arithmetic is in the
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-def _load_doubles() -> None:
-    if "doubles" in sys.modules:
-        return
-    folder = Path(__file__).resolve().parents[1] / "doubles"
-    spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["doubles"] = module
-    spec.loader.exec_module(module)
-
-
-_load_doubles()
 
 from aiohttp import web  # noqa: E402
 

@@ -8,32 +8,15 @@ notice, so one test body runs over every implementation: cloud ones against thei
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-def load_doubles() -> None:
-    """Register tests/doubles as the package `doubles` (and put nothing else of tests/ on the path)."""
-    if "doubles" in sys.modules:
-        return
-    folder = Path(__file__).resolve().parents[1] / "doubles"
-    spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["doubles"] = module
-    spec.loader.exec_module(module)
-
-
-load_doubles()
 
 from doubles.audio import frames  # noqa: E402
 from doubles.deepgram import DeepgramDouble, DeepgramFaults  # noqa: E402

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pytest
 
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_encode

@@ -4,11 +4,8 @@ the Cartesia double (tests/doubles, imported as `doubles`) and an in-memory span
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,20 +26,6 @@ from ringline.services.tts.provider import Synthesizer
 from ringline.services.tts.settings import TtsSettings
 
 
-def _load_doubles() -> None:
-    """Register tests/doubles as the package `doubles`, as tests/providers/conftest.py does."""
-    if "doubles" in sys.modules:
-        return
-    folder = Path(__file__).resolve().parents[1] / "doubles"
-    spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["doubles"] = module
-    spec.loader.exec_module(module)
-
-
-_load_doubles()
 
 
 @pytest.fixture(scope="session")
