@@ -75,7 +75,8 @@ class BrainSession(CallSession):
         self.greeting_turn_id = ""
         self.barge_in = BargeIn(call.call_id, bus, self.speech, self.voice)
         self.hold = ReplyHold(call.call_id, bus, self.voice, settings.hold_resume_s)
-        self._tts_ready = asyncio.Event()
+        self._tts_ready = asyncio.Event()  # every stage in `greet_after_stages` owns the call
+        self._ready_stages: set[str] = set()
         self._greeting_task: asyncio.Task[Any] | None = None
         if settings.goodbye_phrases == "auto":
             self._goodbye_phrases = not self.voice.options.tools
@@ -133,8 +134,10 @@ class BrainSession(CallSession):
         return self.greeting_turn_id
 
     async def _on_event(self, event: CallEvent) -> None:
-        if event.name == STAGE_READY and event.data.get("stage") == "tts":
-            self._tts_ready.set()
+        if event.name == STAGE_READY:
+            self._ready_stages.add(str(event.data.get("stage", "")))
+            if set(self.settings.greet_after_stages) <= self._ready_stages:
+                self._tts_ready.set()
 
     # -- what the agent said ------------------------------------------------------------------
 

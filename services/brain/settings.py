@@ -131,6 +131,10 @@ class BrainSettings(ServiceSettings):
     n_ctx: int = Field(default=2048, ge=256)
 
     # Call flow.
+    greet_after_stages: list[str] = Field(
+        default_factory=lambda: ["tts", "memory"],
+        description="stages that must own the call before the greeting (so it is spoken and recorded)",
+    )
     tts_ready_timeout_s: float = Field(
         default=1.5, ge=0, description="how long to wait for the TTS stage before greeting"
     )

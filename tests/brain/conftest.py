@@ -89,8 +89,9 @@ class Harness:
         return call_id
 
     async def tts_ready(self, call_id: str) -> None:
-        ready = CallEvent(call_id=call_id, name=STAGE_READY, data={"stage": "tts"})
-        await self.broker.publish(ready, subjects.event(call_id))
+        for stage in ("memory", "tts"):
+            ready = CallEvent(call_id=call_id, name=STAGE_READY, data={"stage": stage})
+            await self.broker.publish(ready, subjects.event(call_id))
 
     async def say(self, call_id: str, text: str, utterance_id: str = "u1", headers: dict[str, str] | None = None,
                   **fields: Any) -> Transcript:
