@@ -167,3 +167,13 @@ class Chart:
 @pytest.fixture(scope="session")
 def chart() -> Chart:
     return Chart(helm_binary(), validator_python())
+
+
+@pytest.fixture(scope="module")
+def default(chart: Chart) -> list[dict]:
+    return chart.render()
+
+
+@pytest.fixture(scope="module")
+def production(chart: Chart) -> list[dict]:
+    return chart.render("-f", str(PRODUCTION_VALUES))

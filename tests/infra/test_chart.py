@@ -13,72 +13,25 @@ that names it.
 from __future__ import annotations
 
 import base64
-import re
 import shutil
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import CHART, NAMESPACE, PRODUCTION_VALUES, RELEASE, Chart, RenderError
+from .conftest import CHART, NAMESPACE, RELEASE, Chart, RenderError
+from .manifests import (
+    AUTOSCALED,
+    PROD,
+    RENDERS,
+    SECRET_KEYS,
+    SERVICES,
+    env,
+    main_container,
+    objects,
+    one,
+    service_deployment,
+)
 
-SERVICES = ("telephony", "stt", "brain", "tts", "memory")
-AUTOSCALED = ("stt", "brain", "tts")
-SECRET_KEYS = {  # which service needs which key
-    "ANTHROPIC_API_KEY": "brain",
-    "DEEPGRAM_API_KEY": "stt",
-    "CARTESIA_API_KEY": "tts",
-    "TWILIO_AUTH_TOKEN": "telephony",
-    "TWILIO_ACCOUNT_SID": "telephony",
-}
-PROD = ("-f", str(PRODUCTION_VALUES))
-
-
-def objects(docs: list[dict], kind: str) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
-
-
-def one(docs: list[dict], kind: str, name: str) -> dict:
-    found = objects(docs, kind)
-    assert name in found, f"no {kind} {name}; have {sorted(found)}"
-    return found[name]
-
-
-def service_deployment(docs: list[dict], name: str) -> dict:
-    return one(docs, "Deployment", f"{RELEASE}-{name}")
-
-
-def main_container(workload: dict) -> dict:
-    return workload["spec"]["template"]["spec"]["containers"][0]
-
-
-def env(container: dict) -> dict[str, dict]:
-    return {e["name"]: e for e in container.get("env", [])}
-
-
-def nats_conf(docs: list[dict]) -> str:
-    return one(docs, "ConfigMap", f"{RELEASE}-nats-config")["data"]["nats.conf"]
-
-
-@pytest.fixture(scope="module")
-def default(chart: Chart) -> list[dict]:
-    return chart.render()
-
-
-@pytest.fixture(scope="module")
-def production(chart: Chart) -> list[dict]:
-    return chart.render(*PROD)
-
-
-RENDERS = {
-    "default": (),
-    "production": PROD,
-    "external-nats-no-jaeger": ("--set", "nats.external.url=nats://nats.messaging:4222",
-                                "--set", "jaeger.enabled=false", "--set", "networkPolicy.enabled=true",
-                                "--set", "otel.endpoint=http://otel-collector.observability:4318"),
-}
 
 
 # -- the chart as a whole ---------------------------------------------------------------------
@@ -180,87 +133,6 @@ def test_production_scales_out(production: list[dict]) -> None:
     hpas = objects(production, "HorizontalPodAutoscaler")
     assert {hpas[f"{RELEASE}-{n}"]["spec"]["minReplicas"] for n in AUTOSCALED} == {3}
     assert f"{RELEASE}-telephony" in hpas
-
-
-# -- NATS -------------------------------------------------------------------------------------
-
-def test_nats_runs_jetstream_on_a_pvc(default: list[dict]) -> None:
-    sts = one(default, "StatefulSet", f"{RELEASE}-nats")
-    assert sts["spec"]["replicas"] == 1
-    (claim,) = sts["spec"]["volumeClaimTemplates"]
-    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
-    mounts = {m["name"]: m["mountPath"] for m in main_container(sts)["volumeMounts"]}
-    conf = nats_conf(default)
-    store = re.search(r"jetstream \{[^}]*store_dir: (\S+)", conf)
-    assert store, f"no JetStream store in nats.conf:\n{conf}"
-    assert store.group(1).startswith(mounts[claim["metadata"]["name"]]), "JetStream does not write to the PVC"
-    assert "cluster {" not in conf, "a single server must not try to route to peers"
-    # Every service connects to the NATS Service, which selects the NATS pods on the client port.
-    svc = one(default, "Service", f"{RELEASE}-nats")
-    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
-    port = svc["spec"]["ports"][0]["port"]
-    for name in SERVICES:
-        assert env(main_container(service_deployment(default, name)))["NATS_URL"]["value"] == f"nats://{RELEASE}-nats:{port}"
-
-
-def test_rendered_nats_conf_starts_a_jetstream_server(default: list[dict], tmp_path: Path) -> None:
-    """Run the real nats-server on the rendered nats.conf (paths and ports moved to the test's
-    own) and ask it the questions the chart's probes ask."""
-    from ringline.stack import free_port, nats_server_binary, port_open
-
-    client, monitor = free_port(), free_port()
-    conf = (nats_conf(default)
-            .replace("0.0.0.0:4222", f"127.0.0.1:{client}").replace("0.0.0.0:8222", f"127.0.0.1:{monitor}")
-            .replace("store_dir: /data", f"store_dir: {tmp_path / 'data'}")
-            .replace("/var/run/nats/nats.pid", str(tmp_path / "nats.pid")))
-    (tmp_path / "nats.conf").write_text(conf)
-    sts = one(default, "StatefulSet", f"{RELEASE}-nats")
-    probes = {p: main_container(sts)[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(tmp_path / "nats.conf")], env={"POD_NAME": f"{RELEASE}-nats-0"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 15
-        while not port_open("127.0.0.1", monitor):
-            assert proc.poll() is None, f"nats-server refused the rendered nats.conf:\n{proc.stdout.read()}"
-            assert time.monotonic() < deadline, "nats-server did not start"
-            time.sleep(0.05)
-        for probe, path in probes.items():
-            with urllib.request.urlopen(f"http://127.0.0.1:{monitor}{path}", timeout=5) as reply:
-                assert reply.status == 200, f"{probe} {path}"
-        with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/varz", timeout=5) as reply:
-            varz = reply.read().decode()
-        assert '"server_name": "ringline-nats-0"' in varz
-        assert (tmp_path / "data" / "jetstream").is_dir(), "JetStream did not create its store on the data volume"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def test_production_nats_is_a_three_server_cluster(production: list[dict], tmp_path: Path) -> None:
-    from ringline.stack import nats_server_binary
-
-    sts = one(production, "StatefulSet", f"{RELEASE}-nats")
-    assert sts["spec"]["replicas"] == 3
-    assert sts["spec"]["podManagementPolicy"] == "Parallel", "JetStream needs all servers up to elect a leader"
-    headless = one(production, "Service", f"{RELEASE}-nats-headless")
-    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
-    assert sts["spec"]["serviceName"] == headless["metadata"]["name"]
-    conf = nats_conf(production)
-    routes = re.findall(r"nats://(\S+):6222", conf)
-    assert routes == [f"{RELEASE}-nats-{i}.{RELEASE}-nats-headless.{NAMESPACE}.svc.cluster.local" for i in range(3)]
-    assert "server_name: $POD_NAME" in conf, "each server needs its own name in a JetStream cluster"
-    assert one(production, "PodDisruptionBudget", f"{RELEASE}-nats")["spec"]["maxUnavailable"] == 1
-    (tmp_path / "nats.conf").write_text(conf)
-    check = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")],
-                           env={"POD_NAME": f"{RELEASE}-nats-0"}, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-
-
-def test_external_nats_replaces_the_bundled_one(chart: Chart) -> None:
-    docs = chart.render(*RENDERS["external-nats-no-jaeger"])
-    assert not objects(docs, "StatefulSet"), "no NATS should be deployed when nats.external.url is set"
-    for name in SERVICES:
-        assert env(main_container(service_deployment(docs, name)))["NATS_URL"]["value"] == "nats://nats.messaging:4222"
 
 
 # -- tracing ----------------------------------------------------------------------------------
