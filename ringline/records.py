@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 
 import nats
@@ -52,10 +53,8 @@ async def wait_for_ended(nats_url: str, call_id: str, timeout: float = 5.0) -> C
     deadline = asyncio.get_running_loop().time() + timeout
     record = None
     while True:
-        try:
+        with contextlib.suppress(MemoryUnavailable):  # keep the last record seen
             record = await get_call(nats_url, call_id)
-        except MemoryUnavailable:
-            record = record
         if record is not None and record.ended_at:
             return record
         if asyncio.get_running_loop().time() > deadline:

