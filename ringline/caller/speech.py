@@ -108,10 +108,12 @@ class Synth(Protocol):
 
 
 def load_synth(threads: int = 1) -> Synth:
-    """The local Piper voice, the same one the TTS service speaks with."""
+    """The local Piper voice, the same one the TTS service speaks with, without sampling noise:
+    Piper otherwise varies every rendering, and Whisper then hears "France" one run and
+    "friends" the next."""
     from ringline.services.tts.piper_voice import PiperSynth
 
-    return PiperSynth(model_path=None, threads=threads)
+    return PiperSynth(model_path=None, threads=threads, deterministic=True)
 
 
 def compose(pieces: Sequence[Utterance | int], label: str = "", text: str = "",

@@ -56,8 +56,14 @@ class PiperSynth:
     """One loaded Piper voice. Not thread-safe: call it from one thread at a time."""
 
     def __init__(
-        self, model_path: str | None = None, threads: int = 1, length_scale: float | None = None
+        self,
+        model_path: str | None = None,
+        threads: int = 1,
+        length_scale: float | None = None,
+        deterministic: bool = False,
     ) -> None:
+        """`deterministic` turns off the voice's sampling noise so the same text always gives the
+        same audio (the simulated caller uses it so tests hear the same words every run)."""
         path = Path(model_path) if model_path else default_voice_path()
         config_path = Path(f"{path}.json")
         if not path.is_file() or not config_path.is_file():
@@ -74,7 +80,8 @@ class PiperSynth:
         self.voice = PiperVoice(session=session, config=config)
         self.model_path = path
         scale = length_scale if length_scale is not None else config.length_scale
-        self._scales = np.array([config.noise_scale, scale, config.noise_w_scale], dtype=np.float32)
+        noise, noise_w = (0.0, 0.0) if deterministic else (config.noise_scale, config.noise_w_scale)
+        self._scales = np.array([noise, scale, noise_w], dtype=np.float32)
         log.info("loaded Piper voice %s (%d Hz, %d thread(s))", path.name, config.sample_rate, threads)
 
     @property
