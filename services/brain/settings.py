@@ -87,7 +87,7 @@ class BrainSettings(ServiceSettings):
     anthropic_model: str = Field(default="claude-haiku-4-5", description="the fast model: every turn by default")
     anthropic_base_url: str | None = None
     anthropic_strong_model: str = Field(
-        default="claude-sonnet-4-5", description="the stronger model, for turns the routing rule picks"
+        default="claude-sonnet-4-6", description="the stronger model, for turns the routing rule picks"
     )
 
     # The fallback chain, tried in order within a turn; the recovery line is always last.

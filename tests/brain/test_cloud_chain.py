@@ -19,9 +19,8 @@ from ringline.services.brain.llm.claude import ClaudeChatModel
 from ringline.services.brain.llm.fallback import FallbackChatModel, Link
 from ringline.services.brain.llm.routing import RoutingRule
 
-pytestmark = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated:DeprecationWarning")
 
-FAST, STRONG = "claude-haiku-4-5", "claude-sonnet-4-5"
+FAST, STRONG = "claude-haiku-4-5", "claude-sonnet-4-6"
 QUESTION = [{"role": "system", "content": "You are Ringline, on the phone."},
             {"role": "user", "content": "What is the capital of France?"}]
 

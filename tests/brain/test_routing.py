@@ -34,7 +34,7 @@ def test_routing_and_chain_defaults(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     settings = BrainSettings()
     assert settings.resolved_chain == ("local",) and settings.daily_spend_cap is None
-    assert (settings.anthropic_model, settings.anthropic_strong_model) == ("claude-haiku-4-5", "claude-sonnet-4-5")
+    assert (settings.anthropic_model, settings.anthropic_strong_model) == ("claude-haiku-4-5", "claude-sonnet-4-6")
     assert settings.strong_route == "rule" and settings.strong_min_words == 30 and settings.strong_keywords == []
     assert settings.anthropic_first_token_timeout_s + settings.local_first_token_timeout_s <= 1.5
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
