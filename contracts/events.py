@@ -17,3 +17,10 @@ TTS_TURN = "tts.turn"  # one agent turn synthesised
 TTS_ERROR = "tts.error"  # synthesis of one chunk failed
 CALL_HANGUP = "call.hangup"  # the agent decided to end the call
 EDGE_CLEAR = "edge.clear"  # the edge wrote Twilio `clear` (barge-in): data["at"] is when
+
+# Issue 5: what happens around a call, beyond its turns.
+VOICEMAIL_STARTED = "voicemail.started"  # the brain sends this call to voicemail: data["reason"]
+VOICEMAIL_MESSAGE = "voicemail.message"  # the message is taken: data["text"], ["duration_s"], ["reason"]
+CALL_SUMMARY = "call.summary"  # after the call, from the brain's LLM: data["summary"], ["facts"]
+CALL_TRANSFER = "call.transfer"  # the call was handed to a human: data["target"], ["outcome"]
+CALL_LIMIT = "call.limit"  # the agent's max call length was reached: data["max_call_s"]

@@ -77,6 +77,7 @@ class SpendReply(BaseModel):
     day: str
     spent: float = 0.0
     currency: str = "USD"
+    active_calls: int | None = None  # the agent's calls in progress (None: not known)
 
 
 class CallListRequest(BaseModel):

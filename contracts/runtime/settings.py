@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,3 +28,8 @@ class ServiceSettings(BaseSettings):
         description="export traces over OTLP/HTTP (e.g. Jaeger at http://jaeger:4318)",
     )
     drain_timeout_s: float = Field(default=10.0, gt=0, description="seconds to finish work on SIGTERM")
+    agents_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RINGLINE_AGENTS_FILE"),
+        description="YAML file of agents (numbers, persona, voice, limits...); unset: one default agent",
+    )

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
+
+from ringline.contracts.agents import WebhookTool
 
 from .llm.base import ToolCall, ToolSpec
 
@@ -38,20 +39,6 @@ END_CALL = ToolSpec(
 MAX_RESULT_CHARS = 4000
 
 
-class WebhookTool(BaseModel):
-    """One tool as declared in settings (`RINGLINE_BRAIN_TOOLS` JSON or `RINGLINE_BRAIN_TOOLS_FILE`)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    description: str = Field(min_length=1)
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-    url: str = Field(pattern=r"^https?://")
-    timeout_s: float = Field(default=5.0, gt=0, le=120)
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    def spec(self) -> ToolSpec:
-        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
-
-
 @dataclass(frozen=True)
 class ToolResult:
     call: ToolCall
@@ -69,7 +56,8 @@ class ToolBox:
         self._client: httpx.AsyncClient | None = None
 
     def specs(self, end_call: bool = True) -> list[ToolSpec]:
-        specs = [tool.spec() for tool in self.tools.values()]
+        specs = [ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
+                 for t in self.tools.values()]
         return [*specs, END_CALL] if end_call else specs
 
     async def run(self, call: ToolCall, call_id: str) -> ToolResult:
