@@ -69,6 +69,7 @@ class CallSummary(BaseModel):
 
 class SpendRequest(BaseModel):
     agent_id: str
+    call_id: str = ""  # the call asking: `SpendReply.active_calls` leaves it out
     day: str = ""  # YYYY-MM-DD (UTC); empty: today
 
 
@@ -77,7 +78,7 @@ class SpendReply(BaseModel):
     day: str
     spent: float = 0.0
     currency: str = "USD"
-    active_calls: int | None = None  # the agent's calls in progress (None: not known)
+    active_calls: int | None = None  # the agent's calls in progress besides request.call_id (None: not known)
 
 
 class CallListRequest(BaseModel):
