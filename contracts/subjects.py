@@ -14,6 +14,9 @@ CALLS_END = "calls.end"
 MEMORY_CALLS_LIST = "memory.calls.list"
 MEMORY_CALLS_GET = "memory.calls.get"
 MEMORY_SPEND_GET = "memory.spend.get"
+MEMORY_VOICEMAIL_LIST = "memory.voicemail.list"  # VoicemailListRequest -> VoicemailListReply
+MEMORY_VOICEMAIL_GET = "memory.voicemail.get"  # AudioRequest -> AudioReply (the message as WAV)
+MEMORY_RECORDING_GET = "memory.recording.get"  # AudioRequest -> AudioReply (both sides of a call as WAV)
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 

@@ -37,6 +37,54 @@ class TurnRecord(BaseModel):
     cost: dict[str, Any] = Field(default_factory=dict)  # contracts.pricing.Cost.rounded()
 
 
+class VoicemailRecord(BaseModel):
+    """A message the caller left (events `voicemail.started` / `voicemail.message`)."""
+
+    reason: str = ""  # why the call went to voicemail ("busy", "outside business hours", ...)
+    started_at: float = 0.0  # `voicemail.started`: the prompt began
+    taken_at: float = 0.0  # `voicemail.message` arrived (0: the call ended first)
+    text: str = ""  # the transcript of the message
+    duration_s: float = 0.0  # the message as the brain timed it
+    audio_key: str = ""  # object in the memory service's audio bucket (8 kHz mu-law); "" when none
+    audio_s: float = 0.0  # seconds of audio stored
+
+
+class SummaryRecord(BaseModel):
+    """The brain's summary of the call (event `call.summary`, sent after the call ended)."""
+
+    text: str = ""
+    facts: Any = None  # whatever the brain extracted: a list of strings or a mapping
+    at: float = 0.0
+
+
+class TransferRecord(BaseModel):
+    """The call was handed to a human (event `call.transfer`)."""
+
+    target: str = ""
+    outcome: str = ""
+    at: float = 0.0
+
+
+class RecordingRecord(BaseModel):
+    """Both sides of the call (agent `record_audio: true`): 8 kHz mu-law, caller left, agent right."""
+
+    audio_key: str = ""
+    channels: int = 2
+    audio_s: float = 0.0
+
+
+class ReportDelivery(BaseModel):
+    """One call report webhook and how its delivery went."""
+
+    url: str
+    status: Literal["pending", "delivered", "lost"] = "pending"
+    attempts: int = 0
+    last_error: str = ""
+    status_code: int = 0  # of the last attempt that got an HTTP answer
+    signed: bool = True
+    delivered_at: float = 0.0
+
+
 class CallRecord(BaseModel):
     type: Literal["call.record"] = "call.record"
     v: int = 1
@@ -51,6 +99,11 @@ class CallRecord(BaseModel):
     turns: list[TurnRecord] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
     cost: dict[str, Any] = Field(default_factory=dict)  # the sum of the turns' costs
+    voicemail: VoicemailRecord | None = None
+    summary: SummaryRecord | None = None
+    transfer: TransferRecord | None = None
+    recording: RecordingRecord | None = None
+    reports: list[ReportDelivery] = Field(default_factory=list)
 
     def turn(self, turn_id: str) -> TurnRecord | None:
         return next((t for t in self.turns if t.turn_id == turn_id), None)
