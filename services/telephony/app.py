@@ -1,6 +1,7 @@
 """The telephony edge: FastAPI app factory and `main()`. No I/O at import.
 
-Routes: `POST /twilio/voice` (TwiML), `WS /twilio/stream` (Media Streams), `GET /health`.
+Routes: `POST /twilio/voice` (TwiML), `WS /twilio/stream` (Media Streams), `POST /calls`
+(outbound calls), `GET /health`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from opentelemetry import trace
 
+from ringline.contracts.agents import WatchedAgentBook
 from ringline.contracts.runtime import configure_logging, create_broker, setup_telemetry
 from ringline.contracts.runtime.telemetry import shutdown_telemetry
 
+from .calls_api import calls_router
+from .outbound import OutboundStore
 from .registry import CLOSE_POLICY, CallRegistry
 from .settings import TelephonySettings
 from .signature import SignatureChecker
@@ -51,12 +55,15 @@ def create_app(
     checker = SignatureChecker(settings)
     registry = CallRegistry()
     twilio = TwilioCalls.from_settings(settings)
+    agents = WatchedAgentBook(settings.agents_file)
+    outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         checker.warn_if_unverified()
         if twilio is None:
-            log.info("TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not both set: an agent hang-up only closes the stream")
+            log.info("TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not both set: an agent hang-up or transfer only "
+                     "closes the stream, and no outbound call can be placed")
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
             try:
@@ -70,7 +77,8 @@ def create_app(
     app.state.broker = broker
     app.state.registry = registry
     app.state.settings = settings
-    app.include_router(voice_router(settings, checker))
+    app.include_router(voice_router(settings, checker, agents, outbound))
+    app.include_router(calls_router(settings, agents, outbound, twilio))
 
     @app.websocket(STREAM_PATH)
     async def stream(ws: WebSocket) -> None:
@@ -78,7 +86,7 @@ def create_app(
         if not checker.check_websocket(STREAM_PATH, ws.url.query, ws.headers):
             await ws.close(code=CLOSE_POLICY, reason="invalid Twilio signature")
             return
-        await CallStream(ws, broker, settings, registry, twilio).run()
+        await CallStream(ws, broker, settings, registry, twilio, agents).run()
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:

@@ -34,7 +34,19 @@ class TelephonySettings(ServiceSettings):
         "at a local server)",
     )
     twilio_api_timeout_s: float = Field(default=5.0, gt=0, description="timeout of one Twilio REST request")
-    default_agent: str = "default"
+    default_agent: str = Field(default="default", description="the agent of every call when no agents file is set")
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token of `POST /calls` (outbound calls); unset: the endpoint is disabled",
+    )
+    outbound_from: str | None = Field(
+        default=None, description="caller ID of outbound calls whose agent lists no number of its own",
+    )
+    outbound_bucket: str = Field(
+        default="ringline_outbound", description="JetStream KV bucket of outbound calls' context (purpose, agent)",
+    )
+    outbound_ttl_s: float = Field(
+        default=86400.0, gt=0, description="how long an outbound call's context is kept for its answer",
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")
     max_buffered_frames: int = Field(

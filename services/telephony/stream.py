@@ -5,7 +5,11 @@ Writing: agent audio goes through `Playout` into one `Outbox`; control goes firs
 Barge-in: `Control(interrupt)` clears the phone's buffer; the marks that the clear flushes come
 back as `Playback(cleared=True)`, and the moment the `clear` was written is an `edge.clear` event.
 Ending: `stop`, a disconnect, an agent hang-up (also completed through Twilio's REST API when
-credentials are set) or shutdown publishes `CallEnd` exactly once.
+credentials are set), a transfer or shutdown publishes `CallEnd` exactly once.
+Transfer: `Control(transfer, target)` moves the call to `target` through Twilio's REST API
+(`<Dial>`), records a `call.transfer` event with the outcome, then closes the stream; without
+Twilio credentials the stream is closed as after a hang-up.
+Agents: at `start` the agent's voice and vocabulary join `CallStart.custom` (see `routing`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from opentelemetry.context import Context
 from starlette.websockets import WebSocket, WebSocketState
 
 from ringline.contracts import subjects
-from ringline.contracts.events import EDGE_CLEAR, TURN_FIRST_AUDIO
+from ringline.contracts.agents import WatchedAgentBook
+from ringline.contracts.events import CALL_TRANSFER, EDGE_CLEAR, TURN_FIRST_AUDIO
 from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control, TurnTiming
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
@@ -30,12 +35,11 @@ from . import twilio_protocol as tp
 from .outbox import Outbox
 from .playout import ClearSent, Playout
 from .registry import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CallRegistry
+from .routing import call_options
 from .settings import TelephonySettings
-from .twilio_rest import TwilioCalls
+from .twilio_rest import TwilioCalls, move_call
 
 log = logging.getLogger("ringline.telephony.stream")
-
-# The edge's own CallEvent; not in `contracts.events` yet (see the issue note).
 
 # Why a call ended when the socket closed without a `stop` (uvicorn sends 1012 on shutdown).
 _DISCONNECT_REASONS = {1000: "caller hung up", 1001: "caller hung up", 1005: "caller hung up",
@@ -44,12 +48,14 @@ _DISCONNECT_REASONS = {1000: "caller hung up", 1001: "caller hung up", 1005: "ca
 
 class CallStream:
     def __init__(self, ws: WebSocket, broker: NatsBroker, settings: TelephonySettings,
-                 registry: CallRegistry, twilio: TwilioCalls | None = None) -> None:
+                 registry: CallRegistry, twilio: TwilioCalls | None = None,
+                 agents: WatchedAgentBook | None = None) -> None:
         self.ws = ws
         self.broker = broker
         self.settings = settings
         self.registry = registry
         self.twilio = twilio
+        self.agents = agents
         self.outbox = Outbox(ws.send_text)
         self.playout: Playout | None = None
         self.done = asyncio.Event()
@@ -64,7 +70,8 @@ class CallStream:
         self._close: tuple[int, str] | None = None
         self._end_reason = "caller hung up"
         self._ended = False
-        self._hangup: asyncio.Task[None] | None = None
+        self._hangup: asyncio.Task[None] | None = None  # an agent hang-up or a transfer
+        self._transfer = False
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -85,6 +92,8 @@ class CallStream:
                 for task in (reader, stopper):
                     task.cancel()
                 await asyncio.gather(reader, stopper, return_exceptions=True)
+                if self._transfer and self._hangup is not None:  # its event goes before CallEnd
+                    await asyncio.gather(self._hangup, return_exceptions=True)
                 await self._finish()
                 if self._hangup is not None:  # the caller may have hung up first; bounded by its timeout
                     await asyncio.gather(self._hangup, return_exceptions=True)
@@ -215,6 +224,10 @@ class CallStream:
         self.registry.calls[call_id] = self
         self.playout = Playout(self.outbox, start.stream_sid, self._first_audio, self._clear_written)
         call = tp.to_call_start(start, call_id, self.settings.default_agent, now)
+        if self.agents is not None:
+            options = call_options(self.agents.book.agent(call.agent_id))
+            if options:
+                call = call.model_copy(update={"custom": {**call.custom, **options}})
         self._span = tracer("telephony").start_span(
             "call", context=Context(), kind=trace.SpanKind.SERVER,
             attributes={"call.id": call_id, "call.agent_id": call.agent_id, "call.stream_sid": start.stream_sid},
@@ -271,13 +284,31 @@ class CallStream:
             log.info("call %s: agent hangs up (%s)", self.call_id, msg.reason or "no reason given")
             self.request_close(CLOSE_NORMAL, "agent hung up", "agent hung up", now=False)
             self._hangup = asyncio.create_task(self._agent_hangup(), name=f"{self.call_id}:hangup")
-        elif msg.action == "transfer":
-            log.warning("call %s: transfer is not supported by the Media Streams edge yet", self.call_id)
+        elif msg.action == "transfer" and self._hangup is None:
+            log.info("call %s: agent transfers the call to %s", self.call_id, msg.target or "(no number)")
+            self.request_close(CLOSE_NORMAL, "call transferred", f"transfer to {msg.target}", now=False)
+            self._transfer = True
+            self._hangup = asyncio.create_task(self._agent_transfer(msg.target), name=f"{self.call_id}:transfer")
 
     async def _agent_hangup(self) -> None:
         """Complete the call at Twilio (when configured), then close the stream either way."""
         try:
             if self.twilio is not None:
                 await self.twilio.complete(self.call_id)
+        finally:
+            self._stopping.set()
+
+    async def _agent_transfer(self, target: str) -> None:
+        """Move the call at Twilio (when configured), record the outcome, then close the stream."""
+        try:
+            outcome = await move_call(self.twilio, self.call_id, target)
+            if self._close == (CLOSE_NORMAL, "call transferred"):  # not ended by the caller meanwhile
+                self._end_reason = f"transferred to {target}" if outcome == "transferred" else \
+                    "agent hung up (transfer not possible)"
+            event = CallEvent(call_id=self.call_id, name=CALL_TRANSFER, data={"target": target, "outcome": outcome})
+            if self.bus is not None:
+                await self.bus.publish(event, subjects.event(self.call_id))
+            if self._span is not None:
+                self._span.add_event(CALL_TRANSFER, {"transfer.target": target, "transfer.outcome": outcome})
         finally:
             self._stopping.set()

@@ -1,4 +1,11 @@
-"""`POST /twilio/voice`: answer an incoming call with TwiML that connects a Media Stream."""
+"""`POST /twilio/voice`: answer a call with TwiML that connects a Media Stream.
+
+The agent is picked by the dialled number (`To`) from the agents file; `?agent=` wins (the URL
+of an outbound call names its agent). An answered outbound call (`?outbound=<id>`) also carries
+its stored purpose and who answered (`AnsweredBy`, from answering-machine detection) as stream
+parameters, so its `CallStart` says `direction="outbound"` with `custom["purpose"]` and
+`custom["answered_by"]`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,10 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Connect, Parameter, Stream, VoiceResponse
 
+from ringline.contracts.agents import WatchedAgentBook
+
+from .outbound import OutboundContext, OutboundStore
+from .routing import route_agent
 from .settings import TelephonySettings
 from .signature import SignatureChecker
 
@@ -43,7 +54,18 @@ def stream_parameters(form: dict[str, str], agent: str) -> dict[str, str]:
     return params
 
 
-def voice_router(settings: TelephonySettings, checker: SignatureChecker) -> APIRouter:
+def outbound_parameters(form: dict[str, str], outbound_id: str, context: OutboundContext | None) -> dict[str, str]:
+    """What an answered outbound call adds: its direction, purpose and who answered."""
+    return {
+        "direction": "outbound",
+        "outbound": outbound_id,
+        "purpose": context.purpose if context is not None else "",
+        "answered_by": form.get("AnsweredBy", "") or "unknown",
+    }
+
+
+def voice_router(settings: TelephonySettings, checker: SignatureChecker, agents: WatchedAgentBook,
+                 outbound: OutboundStore | None = None) -> APIRouter:
     router = APIRouter()
 
     @router.post(VOICE_PATH)
@@ -54,11 +76,18 @@ def voice_router(settings: TelephonySettings, checker: SignatureChecker) -> APIR
         if not checker.check_webhook(VOICE_PATH, query, pairs, request.headers):
             return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
         form = dict(pairs)
-        agent = request.query_params.get("agent") or settings.default_agent
+        outbound_id = request.query_params.get("outbound", "")
+        context = await outbound.get(outbound_id) if outbound_id and outbound is not None else None
+        requested = request.query_params.get("agent") or (context.agent if context is not None else None)
+        agent = route_agent(agents, form.get("To", ""), requested, settings.default_agent)
+        params = stream_parameters(form, agent)
+        if outbound_id:
+            params.update(outbound_parameters(form, outbound_id, context))
         stream_url = checker.ws_url(STREAM_PATH)
-        twiml = connect_stream_twiml(stream_url, stream_parameters(form, agent))
-        log.info("call %s from %s to %s: streaming to %s (agent %s)",
-                 form.get("CallSid", "?"), form.get("From", "?"), form.get("To", "?"), stream_url, agent)
+        twiml = connect_stream_twiml(stream_url, params)
+        log.info("call %s from %s to %s: streaming to %s (agent %s%s)",
+                 form.get("CallSid", "?"), form.get("From", "?"), form.get("To", "?"), stream_url, agent,
+                 f", outbound, answered by {params['answered_by']}" if outbound_id else "")
         return Response(twiml, media_type="application/xml")
 
     return router

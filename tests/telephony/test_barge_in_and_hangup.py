@@ -3,7 +3,7 @@
 - an interrupt clears the phone's buffer; the marks the clear flushes come back as
   `Playback(cleared=True)` and the moment of the `clear` is on the call record (`edge.clear`);
 - an agent hang-up completes the call through Twilio's REST API (a local server stands in for
-  api.twilio.com) and closes the stream either way;
+  api.twilio.com, `doubles.twilio`) and closes the stream either way;
 - a caller hanging up in the middle of a reply ends the call once, without error logs.
 """
 
@@ -13,13 +13,11 @@ import asyncio
 import base64
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
 
 import pytest
+from doubles.twilio import TwilioApi
 from twilio.request_validator import RequestValidator
 
 from ringline.contracts import subjects
@@ -116,42 +114,6 @@ async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio() -> 
 
 
 # ------------------------------------------------------------------------------- hang-up
-
-
-class TwilioApi:
-    """A stand-in for api.twilio.com that records what it is asked."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.requests: list[dict] = []
-        self.status = status
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                api.requests.append({"path": self.path, "form": parse_qs(body),
-                                     "auth": self.headers.get("Authorization", "")})
-                reply = json.dumps({"sid": CALL, "account_sid": ACCOUNT, "status": "completed"}).encode()
-                self.send_response(api.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> TwilioApi:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
