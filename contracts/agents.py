@@ -27,13 +27,21 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime, time as clock
+from datetime import datetime
+from datetime import time as clock
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger("ringline.agents")
 
@@ -125,9 +133,9 @@ class Hours(Strict):
             for day in _expand_days(days):
                 if start < end and day == today and start <= now_min < end:
                     return True
-                if start >= end:  # over midnight
-                    if (day == today and now_min >= start) or ((day + 1) % 7 == today and now_min < end):
-                        return True
+                over_midnight = start >= end
+                if over_midnight and ((day == today and now_min >= start) or ((day + 1) % 7 == today and now_min < end)):
+                    return True
         return False
 
 
@@ -138,7 +146,7 @@ def _expand_days(days: str) -> list[int]:
         if first not in _DAYS or (last and last not in _DAYS):
             raise ValueError(f"{days!r}: days are mon..sun, as 'mon-fri' or 'sat,sun'")
         a, b = _DAYS.index(first), _DAYS.index(last or first)
-        out.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        out.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
     return out
 
 
@@ -155,7 +163,7 @@ def _parse_span(span: str) -> tuple[int, int]:
 
 
 class Voicemail(Strict):
-    prompt: str = "Sorry, I can't take your call right now. Please leave a message after the tone, and I'll pass it on."
+    prompt: str = "Sorry, I can't take your call right now. Please leave a message, and I'll pass it on."
     max_s: float = Field(default=60.0, gt=0, le=600, description="longest message")
     silence_s: float = Field(default=3.0, gt=0, description="caller silence that ends the message")
     goodbye: str = "Thanks, I've got your message. Goodbye!"
@@ -177,7 +185,7 @@ class Outbound(Strict):
 
 class Agent(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    name: str = "Ringline"
+    name: str | None = Field(default=None, description="how the agent calls itself; unset: the brain's agent_name")
     numbers: list[str] = Field(default_factory=list)
     persona: str | None = Field(default=None, description="the system prompt; `{agent_name}` is filled in")
     greeting: str | None = None
@@ -301,24 +309,21 @@ def load_agents(path: str | Path) -> AgentBook:
 
 
 def _explain(exc: ValidationError, data: dict[str, Any]) -> str:
+    """One line per problem, placed like `agents[1] (agent 'sales').numbers: ...`."""
+    agents = data.get("agents") if isinstance(data.get("agents"), list) else []
     lines = []
     for error in exc.errors():
         where = list(error["loc"])
-        # agents.1.numbers.0 -> agents[1] (id 'sales').numbers[0]
-        label = ""
-        parts: list[str] = []
-        for i, part in enumerate(where):
-            if isinstance(part, int):
-                parts[-1] += f"[{part}]"
-                if i == 1 and where[0] == "agents":
-                    agent = (data.get("agents") or [])[part] if part < len(data.get("agents") or []) else None
-                    if isinstance(agent, dict) and agent.get("id"):
-                        label = f" (agent {agent['id']!r})"
-            else:
-                parts.append(str(part))
-        place = ".".join(parts) or "file"
+        place = ""
+        if len(where) >= 2 and where[0] == "agents" and isinstance(where[1], int):
+            index = where[1]
+            entry = agents[index] if index < len(agents) else None
+            name = f" (agent {entry['id']!r})" if isinstance(entry, dict) and entry.get("id") else ""
+            place, where = f"agents[{index}]{name}", where[2:]
+        for part in where:
+            place += f"[{part}]" if isinstance(part, int) else f".{part}" if place else str(part)
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {place}{label}: {message}")
+        lines.append(f"  {place or 'file'}: {message}")
     return "\n".join(lines)
 
 
@@ -367,3 +372,13 @@ class WatchedAgentBook:
                     self.error = str(exc)
                     log.error("agents file changed but is invalid; keeping the previous agents:\n%s", exc)
         return self._book
+
+
+def open_agent_book(path: str | Path | None) -> WatchedAgentBook:
+    """The agents file for a starting service: an invalid file stops the start with the reasons
+    (exit status 2) rather than a traceback."""
+    try:
+        return WatchedAgentBook(path)
+    except AgentsFileError as exc:
+        log.critical("cannot start: invalid agents file %s", exc)
+        raise SystemExit(2) from None

@@ -21,6 +21,14 @@ def _nats_url(args: argparse.Namespace) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if os.environ.get("RINGLINE_AGENTS_FILE"):
+        from ringline.contracts.agents import AgentsFileError, load_agents
+
+        try:
+            load_agents(os.environ["RINGLINE_AGENTS_FILE"])
+        except AgentsFileError as exc:
+            print(f"ringline up: invalid agents file {exc}", file=sys.stderr)
+            return 1
     stack = Stack(data_dir=Path(args.data_dir), nats_url=os.environ.get("NATS_URL"), nats_port=args.nats_port)
     stop = False
 
@@ -140,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=".ringline")
     demo.add_argument("--out", default=".ringline/demo-agent.wav")
     demo.set_defaults(func=cmd_demo)
+
+    from .agents_cli import configure as configure_agents
+
+    configure_agents(sub.add_parser("agents", help="validate the agents file and list its agents"))
 
     config = sub.add_parser("config", help="every setting of every service, as a markdown table")
     config.set_defaults(func=cmd_config)

@@ -9,6 +9,7 @@ every replica; the owner closes the session and drops its subscriptions.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -91,7 +92,7 @@ class CallSession:
         return None
 
 
-SessionFactory = Callable[[CallStart, CallBus], CallSession]
+SessionFactory = Callable[[CallStart, CallBus], CallSession | Awaitable[CallSession]]
 
 
 class CallRouter:
@@ -110,7 +111,11 @@ class CallRouter:
             log.info("%s already owns call %s; duplicate start ignored", self.stage, call.call_id)
             return
         bus = CallBus(self.broker, call.call_id)
-        session = self.factory(call, bus)
+        made = self.factory(call, bus)
+        session = await made if inspect.isawaitable(made) else made
+        if call.call_id in self.sessions:  # a duplicate start arrived while the factory awaited
+            await bus.close()
+            return
         session.trace_context = extract_context(msg.headers)
         self.sessions[call.call_id] = session
         try:

@@ -1,10 +1,12 @@
-"""How a call opens, besides the greeting: the daily spend check that may replace it, and the
-prompt-cache warm-up that runs while it plays.
+"""How a call opens, besides the greeting: whether the agent takes it at all, and the
+prompt-cache warm-up that runs while the greeting plays.
 
-Spend: with `daily_spend_cap` set, the brain asks the memory service for the agent's spend
-today (`memory.spend.get`, request/reply). At or above the cap the caller hears
-`unavailable_line` instead of the greeting and the agent hangs up once it has been heard. A
-memory service that does not answer in time never keeps a call from being answered.
+Admission (`admission`): a call goes to voicemail instead when the caller is not on the agent's
+allow-list, it is outside business hours, the agent already has `max_concurrent_calls` calls,
+or the agent is at its daily spend cap. The last two need the memory service
+(`memory.spend.get`, request/reply, answering the spend today and the other calls in progress);
+a memory service that does not answer in time never keeps a call from being answered.
+Outbound calls are always taken: the agent placed them.
 
 Warm-up: one cheap request (`max_tokens=1`) with the call's cacheable prefix, in the background,
 so the first answer reads the prompt from Claude's cache. It never delays the greeting; what it
@@ -17,14 +19,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ringline.contracts import subjects
+from ringline.contracts.agents import Agent
 from ringline.contracts.codec import unpack
+from ringline.contracts.events import LLM_WARMUP
 from ringline.contracts.messages import CallEvent, CallStart, SpendReply, SpendRequest
 from ringline.contracts.runtime import CallBus
-
-from ringline.contracts.events import LLM_WARMUP
 
 from .accounting import usage_data
 from .llm.base import ChatModel, ToolSpec
@@ -37,38 +40,43 @@ log = logging.getLogger("ringline.brain.opening")
 WARM_TIMEOUT_S = 10.0
 
 
-async def open_call(bus: CallBus, call: CallStart, settings: BrainSettings, model: ChatModel,
-                    tools: Sequence[ToolSpec], greeting_turn: Callable[[], Awaitable[str]]) -> bool:
-    """True when the agent is over its daily spend cap (say `unavailable_line`, not the greeting);
-    otherwise the prompt-cache warm-up starts in the background and this returns False."""
-    if await over_daily_cap(bus, call, settings.daily_spend_cap, settings.spend_check_timeout_s):
-        return True
+async def admission(bus: CallBus, call: CallStart, agent: Agent, settings: BrainSettings) -> str:
+    """Why this call goes to voicemail, or "" when the agent answers it."""
+    if call.direction == "outbound":
+        return ""
+    cap = settings.daily_spend_cap
+    reply = None
+    if cap is not None or agent.limits.max_concurrent_calls is not None:
+        reply = await agent_status(bus, call.agent_id, settings.spend_check_timeout_s)
+    limits = agent.limits.model_copy(update={"daily_spend": cap})
+    reason = agent.model_copy(update={"limits": limits}).admit(
+        call.caller, datetime.now(UTC),
+        active_calls=reply.active_calls if reply is not None else None,
+        spent_today=reply.spent if reply is not None else None,
+    )
+    if reason:
+        log.warning("call %s from %r to agent %s goes to voicemail: %s", call.call_id, call.caller,
+                    call.agent_id, reason)
+    return reason
+
+
+def start_warm_up(bus: CallBus, settings: BrainSettings, model: ChatModel, tools: Sequence[ToolSpec],
+                  greeting_turn: Callable[[], Awaitable[str]]) -> None:
     if settings.warm_prompt_cache and model.capabilities.prompt_cache and not bus.closed:
         bus.spawn(warm_up(bus, model, settings.persona, tools, greeting_turn), "warm-up")
-    return False
 
 
-async def spent_today(bus: CallBus, agent_id: str, timeout: float) -> SpendReply | None:
-    """The agent's spend today from the memory service; None when it does not answer in time."""
+async def agent_status(bus: CallBus, agent_id: str, timeout: float) -> SpendReply | None:
+    """The agent's spend today and other live calls, from the memory service; None when it does
+    not answer in time."""
     try:
-        message = await bus.broker.request(SpendRequest(agent_id=agent_id), subjects.MEMORY_SPEND_GET,
-                                           timeout=timeout)
+        request = SpendRequest(agent_id=agent_id, call_id=bus.call_id)
+        message = await bus.broker.request(request, subjects.MEMORY_SPEND_GET, timeout=timeout)
         return SpendReply.model_validate(unpack(message.body))
     except Exception as exc:  # a timeout, no responders, a malformed answer: answer the call anyway
-        log.warning("call %s: no spend answer from memory for agent %s in %.1fs (%s: %s); no cap applied",
+        log.warning("call %s: no answer from memory about agent %s in %.1fs (%s: %s); no limits applied",
                     bus.call_id, agent_id, timeout, type(exc).__name__, exc)
         return None
-
-
-async def over_daily_cap(bus: CallBus, call: CallStart, cap: float | None, timeout: float) -> bool:
-    if cap is None:
-        return False
-    reply = await spent_today(bus, call.agent_id, timeout)
-    if reply is None or reply.spent < cap:
-        return False
-    log.warning("call %s: agent %s spent %.4f %s on %s, at or above its daily cap of %.4f; the line is unavailable",
-                call.call_id, call.agent_id, reply.spent, reply.currency, reply.day, cap)
-    return True
 
 
 async def warm_up(bus: CallBus, model: ChatModel, system_prompt: str, tools: Sequence[ToolSpec],

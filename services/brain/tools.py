@@ -14,10 +14,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-
 from ringline.contracts.agents import WebhookTool
 
 from .llm.base import ToolCall, ToolSpec

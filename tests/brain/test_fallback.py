@@ -144,7 +144,7 @@ def test_the_chain_is_built_from_settings_without_loading_anything(monkeypatch):
     model = build_chat_model(BrainSettings(anthropic_api_key="sk-test"))
     assert isinstance(model, FallbackChatModel)
     assert [(l.name, l.model.model, l.first_token_s, l.strong) for l in model.links] == [
-        ("anthropic-strong", "claude-sonnet-4-5", 1.0, True),
+        ("anthropic-strong", "claude-sonnet-4-6", 1.0, True),
         ("anthropic", "claude-haiku-4-5", 1.0, False),
         ("local", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 0.4, False),
     ]

@@ -1,4 +1,5 @@
-"""The daily spend cap, as a caller hears it: over the cap, a polite "not available" and a hang-up.
+"""The daily spend cap, as a caller hears it: over the cap, the voicemail prompt instead of the
+greeting (the message itself is tested in test_voicemail).
 
 The memory service is faked by a responder on the in-memory broker (`memory.spend.get`).
 """
@@ -9,7 +10,7 @@ import asyncio
 import logging
 
 from ringline.contracts import subjects
-from ringline.contracts.events import CALL_HANGUP
+from ringline.contracts.events import VOICEMAIL_STARTED
 from ringline.contracts.messages import SpendReply, SpendRequest
 
 
@@ -32,31 +33,22 @@ def hangups(h):
     return [c for c in h.controls if c.action == "hangup"]
 
 
-async def test_over_the_cap_the_caller_hears_the_unavailable_line_and_the_agent_hangs_up(
-        make_harness, scripted, until):
+async def test_over_the_cap_the_caller_reaches_voicemail_and_no_model_is_asked(make_harness, scripted, until):
     model = scripted(["Should never be asked."])
     async with make_harness(model, play_s=None, daily_spend_cap=5.0) as h:
         asked = await memory_answers(h, spent=5.0)
-        call_id = await h.start_call(agent_id="sales")
+        await h.start_call(agent_id="sales")
         await until(lambda: h.replies)
-        (line,) = h.replies
-        assert line.kind == "goodbye" and line.final
-        assert line.text == "Sorry, this line isn't available right now. Please try again tomorrow. Goodbye."
-        assert [r.agent_id for r in asked] == ["sales"]
-
-        await h.say(call_id, "Hello? Is anyone there?")
-        await asyncio.sleep(0.3)
-        assert hangups(h) == [], "not before the line has been heard"
-        assert model.calls == [] and len(h.replies) == 1, "no greeting, no answer"
-
-        await h.heard(line)
-        await until(lambda: hangups(h))
-        (event,) = h.named(CALL_HANGUP)
-        assert event.data["reason"] == "the daily spend cap is reached" and event.data["goodbye"] == "heard"
+        (prompt,) = h.replies
+        assert prompt.text.startswith("Sorry, I can't take your call right now. Please leave a message")
+        assert [r.agent_id for r in asked] == ["sales"] and [r.call_id for r in asked] == ["call-1"]
+        await until(lambda: h.named(VOICEMAIL_STARTED))
+        assert h.named(VOICEMAIL_STARTED)[0].data["reason"] == "over the daily spend cap"
+        assert model.calls == []
 
 
 async def test_under_the_cap_the_call_is_greeted_as_usual(make_harness, scripted, until):
-    async with make_harness(scripted(["Paris."]), daily_spend_cap=5.0, unavailable_line="Closed.") as h:
+    async with make_harness(scripted(["Paris."]), daily_spend_cap=5.0, ) as h:
         asked = await memory_answers(h, spent=4.99)
         call_id = await h.start_call()
         greeting = await h.greeted()
@@ -81,7 +73,7 @@ async def test_when_memory_does_not_answer_the_call_goes_on_with_a_warning(make_
         await h.start_call()
         greeting = await h.greeted()
         assert greeting.kind == "greeting" and hangups(h) == []
-    assert any("no spend answer from memory" in r.getMessage() for r in caplog.records)
+    assert any("no answer from memory" in r.getMessage() for r in caplog.records)
 
 
 async def test_with_no_memory_service_at_all_the_call_is_greeted(make_harness, scripted):

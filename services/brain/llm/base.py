@@ -193,8 +193,8 @@ class ChatModel(ABC):
         """
 
 
-def build_chat_model(settings: BrainSettings) -> ChatModel:
+def build_chat_model(settings: BrainSettings, shared: dict[str, ChatModel] | None = None) -> ChatModel:
     """The one provider switch: the configured chain (`llm.build`); one model needs no chain."""
     from .build import build_chat_model as build
 
-    return build(settings)
+    return build(settings, shared)

@@ -6,6 +6,7 @@ first-token budgets of `BrainSettings` (the arithmetic behind them is in `settin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .base import ChatModel
@@ -46,16 +47,25 @@ def _local(settings: BrainSettings) -> ChatModel:
     )
 
 
-def _link(settings: BrainSettings, name: str) -> Link:
+def _link(settings: BrainSettings, name: str, shared: dict[str, ChatModel]) -> Link:
+    """One link; its model comes from `shared` when an earlier chain built the same one (agents
+    with different chains still load the local model once)."""
     if name == "anthropic-strong":
-        return Link(name, _claude(settings, settings.anthropic_strong_model),
-                    settings.anthropic_first_token_timeout_s, budget=CLAUDE_BUDGET, strong=True)
+        model = _shared(shared, f"claude:{settings.anthropic_strong_model}",
+                        lambda: _claude(settings, settings.anthropic_strong_model))
+        return Link(name, model, settings.anthropic_first_token_timeout_s, budget=CLAUDE_BUDGET, strong=True)
     if name == "anthropic":
-        return Link(name, _claude(settings, settings.anthropic_model),
-                    settings.anthropic_first_token_timeout_s, budget=CLAUDE_BUDGET)
+        model = _shared(shared, f"claude:{settings.anthropic_model}", lambda: _claude(settings, settings.anthropic_model))
+        return Link(name, model, settings.anthropic_first_token_timeout_s, budget=CLAUDE_BUDGET)
     if name == "local":
-        return Link(name, _local(settings), settings.local_first_token_timeout_s)
+        return Link(name, _shared(shared, "local", lambda: _local(settings)), settings.local_first_token_timeout_s)
     raise ValueError(f"unknown chain link {name!r}")
+
+
+def _shared(shared: dict[str, ChatModel], key: str, build: Callable[[], ChatModel]) -> ChatModel:
+    if key not in shared:
+        shared[key] = build()
+    return shared[key]
 
 
 def routing_rule(settings: BrainSettings) -> RoutingRule:
@@ -63,10 +73,11 @@ def routing_rule(settings: BrainSettings) -> RoutingRule:
                        keywords=tuple(settings.strong_keywords))
 
 
-def build_chat_model(settings: BrainSettings) -> ChatModel:
-    """Nothing is loaded here (that is `load`, at start-up)."""
+def build_chat_model(settings: BrainSettings, shared: dict[str, ChatModel] | None = None) -> ChatModel:
+    """Nothing is loaded here (that is `load`, at start-up). Pass the same `shared` dict to every
+    build so models are built once and reused between chains."""
+    shared = {} if shared is None else shared
     names = settings.resolved_chain
     if len(names) == 1:
-        only = _link(settings, names[0])
-        return only.model
-    return FallbackChatModel([_link(settings, name) for name in names], routing_rule(settings))
+        return _link(settings, names[0], shared).model
+    return FallbackChatModel([_link(settings, name, shared) for name in names], routing_rule(settings))
