@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     configure(call)
     call.set_defaults(func=cmd_call)
 
+    from .dial import configure as configure_dial, run as run_dial
+
+    dial = sub.add_parser("dial", help="the agent calls a number (POST /calls on the edge); --simulate without Twilio")
+    configure_dial(dial)
+    dial.set_defaults(func=run_dial)
+
     calls = sub.add_parser("calls", help="list call records, or `calls show ID` for one transcript")
     calls.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     calls.add_argument("call_id", nargs="?")

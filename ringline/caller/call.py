@@ -27,8 +27,8 @@ log = logging.getLogger("ringline.caller")
 
 
 async def _ring(client: httpx.AsyncClient, url: str, form: dict[str, str], agent: str | None,
-                auth_token: str | None, public_url: str | None) -> twilio_sim.StreamTarget:
-    path = "/twilio/voice" + (f"?{httpx.QueryParams({'agent': agent})}" if agent else "")
+                auth_token: str | None, public_url: str | None, path: str | None = None) -> twilio_sim.StreamTarget:
+    path = path or "/twilio/voice" + (f"?{httpx.QueryParams({'agent': agent})}" if agent else "")
     headers = {}
     if auth_token:
         headers[twilio_sim.SIGNATURE_HEADER] = twilio_sim.signature(auth_token, (public_url or url) + path, form)
@@ -56,6 +56,9 @@ async def place_call(
     record_timeout: float = 3.0,
     connect_timeout: float = 10.0,
     garbage_after_greeting: Sequence[str] = (),
+    voice_path: str | None = None,
+    call_sid: str | None = None,
+    answered_by: str | None = None,
 ) -> CallResult:
     """Place one simulated call to the telephony edge at `url` and report what happened.
 
@@ -64,6 +67,9 @@ async def place_call(
     Every wait is bounded; failures end up in `CallResult.problems`, never as a hang.
     `auth_token` signs the webhook and the socket (X-Twilio-Signature) for `public_url or url`.
     `garbage_after_greeting` are raw socket messages sent once the greeting has played.
+    An outbound call placed by `POST /calls` is answered with `voice_path` (its webhook path and
+    query), `call_sid` (Twilio's) and `answered_by` (`human`, `machine_start`, ...); `caller` is
+    then the number it was placed from and `callee` the one answering.
     """
     from websockets.asyncio.client import connect
 
@@ -73,13 +79,14 @@ async def place_call(
     timeouts = Timeouts(reply=reply_timeout, greeting=greeting_timeout or reply_timeout, quiet=quiet_s,
                         max_reply=max_reply_s)
     url = url.rstrip("/")
-    call_sid, account_sid = twilio_sim.sid("CA"), twilio_sim.sid("AC")
+    call_sid, account_sid = call_sid or twilio_sim.sid("CA"), twilio_sim.sid("AC")
     result = CallResult(call_sid=call_sid, stream_sid=twilio_sim.sid("MZ"), started_at=time.time())
-    form = twilio_sim.voice_webhook_form(call_sid, account_sid, caller, callee)
+    form = (twilio_sim.outbound_answer_form(call_sid, account_sid, caller, callee, answered_by) if answered_by
+            else twilio_sim.voice_webhook_form(call_sid, account_sid, caller, callee))
     line: PhoneLine | None = None
     try:
         async with httpx.AsyncClient(timeout=connect_timeout) as client:
-            target = await _ring(client, url, form, agent, auth_token, public_url)
+            target = await _ring(client, url, form, agent, auth_token, public_url, voice_path)
         headers = {}
         if auth_token:
             headers[twilio_sim.SIGNATURE_HEADER] = twilio_sim.signature(auth_token, target.url)

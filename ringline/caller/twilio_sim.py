@@ -40,6 +40,16 @@ def voice_webhook_form(call_sid: str, account_sid: str, caller: str, callee: str
     }
 
 
+def outbound_answer_form(call_sid: str, account_sid: str, caller: str, callee: str,
+                         answered_by: str) -> dict[str, str]:
+    """The form fields Twilio POSTs to an outbound call's URL once it is answered: `caller` is the
+    number the call was placed from, `callee` the one that answered, as answering-machine
+    detection judged it (`human`, `machine_start`, `fax`, `unknown`, ...)."""
+    form = voice_webhook_form(call_sid, account_sid, caller, callee)
+    form.update(Direction="outbound-api", CallStatus="in-progress", AnsweredBy=answered_by)
+    return form
+
+
 def signature(auth_token: str, url: str, params: dict[str, str] | None = None) -> str:
     return RequestValidator(auth_token).compute_signature(url, params or {})
 
