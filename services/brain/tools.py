@@ -1,4 +1,5 @@
-"""Tools an agent can use: HTTP webhooks declared in settings, plus the built-in `end_call`.
+"""Tools an agent can use: HTTP webhooks declared in settings, plus the built-ins `end_call` and,
+for an agent with a `transfer_number`, `transfer_call` (hand the caller to a human).
 
 A webhook tool is called with `POST url` and the JSON body
 `{"tool": name, "arguments": {...}, "call_id": "..."}`; its JSON answer (any 2xx) goes back
@@ -34,6 +35,21 @@ END_CALL = ToolSpec(
     },
 )
 
+TRANSFER_CALL = ToolSpec(
+    name="transfer_call",
+    description=(
+        "Transfer the phone call to a human colleague. Use it when the caller asks for a person, or needs "
+        "something you cannot do. Say a short hand-over line in the same reply, before calling it, such as "
+        "\"I'll put you through to a colleague now.\""
+    ),
+    parameters={
+        "type": "object",
+        "properties": {"reason": {"type": "string", "description": "why the caller needs a human, in a few words"}},
+    },
+)
+TRANSFER_LINE = "I'll put you through to a colleague now."  # when the model says nothing itself
+BUILT_IN = frozenset({END_CALL.name, TRANSFER_CALL.name})
+
 MAX_RESULT_CHARS = 4000
 
 
@@ -50,13 +66,13 @@ class ToolBox:
     """Runs webhook tools over one shared HTTP client (created on first use, in the loop)."""
 
     def __init__(self, tools: Sequence[WebhookTool] = ()) -> None:
-        self.tools = {tool.name: tool for tool in tools if tool.name != END_CALL.name}
+        self.tools = {tool.name: tool for tool in tools if tool.name not in BUILT_IN}
         self._client: httpx.AsyncClient | None = None
 
-    def specs(self, end_call: bool = True) -> list[ToolSpec]:
+    def specs(self, end_call: bool = True, transfer_call: bool = False) -> list[ToolSpec]:
         specs = [ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                  for t in self.tools.values()]
-        return [*specs, END_CALL] if end_call else specs
+        return [*specs, *([END_CALL] if end_call else []), *([TRANSFER_CALL] if transfer_call else [])]
 
     async def run(self, call: ToolCall, call_id: str) -> ToolResult:
         started = time.perf_counter()

@@ -8,7 +8,9 @@ apology. A failure after the model said something in its last round just closes 
 A turn may be held: its chunks are buffered, not published (a preemptive turn until `release`
 with the final transcript, so nothing is spoken on a guess; a reply the caller talked into
 until `resume`). When the model calls `end_call`, or its reply is a goodbye, the final chunk
-has kind "goodbye" and the session hangs up once it has been heard.
+has kind "goodbye" and the session hangs up once it has been heard. `transfer_call` (offered
+when the agent has a transfer number) ends the turn the same way with a hand-over line, and
+`transfer_to` tells the voice to transfer the call instead of hanging up.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from .conversation import Conversation
 from .gate import ChunkGate
 from .llm.base import ChatModel, LLMError, Messages, StreamStats, ToolCall, ToolSpec
 from .rounds import Round, exchange_messages, remember
-from .tools import END_CALL, ToolBox, run_with_filler
+from .tools import END_CALL, TRANSFER_CALL, TRANSFER_LINE, ToolBox, run_with_filler
 
 log = logging.getLogger("ringline.brain.turn")
 
 PublishChunk = Callable[[ReplyChunk], Awaitable[None]]
-Outcome = Literal["answer", "recovery", "tool_error", "goodbye", "cancelled"]
+Outcome = Literal["answer", "recovery", "tool_error", "goodbye", "transfer", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class TurnOptions:
     max_tool_rounds: int = 3
     goodbye_line: str = "Thanks for calling. Goodbye!"
     detect_goodbye: Callable[[str], bool] | None = None
+    transfer_to: str = ""  # where `transfer_call` sends the caller; empty: the tool is not offered
+    transfer_line: str = TRANSFER_LINE
 
 
 class AgentTurn:
@@ -77,7 +81,8 @@ class AgentTurn:
         self.extra: dict[str, Any] = {}  # more for the `turn.llm` event (end of turn, preemptive)
         self.outcome: Outcome = "cancelled"
         self.error = ""
-        self.end_reason = ""  # set when the model chose to end the call
+        self.end_reason = ""  # set when the model chose to end (or transfer) the call
+        self.transfer_to = ""  # set when the model chose to transfer the call
         self.final_kind = ""
         self.released_at = 0.0
         self.first_ready_at = 0.0  # when the first speakable chunk was ready (published or held)
@@ -113,6 +118,11 @@ class AgentTurn:
             ending = next((c for c in current.calls if c.name == END_CALL.name), None)
             if ending is not None:
                 self.end_reason = str(ending.arguments.get("reason") or "the agent ended the call")
+                break
+            handing = next((c for c in current.calls if c.name == TRANSFER_CALL.name), None)
+            if handing is not None and self.options.transfer_to:
+                self.end_reason = str(handing.arguments.get("reason") or "the caller asked for a person")
+                self.transfer_to = self.options.transfer_to
                 break
             if number == self.options.max_tool_rounds:
                 self.error, failed = f"still calling tools after {number} rounds", True
@@ -190,10 +200,13 @@ class AgentTurn:
             for piece in rest[:-1]:
                 await self._say(piece, last)
             said_before = any(r.said for r in self.rounds)
-            final = rest[-1] if rest else ("" if said_before else self.options.goodbye_line)
+            line = self.options.transfer_line if self.transfer_to else self.options.goodbye_line
+            final = rest[-1] if rest else ("" if said_before else line)
             await self._say(final, last, final=True, kind="goodbye")
-            self.outcome = "goodbye"
-            log.info("call %s: the model ends the call (%s): %r", self.call_id, self.end_reason, text)
+            self.outcome = "transfer" if self.transfer_to else "goodbye"
+            log.info("call %s: the model %s (%s): %r", self.call_id,
+                     f"transfers the call to {self.transfer_to}" if self.transfer_to else "ends the call",
+                     self.end_reason, text)
             return
         if failed:
             await self._say(self.options.tool_error_line, last, final=True)
@@ -281,6 +294,8 @@ class AgentTurn:
             data["error"] = self.error
         if self.end_reason:
             data["hangup_reason"] = self.end_reason
+        if self.transfer_to:
+            data["transfer_to"] = self.transfer_to
         data.update(self.extra)
         return data
 

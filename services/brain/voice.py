@@ -47,13 +47,15 @@ def turn_options(settings: BrainSettings, model: ChatModel, toolbox: ToolBox | N
         max_tokens=settings.max_reply_tokens,
         first_token_timeout=settings.llm_first_token_timeout_s,
         stall_timeout=settings.llm_stall_timeout_s,
-        tools=tuple(toolbox.specs()) if uses_tools and toolbox is not None else (),
+        tools=tuple(toolbox.specs(transfer_call=bool(settings.transfer_number)))
+        if uses_tools and toolbox is not None else (),
         filler_line=settings.filler_line,
         filler_after_s=settings.filler_after_ms / 1000,
         tool_error_line=settings.tool_error_line,
         max_tool_rounds=settings.max_tool_rounds,
         goodbye_line=settings.goodbye_line,
         detect_goodbye=is_agent_goodbye,
+        transfer_to=settings.transfer_number or "",
     )
 
 
@@ -163,7 +165,7 @@ class AgentVoice:
                 if not self.bus.closed and not turn.held:  # a discarded guess was never a turn
                     self.bus.spawn(self._report(turn), f"report-{turn.turn_id}")
         if turn.final_kind == "goodbye" and not self.ended:
-            self.begin_hangup(turn.turn_id, turn.text, turn.end_reason or "the agent said goodbye")
+            self.begin_hangup(turn.turn_id, turn.text, turn.end_reason or "the agent said goodbye", turn.transfer_to)
         elif self.on_turn_done is not None:
             self.on_turn_done()
 
@@ -251,24 +253,31 @@ class AgentVoice:
 
     # -- ending the call ----------------------------------------------------------------------
 
-    async def say_goodbye(self, text: str, reason: str, in_reply_to: str = "") -> None:
+    async def say_goodbye(self, text: str, reason: str, in_reply_to: str = "", transfer_to: str = "") -> None:
+        """Say `text`, then hang up once it has been heard (or, with `transfer_to`, transfer the call)."""
         self.ending = True
         self.discard_guess()
         self.cancel()
         turn_id = await self.say_line(text, "goodbye", in_reply_to)
-        self.begin_hangup(turn_id, text, reason)
+        self.begin_hangup(turn_id, text, reason, transfer_to)
 
-    def begin_hangup(self, turn_id: str, text: str, reason: str) -> None:
+    def begin_hangup(self, turn_id: str, text: str, reason: str, transfer_to: str = "") -> None:
         if self._hangup is not None or self.ended:
             return
         self.ending = True
-        self._hangup = self.bus.spawn(self._hang_up_after(turn_id, text, reason), "hangup")
+        self._hangup = self.bus.spawn(self._hang_up_after(turn_id, text, reason, transfer_to), "hangup")
 
-    async def _hang_up_after(self, turn_id: str, text: str, reason: str) -> None:
-        """Hang up once the goodbye has been heard (or could have been: a timeout from its length)."""
+    async def _hang_up_after(self, turn_id: str, text: str, reason: str, transfer_to: str = "") -> None:
+        """Hang up (or transfer) once the last line has been heard (or could have been: a timeout
+        from its length). The edge moves a transferred call and records the outcome."""
         started = now()
         heard = await self.speech.wait_finished(turn_id, self.speech.playback_timeout(text) + 1.0)
         if self.ended:
+            return
+        if transfer_to:
+            log.info("call %s: agent transfers the call to %s (%s)", self.call_id, transfer_to, reason)
+            await self.bus.publish(Control(call_id=self.call_id, action="transfer", target=transfer_to,
+                                           reason=reason), subjects.control(self.call_id))
             return
         data = {"reason": reason, "goodbye": heard or "timeout", "waited_ms": round((now() - started) * 1000, 1)}
         log.info("call %s: agent hangs up (%s)", self.call_id, reason)
