@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from opentelemetry import trace
 
-from ringline.contracts.agents import WatchedAgentBook
+from ringline.contracts.agents import open_agent_book
 from ringline.contracts.runtime import configure_logging, create_broker, setup_telemetry
 from ringline.contracts.runtime.telemetry import shutdown_telemetry
 
@@ -55,7 +55,7 @@ def create_app(
     checker = SignatureChecker(settings)
     registry = CallRegistry()
     twilio = TwilioCalls.from_settings(settings)
-    agents = WatchedAgentBook(settings.agents_file)
+    agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
 
     @asynccontextmanager
