@@ -5,7 +5,10 @@
     -> 201 {"id": "<outbound id>", "call_sid": "CA...", ...}
 
 The context is stored first (`OutboundStore`), then Twilio places the call with answering-machine
-detection and requests `/twilio/voice?agent=A&outbound=<id>` once it is answered. No token
+detection and requests `/twilio/voice?agent=A&outbound=<id>` once it is answered. For an agent
+that leaves messages on machines (`outbound.on_machine: leave_message`, the default) detection
+waits for the end of the machine's greeting (`DetectMessageEnd`); for one that hangs up on them
+it answers as soon as it can tell (`Enable`). No token
 configured: 503 (the endpoint is off); a wrong or missing token: 401; a bad body or an unknown
 agent: 422; no Twilio credentials: 503; Twilio refusing: 502. With `"simulate": true` nothing is
 placed: the answer carries a made-up CallSid and the webhook URL, for a simulated callee.
@@ -99,8 +102,10 @@ def calls_router(settings: TelephonySettings, agents: WatchedAgentBook, store: O
         else:
             assert twilio is not None
             try:
+                leaves_messages = agent is None or agent.outbound.on_machine == "leave_message"
                 call_sid = await twilio.place(body.to, context.caller_id, settings.base_url + voice_url,
-                                              body.status_callback)
+                                              body.status_callback,
+                                              "DetectMessageEnd" if leaves_messages else "Enable")
             except TwilioError as exc:
                 await store.delete(context.id)
                 log.warning("outbound call to %s (agent %s) not placed: %s", body.to, agent_id, exc)

@@ -98,18 +98,20 @@ class TwilioCalls:
 
     # -- placing ------------------------------------------------------------------------------
 
-    def _place(self, to: str, from_: str, url: str, status_callback: str | None) -> str:
-        options: dict[str, object] = {"method": "POST", "machine_detection": "Enable"}
+    def _place(self, to: str, from_: str, url: str, status_callback: str | None, machine_detection: str) -> str:
+        options: dict[str, object] = {"method": "POST", "machine_detection": machine_detection}
         if status_callback:
             options["status_callback"] = status_callback
             options["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
         call = self._client().calls.create(to=to, from_=from_, url=url, **options)
         return str(call.sid)
 
-    async def place(self, to: str, from_: str, url: str, status_callback: str | None = None) -> str:
+    async def place(self, to: str, from_: str, url: str, status_callback: str | None = None,
+                    machine_detection: str = "Enable") -> str:
         """Start an outbound call with answering-machine detection; Twilio requests `url` once it
-        is answered. Returns the new CallSid; raises `TwilioError`."""
-        sid = await self._request(self._place, to, from_, url, status_callback)
+        is answered (with `DetectMessageEnd`, on a machine only after its greeting, so a message
+        left is recorded whole). Returns the new CallSid; raises `TwilioError`."""
+        sid = await self._request(self._place, to, from_, url, status_callback, machine_detection)
         log.info("call %s: placed to %s from %s through Twilio's REST API", sid, to, from_)
         return sid
 

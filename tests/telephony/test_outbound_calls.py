@@ -40,6 +40,9 @@ agents:
     numbers: ["+15550100001"]
   - id: nonumber
     name: Nina
+  - id: brief
+    numbers: ["+15550100002"]
+    outbound: {on_machine: hangup}
 """
 
 
@@ -186,7 +189,8 @@ def test_an_outbound_call_is_placed_answered_and_starts_as_outbound(nats_server,
         assert placed["call_sid"] == created["sid"] and placed["to"] == "+15550100777"
         # Twilio was asked to call the number from the agent's own, with machine detection
         assert created["To"] == "+15550100777" and created["From"] == "+15550100001"
-        assert created["MachineDetection"] == "Enable" and created["Method"] == "POST"
+        # it leaves messages on machines: detection waits for the end of the machine's greeting
+        assert created["MachineDetection"] == "DetectMessageEnd" and created["Method"] == "POST"
         (request,) = twilio_api.requests
         assert request["path"] == f"/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
         assert base64.b64decode(request["auth"].removeprefix("Basic ")).decode() == f"{ACCOUNT}:{TWILIO_TOKEN}"
@@ -218,6 +222,8 @@ def test_a_machine_answer_and_an_unknown_outbound_id_still_connect(nats_server, 
         placed = edge.client.post("/calls", headers=AUTH, json={"to": "+15550100777", "purpose": PURPOSE}).json()
         url = twilio_api.created[0]["Url"]
         assert "agent=reception" in url  # no agent given: the book's default
+        edge.client.post("/calls", headers=AUTH, json={"to": "+15550100777", "purpose": PURPOSE, "agent": "brief"})
+        assert twilio_api.created[1]["MachineDetection"] == "Enable"  # it hangs up on machines: no waiting
         params = twilio_answers(edge.client, url, placed["call_sid"], "machine_start")
         assert (params["answered_by"], params["purpose"]) == ("machine_start", PURPOSE)
         # a context that expired (or never was): the call still connects, as outbound, without purpose
