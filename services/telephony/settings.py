@@ -27,7 +27,7 @@ class TelephonySettings(ServiceSettings):
     )
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid"),
-        description="with TWILIO_AUTH_TOKEN: an agent hang-up also completes the call through Twilio's REST API",
+        description="with TWILIO_AUTH_TOKEN: hang-ups, transfers and outbound calls go through Twilio's REST API",
     )
     twilio_api_url: str | None = Field(
         default=None, description="base URL of Twilio's REST API (default https://api.twilio.com; tests point it "
