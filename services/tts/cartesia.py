@@ -3,13 +3,16 @@
 One connection per process, opened at `start()` and reopened when it dies or stalls. Audio comes
 back as raw 8 kHz mu-law, exactly what the phone wants: no resampling.
 
-`CartesiaSynthesizer.stream(text)` (the `Synthesizer` template, what the service uses) runs one
-Cartesia context per text, that is per reply chunk: the session needs to know where each chunk's
-audio ends to place its mark, and a context only says `done` at its very end. (The real API can
-mark a point inside a context, `flush` -> `flush_done`; the test double cannot yet, so one context
-per agent turn with text pushed as the LLM streams it, `turn()` / `CartesiaTurn`, is ready but not
-what the service speaks with.) Closing the stream, or cancelling its reader (barge-in), cancels
-the context on the server.
+The service speaks an agent turn through `turn_voice()`: one Cartesia context per turn. Each
+reply chunk's text is pushed on it when the session comes to that chunk (`continue: true`, so
+Cartesia keeps the prosody across sentences), followed by a manual flush: the chunk's audio ends
+with `flush_done`, which is where the session puts the chunk's mark. The final chunk closes the
+context (`continue: false`) and its audio ends with `done`. Closing a chunk's stream before its
+end (barge-in, a fallback deadline) cancels the context on the server; so does closing the voice
+of a turn that is dropped. `stream(text)` (the `Synthesizer` template) is a turn of one chunk.
+
+We send whole sentences, so `max_buffer_delay_ms` is 0: Cartesia's default (3000 ms) may hold a
+complete sentence back while it waits for more text.
 
 `for_call(custom)` gives a call its own voice (`tts_voice`) or model (`tts_model`) on the same
 connection. `abandon()` marks the connection as suspect when a caller gave up waiting.
@@ -25,7 +28,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,13 +41,14 @@ from .cartesia_errors import (
     CartesiaStalled,
     CartesiaUnavailable,
     connect_error,
-    event_error,
 )
-from .provider import SynthCapabilities, Synthesizer
+from .cartesia_turn import CartesiaTurn, socket_closed
+from .provider import SynthCapabilities, Synthesizer, TurnVoice
 
 __all__ = [
     "CartesiaAuthError", "CartesiaDisconnected", "CartesiaError", "CartesiaOptions", "CartesiaRateLimited",
-    "CartesiaRequestError", "CartesiaStalled", "CartesiaSynthesizer", "CartesiaTurn", "CartesiaUnavailable",
+    "CartesiaRequestError", "CartesiaStalled", "CartesiaSynthesizer", "CartesiaTurn", "CartesiaTurnVoice",
+    "CartesiaUnavailable",
 ]
 
 log = logging.getLogger("ringline.tts.cartesia")
@@ -61,8 +65,8 @@ class CartesiaOptions:
     base_url: str | None = None
     websocket_base_url: str | None = None
     """ws(s)://host[:port] instead of wss://api.cartesia.ai (tests, proxies)."""
-    max_buffer_delay_ms: int | None = None
-    """None: Cartesia starts on each push at once (we push whole sentences)."""
+    max_buffer_delay_ms: int | None = 0
+    """0: Cartesia starts on each push at once (we push whole sentences); None: its default, 3000."""
     connect_timeout_s: float = 3.0
     first_audio_timeout_s: float = 3.0
     stall_timeout_s: float = 2.0
@@ -102,6 +106,9 @@ class CartesiaSynthesizer(Synthesizer):
         view.piece_bytes = self.piece_bytes
         return view
 
+    def turn_voice(self) -> TurnVoice:
+        return CartesiaTurnVoice(self)
+
     def abandon(self) -> None:
         """Someone stopped waiting for first audio: the connection may be stuck, use a fresh one."""
         self._pool.suspect = self._pool.conn
@@ -115,7 +122,7 @@ class CartesiaSynthesizer(Synthesizer):
             context_id, model_id=o.model_id, voice={"id": o.voice_id}, output_format=OUTPUT_FORMAT,
             language=o.language, max_buffer_delay_ms=o.max_buffer_delay_ms,
         )
-        return CartesiaTurn(context_id, context, _socket(conn), o,
+        return CartesiaTurn(context_id, context, _socket(conn), o.first_audio_timeout_s, o.stall_timeout_s,
                             on_stall=lambda: setattr(self._pool, "suspect", conn))
 
     async def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
@@ -127,6 +134,38 @@ class CartesiaSynthesizer(Synthesizer):
                 yield audio
         finally:
             await turn.cancel()  # no-op once the turn is done
+
+
+class CartesiaTurnVoice(TurnVoice):
+    """One agent turn on one Cartesia context (opened with the turn's first chunk)."""
+
+    def __init__(self, synth: CartesiaSynthesizer) -> None:
+        super().__init__(synth)
+        self.cartesia = synth
+        self.turn: CartesiaTurn | None = None
+
+    def speak(self, text: str, final: bool = False) -> AsyncIterator[bytes]:
+        return self.cartesia.measured(text, lambda t: self._speak(t, final))
+
+    async def _speak(self, text: str, final: bool) -> AsyncIterator[bytes]:
+        if self.turn is None:
+            self.turn = await self.cartesia.turn()
+        turn, complete = self.turn, False
+        if turn.finished:
+            raise CartesiaRequestError("the turn's context is already closed")
+        try:
+            await turn.push(text)
+            await (turn.end() if final else turn.flush())
+            async for audio in turn.audio():
+                yield audio
+            complete = True
+        finally:
+            if not complete:  # the rest of this chunk would come out ahead of the next one's
+                await turn.cancel()
+
+    async def aclose(self) -> None:
+        if self.turn is not None:
+            await self.turn.cancel()  # no-op once its `done` came
 
 
 class _Connection:
@@ -173,138 +212,14 @@ class _Connection:
             await client.close()
 
 
-class CartesiaTurn:
-    """One Cartesia context: `push` text as it comes, `end`, read `audio()`; `cancel` any time."""
-
-    def __init__(self, context_id: str, context: Any, socket: Any, options: CartesiaOptions,
-                 on_stall: Callable[[], None] | None = None) -> None:
-        self.context_id = context_id
-        self._on_stall = on_stall
-        self._context = context
-        self._socket = socket
-        self._options = options
-        self._cancelled = asyncio.Event()
-        self.finished = False
-        self.ended = False
-        self.characters = 0
-        self.audio_bytes = 0
-        self.first_push_at = 0.0
-        self.first_audio_at = 0.0
-        self._last_push = self._last_event = self._ended_at = 0.0
-
-    async def __aenter__(self) -> CartesiaTurn:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.cancel()
-
-    @property
-    def first_audio_s(self) -> float | None:
-        return self.first_audio_at - self.first_push_at if self.first_audio_at else None
-
-    async def push(self, text: str) -> None:
-        if not text.strip() or self.finished:
-            return
-        try:
-            await self._context.push(text)
-        except Exception as exc:
-            raise CartesiaDisconnected(f"push failed: {exc!r}") from exc
-        self._last_push = time.monotonic()
-        self.first_push_at = self.first_push_at or self._last_push
-        self.characters += len(text)
-
-    async def end(self) -> None:
-        """No more text in this turn: the audio ends once what was pushed is spoken."""
-        if self.ended or self.finished:
-            return
-        try:
-            await self._context.no_more_inputs()
-        except Exception as exc:
-            raise CartesiaDisconnected(f"ending the context failed: {exc!r}") from exc
-        self.ended, self._ended_at = True, time.monotonic()
-
-    async def cancel(self) -> None:
-        """Barge-in: stop generation on the server and end `audio()` now. Idempotent."""
-        if self.finished:
-            return
-        self.finished = True
-        self._cancelled.set()
-        if self._context is not None and not _socket_closed(self._socket):
-            try:
-                await self._context.cancel()
-            except Exception:  # the connection died under us; nothing left to stop
-                log.debug("cartesia cancel failed", exc_info=True)
-
-    async def audio(self) -> AsyncIterator[bytes]:
-        """Raw 8 kHz mu-law as it arrives, until Cartesia says done (or `cancel`)."""
-        receiver = self._context.receive()
-        closed = asyncio.ensure_future(self._socket.wait_closed())
-        cancelled = asyncio.ensure_future(self._cancelled.wait())
-        following: asyncio.Future[Any] | None = None
-        try:
-            while not self.finished:
-                following = following or asyncio.ensure_future(anext(receiver))
-                await asyncio.wait({following, closed, cancelled}, timeout=0.1,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                if cancelled.done():
-                    return
-                if following.done():
-                    event, following = following.result(), None  # StopAsyncIteration: ends below
-                    self._last_event = time.monotonic()
-                    if event.type == "chunk" and event.data:
-                        audio = event.audio or b""
-                        self.first_audio_at = self.first_audio_at or time.monotonic()
-                        self.audio_bytes += len(audio)
-                        yield audio
-                    elif event.type == "done":
-                        self.finished = True
-                    elif event.type == "error":
-                        self.finished = True
-                        raise event_error(event)
-                elif closed.done():
-                    self.finished = True
-                    raise CartesiaDisconnected("connection lost mid-turn")
-                else:
-                    self._check_stall()
-        except StopAsyncIteration:
-            self.finished = True
-        finally:
-            closed.cancel()
-            cancelled.cancel()
-            if following is not None:
-                following.cancel()
-                await asyncio.gather(following, return_exceptions=True)
-            await receiver.aclose()
-
-    def _check_stall(self) -> None:
-        """Waiting is a stall only while Cartesia owes us something: audio for text pushed
-        after the last event, or the end of a turn we ended."""
-        owed = self.ended or self._last_push > self._last_event
-        if not owed:
-            return
-        since = max(self._last_push, self._last_event, self._ended_at)
-        limit = self._options.first_audio_timeout_s if not self.first_audio_at else self._options.stall_timeout_s
-        if time.monotonic() - since > limit:
-            self.finished = True
-            if self._on_stall is not None:
-                self._on_stall()
-            raise CartesiaStalled(f"nothing for {limit:.1f}s after {'text' if not self.ended else 'the end'} went out")
-
-
 def _socket(conn: Any) -> Any:
     # The SDK keeps the websockets connection private and exposes no state; we need it to
     # notice a dead connection (its reader task only logs) and to reconnect cleanly.
     return conn._connection
 
 
-def _socket_closed(socket: Any) -> bool:
-    from websockets.protocol import State
-
-    return socket.state in (State.CLOSING, State.CLOSED)
-
-
 def _closed(conn: Any) -> bool:
-    return _socket_closed(_socket(conn))
+    return socket_closed(_socket(conn))
 
 
 async def _close_quietly(conn: Any) -> None:

@@ -1,10 +1,11 @@
 """The fallback chain: Cartesia, then Piper, then a pre-rendered apology, switched within a turn.
 
 `FallbackSynthesizer` is a `Synthesizer` over an ordered list of `Link`s. Each chunk goes to the
-first link still in play; when that provider fails on it (an error, or no first audio within the
+first link still in play, through that link's `TurnVoice` for the turn (Cartesia keeps one
+context for all the chunks it speaks); when that provider fails on it (an error, or no first audio within the
 link's `first_audio_timeout_s`) the next link speaks the *same* chunk, and the rest of the turn
 stays with it (`FallbackTurn` is sticky: a provider that just failed is not asked again mid-turn,
-where every retry would cost the caller another wait). A provider that failed after some of the
+where every retry would cost the caller another wait; its turn voice is closed at once). A provider that failed after some of the
 chunk's audio went out gets the chunk re-spoken in full by the next one: the caller hears the
 sentence start again rather than lose its end.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from ringline.contracts.messages import SAMPLE_RATE
 
-from .provider import ChunkSpeech, Fallback, SynthCapabilities, SynthesisError, Synthesizer, TurnSpeech
+from .provider import ChunkSpeech, Fallback, SynthCapabilities, SynthesisError, Synthesizer, TurnSpeech, TurnVoice
 
 log = logging.getLogger("ringline.tts.fallback")
 
@@ -120,8 +121,13 @@ class FallbackSynthesizer(Synthesizer):
         return FallbackTurn(self)
 
     async def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
-        async for piece in FallbackTurn(self).stream(text):
-            yield piece
+        turn = FallbackTurn(self)  # a turn of one chunk
+        try:
+            async with aclosing(turn.stream(text, final=True)) as pieces:
+                async for piece in pieces:
+                    yield piece
+        finally:
+            await turn.aclose()
 
     def _members(self) -> list[Synthesizer]:
         members: list[Synthesizer] = []
@@ -151,8 +157,24 @@ class FallbackTurn(TurnSpeech):
         self.chain = chain
         self._first = 0  # the link to try first; a failure moves it on for the rest of the turn
         self._apologized = False
+        self._voices: dict[int, TurnVoice] = {}  # link index -> its voice for this turn
 
-    async def _stream(self, chunk: ChunkSpeech) -> AsyncIterator[bytes]:
+    async def aclose(self) -> None:
+        voices, self._voices = list(self._voices.values()), {}
+        for voice in voices:
+            await voice.aclose()
+
+    def _link_voice(self, index: int) -> TurnVoice:
+        if index not in self._voices:
+            self._voices[index] = self.chain.links[index].synth.turn_voice()
+        return self._voices[index]
+
+    async def _drop_voice(self, index: int) -> None:
+        voice = self._voices.pop(index, None)
+        if voice is not None:
+            await voice.aclose()
+
+    async def _stream(self, chunk: ChunkSpeech, final: bool) -> AsyncIterator[bytes]:
         if not chunk.text.strip():
             return
         links, shared = self.chain.links, self.chain._shared
@@ -167,7 +189,8 @@ class FallbackTurn(TurnSpeech):
                 continue
             produced = 0
             try:
-                async with aclosing(_first_audio_within(link, chunk.text)) as pieces:
+                speaking = _first_audio_within(link, self._link_voice(index).speak(chunk.text, final), chunk.text)
+                async with aclosing(speaking) as pieces:
                     async for piece in pieces:
                         self._spoken_by(chunk, name)
                         produced += len(piece)
@@ -182,6 +205,8 @@ class FallbackTurn(TurnSpeech):
                 log.warning("chunk %d: %s failed (%s), %s speaks it: %s", chunk.seq, name, reason, following,
                             exc.cause)
                 self._first = min(index + 1, len(links) - 1)
+                if index != self._first:
+                    await self._drop_voice(index)  # not asked again this turn
         if self._can_apologise():
             self._apologized = True
             self.provider = chunk.provider = chunk.instead = PRERENDERED
@@ -202,9 +227,8 @@ class FallbackTurn(TurnSpeech):
         return bool(self.chain.apology) and not self._apologized
 
 
-async def _first_audio_within(link: Link, text: str) -> AsyncIterator[bytes]:
-    """The link's stream of `text`, failing with `SynthesisError` when its first audio is late."""
-    stream = link.synth.stream(text)
+async def _first_audio_within(link: Link, stream: AsyncIterator[bytes], text: str) -> AsyncIterator[bytes]:
+    """The link's `stream` of `text`, failing with `SynthesisError` when its first audio is late."""
     async with aclosing(stream):
         limit = link.first_audio_timeout_s
         if limit is None:

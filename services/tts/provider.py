@@ -10,8 +10,10 @@ task that reads it) cancels the rest of the synthesis.
 
 The session speaks a turn through `begin_turn()`: a `TurnSpeech` that streams each chunk and
 remembers which provider spoke it, the fallbacks on the way and the characters each provider was
-given (for the call's cost). A plain synthesizer speaks every chunk itself; the fallback chain
-(`fallback.py`) switches provider within the turn.
+given (for the call's cost), and is closed when the turn is over (or dropped). Underneath, each
+provider speaks the turn's chunks through its `TurnVoice`: by default every chunk on its own,
+Cartesia with one context for the whole turn. The fallback chain (`fallback.py`) switches
+provider within the turn.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -90,15 +92,24 @@ class Synthesizer(ABC):
         """A new agent turn: stream its chunks through the returned `TurnSpeech`."""
         return TurnSpeech(self)
 
+    def turn_voice(self) -> TurnVoice:
+        """This provider speaking one turn's chunks; default: each chunk as a `stream` of its own."""
+        return TurnVoice(self)
+
     def abandon(self) -> None:
         """Someone stopped waiting for this synthesizer's first audio (a fallback deadline): drop
         whatever may be stuck, so that the next request starts afresh. Default: nothing."""
 
-    async def stream(self, text: str) -> AsyncIterator[bytes]:
+    def stream(self, text: str) -> AsyncIterator[bytes]:
         """8 kHz mu-law of `text` in pieces of at most `piece_ms`, as soon as each is made.
 
         Empty or blank text yields nothing. Raises `SynthesisError` when the provider fails.
         """
+        return self.measured(text, self._stream_impl)
+
+    async def measured(self, text: str, make: Callable[[str], AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
+        """The template around `make(text)`, any source of this provider's audio for `text`
+        (`_stream_impl`, or a turn voice's): pieces, timing, stats, `SynthesisError`."""
         if not text.strip():
             return
         started = time.perf_counter()
@@ -106,14 +117,15 @@ class Synthesizer(ABC):
         audio_bytes = 0
         self.stats.streams += 1
         try:
-            async for audio in self._stream_impl(text):
-                if first_audio is None and audio:
-                    first_audio = time.perf_counter() - started
-                    self.stats.first_audio_s.append(first_audio)
-                for start in range(0, len(audio), self.piece_bytes):
-                    piece = audio[start : start + self.piece_bytes]
-                    audio_bytes += len(piece)
-                    yield piece
+            async with aclosing(make(text)) as source:
+                async for audio in source:
+                    if first_audio is None and audio:
+                        first_audio = time.perf_counter() - started
+                        self.stats.first_audio_s.append(first_audio)
+                    for start in range(0, len(audio), self.piece_bytes):
+                        piece = audio[start : start + self.piece_bytes]
+                        audio_bytes += len(piece)
+                        yield piece
         except SynthesisError:  # already says which provider failed (a chain of synthesizers)
             self.stats.failures += 1
             raise
@@ -133,6 +145,22 @@ class Synthesizer(ABC):
     @abstractmethod
     def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
         """Yield 8 kHz mu-law audio of `text` in any sizes; stop work when closed early."""
+
+
+class TurnVoice:
+    """One provider speaking the chunks of one agent turn, in order: `speak` each chunk (`final`
+    for the turn's last), `aclose()` once the turn is over or dropped. This default speaks every
+    chunk on its own; a provider with turn-long state overrides it (Cartesia: one context a turn)."""
+
+    def __init__(self, synth: Synthesizer) -> None:
+        self.synth = synth
+
+    def speak(self, text: str, final: bool = False) -> AsyncIterator[bytes]:
+        """`text`'s audio, as `Synthesizer.stream` gives it; closing it early stops the work."""
+        return self.synth.stream(text)
+
+    async def aclose(self) -> None:
+        """The turn is over: release what it holds (idempotent)."""
 
 
 @dataclass
@@ -167,8 +195,8 @@ class ChunkSpeech:
 
 
 class TurnSpeech:
-    """One agent turn through one synthesizer. `stream` each chunk in order; afterwards `chunks`
-    says who spoke what and `characters` how much text each provider was given."""
+    """One agent turn through one synthesizer. `stream` each chunk in order, then `aclose()`;
+    afterwards `chunks` says who spoke what and `characters` how much text each provider was given."""
 
     def __init__(self, synth: Synthesizer) -> None:
         self.synth = synth
@@ -177,14 +205,24 @@ class TurnSpeech:
         """Provider -> characters of the chunks it made audio for (what a cloud voice bills)."""
         self.provider = ""
         """The provider of the audio being streamed right now."""
+        self._voice: TurnVoice | None = None
 
-    def stream(self, text: str, seq: int = 0) -> AsyncIterator[bytes]:
+    def stream(self, text: str, seq: int = 0, final: bool = False) -> AsyncIterator[bytes]:
+        """The chunk's audio; `final`: the turn's last chunk (a voice may end the turn with it)."""
         chunk = ChunkSpeech(seq, text)
         self.chunks.append(chunk)
-        return self._stream(chunk)
+        return self._stream(chunk, final)
 
-    async def _stream(self, chunk: ChunkSpeech) -> AsyncIterator[bytes]:
-        async with aclosing(self.synth.stream(chunk.text)) as pieces:
+    async def aclose(self) -> None:
+        """The turn is over (spoken, interrupted or abandoned): its voices let go of it."""
+        voice, self._voice = self._voice, None
+        if voice is not None:
+            await voice.aclose()
+
+    async def _stream(self, chunk: ChunkSpeech, final: bool) -> AsyncIterator[bytes]:
+        if self._voice is None:
+            self._voice = self.synth.turn_voice()
+        async with aclosing(self._voice.speak(chunk.text, final)) as pieces:
             async for piece in pieces:
                 self._spoken_by(chunk, self.synth.name)
                 yield piece

@@ -58,7 +58,7 @@ class TtsSession(CallSession):
     def __init__(self, call: CallStart, bus: CallBus, synth: Synthesizer, settings: TtsSettings) -> None:
         super().__init__(call, bus)
         self.synth = synth.for_call(call.custom)
-        self.queue = TurnQueue(gap_wait_s=settings.gap_wait_s, stall_s=settings.stall_s)
+        self.queue = TurnQueue(gap_wait_s=settings.gap_wait_s, stall_s=settings.stall_s, on_drop=self._dropped)
         self._tracer = tracer("tts")
         self._speaker: asyncio.Task[Any] | None = None
         self._speaking: tuple[Turn, asyncio.Task[Any]] | None = None
@@ -130,6 +130,7 @@ class TtsSession(CallSession):
                 continue  # interrupted (and reported as such); the queue has already forgotten the turn
             if queued.chunk.final:  # even when speaking it failed: the turn is over either way
                 self.queue.finish(turn)
+                await self._close_speech(turn)
                 await self._report(self._report_turn(turn, self._timing(turn, queued.chunk)))
             else:
                 self.queue.touch(turn)
@@ -151,7 +152,7 @@ class TtsSession(CallSession):
             held: tuple[bytes, str] = (b"", "")  # one piece held back, so the chunk's last piece carries the mark
             try:
                 try:
-                    async with aclosing(speech.stream(chunk.text, chunk.seq)) as pieces:
+                    async with aclosing(speech.stream(chunk.text, chunk.seq, final=chunk.final)) as pieces:
                         async for piece in pieces:
                             if held[0]:
                                 await self._send(turn, chunk, *held, last=False)
@@ -178,6 +179,20 @@ class TtsSession(CallSession):
         if turn.speech is None:
             turn.speech = self.synth.begin_turn()
         return turn.speech
+
+    def _dropped(self, turn: Turn) -> None:
+        """The queue gave up on a turn (interrupt, hang-up, stall): its voices let go of it now
+        (Cartesia cancels the turn's context on the server)."""
+        if turn.speech is not None:
+            self.bus.spawn(self._close_speech(turn), f"close:{turn.turn_id}")
+
+    async def _close_speech(self, turn: Turn) -> None:
+        if turn.speech is None:
+            return
+        try:
+            await turn.speech.aclose()
+        except Exception:  # a connection already gone: nothing left to release
+            log.debug("call %s: closing the speech of %s failed", self.call_id, turn.turn_id, exc_info=True)
 
     async def _send(self, turn: Turn, chunk: ReplyChunk, payload: bytes, provider: str, last: bool) -> None:
         if turn.dropped or self.stopped:

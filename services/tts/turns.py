@@ -4,7 +4,9 @@ Chunks may arrive out of order (or, on core NATS, not at all), so each turn buff
 until the next `seq` is there. Two timeouts keep one bad turn from blocking the call:
 a missing chunk is skipped after `gap_wait_s` once a later one is waiting, and a turn that
 has gone quiet for `stall_s` without its final chunk is abandoned when a newer turn waits.
-Turns that finished or were dropped are remembered so that late chunks of them are ignored.
+Turns that finished or were dropped are remembered so that late chunks of them are ignored;
+`on_drop` hears of every dropped turn (interrupted, stopped or abandoned), so that whatever it
+holds (a Cartesia context) is released.
 """
 
 from __future__ import annotations
@@ -59,11 +61,13 @@ class Turn:
 
 class TurnQueue:
     def __init__(
-        self, gap_wait_s: float = 1.0, stall_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self, gap_wait_s: float = 1.0, stall_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
+        on_drop: Callable[[Turn], None] | None = None,
     ) -> None:
         self.gap_wait_s = gap_wait_s
         self.stall_s = stall_s
         self._clock = clock
+        self._on_drop = on_drop
         self._turns: OrderedDict[str, Turn] = OrderedDict()
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._changed = asyncio.Event()
@@ -98,6 +102,8 @@ class TurnQueue:
             turn.dropped = True
             turn.pending.clear()
             self._changed.set()
+            if self._on_drop is not None:
+                self._on_drop(turn)
         return turn
 
     def finish(self, turn: Turn) -> None:

@@ -88,3 +88,41 @@ async def test_cancel_from_another_task_ends_a_waiting_reader():
         assert await asyncio.wait_for(reader, 1) is None
         assert time.monotonic() - started < 0.2
         await synth.aclose()
+
+
+async def test_a_flush_marks_where_each_part_of_the_turn_ends():
+    async with CartesiaDouble(ms_per_char=60) as double:
+        synth = synthesizer(double)
+        turn = await synth.turn("turn-2")
+        parts = []
+        for text, last in ((SENTENCES[0], False), ("Who should I say is calling?", True)):
+            await turn.push(text)
+            await (turn.end() if last else turn.flush())
+            parts.append(b"".join([piece async for piece in turn.audio()]))
+        await synth.aclose()
+
+    # Each part's audio, exactly, then the mark: flush_done after the first, done after the last.
+    assert [len(p) for p in parts] == [len(SENTENCES[0]) * 60 * 8, len(SENTENCES[1].strip()) * 60 * 8]
+    assert turn.finished and turn.flushes == turn.flushes_done == 1
+    record = double.connections[0]
+    assert record.transcripts("turn-2") == [SENTENCES[0], " Who should I say is calling?"]  # joined with a space
+    chunks = [m for m in record.sent if m["type"] == "chunk"]
+    assert {m["flush_id"] for m in chunks} == {1, 2}
+    assert [m["type"] for m in record.sent if m["type"] != "chunk"] == ["flush_done", "done"]
+
+
+async def test_without_max_buffer_delay_0_cartesia_may_hold_a_whole_sentence_back():
+    """The API buffers text for up to 3 s by default, waiting for more; we send whole sentences
+    and ask for 0 (the double keeps the default when the field is missing)."""
+    async with CartesiaDouble() as double:
+        for delay, expect_audio in ((None, False), (0, True)):
+            synth = synthesizer(double, max_buffer_delay_ms=delay)
+            turn = await synth.turn()
+            await turn.push(SENTENCES[0])
+            try:
+                first = await asyncio.wait_for(anext(turn.audio(), None), 0.5)
+            except TimeoutError:
+                first = None
+            assert (first is not None) == expect_audio, delay
+            await turn.cancel()
+            await synth.aclose()

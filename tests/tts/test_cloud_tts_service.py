@@ -43,7 +43,7 @@ def service(make_harness: Callable[..., Any], piper: PiperSynthesizer, cartesia:
     return harness
 
 
-async def test_a_turn_spoken_by_cartesia_is_its_raw_mulaw_with_a_mark_per_chunk(
+async def test_a_turn_spoken_by_cartesia_is_its_raw_mulaw_with_a_mark_per_chunk_on_one_context(
         service, cartesia, cloud, wait_until) -> None:
     async with service() as tts:
         call = await tts.call()
@@ -67,12 +67,22 @@ async def test_a_turn_spoken_by_cartesia_is_its_raw_mulaw_with_a_mark_per_chunk(
     assert cost.tts > 0 and cost.unpriced == []  # the provider name is a key of the price table
     assert "tts.error" not in call.event_names()
 
-    # Cartesia was asked for phone audio in the configured voice, one context per chunk.
-    asked = cloud.asked(cartesia)
-    assert sorted(asked.values()) == sorted([[text, ""] for text in SENTENCES])
-    first = cartesia.connections[0].requests[0]
+    # Cartesia was asked for phone audio in the configured voice, on one context for the whole
+    # turn: each chunk pushed as it came and flushed (its mark goes where its audio ends), the
+    # final one closing the context; whole sentences, so no server-side buffering.
+    ((context_id, _),) = cloud.asked(cartesia).items()
+    requests = cartesia.connections[0].requests
+    assert {r["context_id"] for r in requests} == {context_id}
+    assert [(r["transcript"], r["continue"], r.get("flush", False)) for r in requests] == [
+        (SENTENCES[0], True, False), ("", True, True),
+        (" " + SENTENCES[1], True, False), ("", True, True),  # a space: Cartesia joins text verbatim
+        (" " + SENTENCES[2], True, False), ("", False, False),
+    ]
+    assert all(r["max_buffer_delay_ms"] == 0 for r in requests if r["transcript"])
+    first = requests[0]
     assert first["voice"] == {"id": "voice-1"} and first["model_id"] == "sonic-3"
     assert first["output_format"] == {"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 8000}
+    assert cartesia.connections[0].cancelled == []  # the turn ended with `done`, nothing to cancel
 
 
 def _break(double: CartesiaDouble, fault: str) -> None:
@@ -126,8 +136,10 @@ async def test_cartesia_failing_mid_turn_hands_the_same_chunk_and_the_rest_to_pi
         assert report.data["usage"] == {"tts_provider": "cartesia", "tts_characters": len(SENTENCES[0])}
         assert report.data["usages"][1] == {"tts_provider": "piper",
                                             "tts_characters": len(SENTENCES[1]) + len(SENTENCES[2])}
-        # sticky for the rest of the turn: Cartesia never saw the last chunk
-        assert not any(SENTENCES[2] in texts for texts in cloud.asked(cartesia).values())
+        # sticky for the rest of the turn: Cartesia never saw the last chunk, and its context for
+        # the turn is gone (cancelled, unless the failure ended it anyway)
+        assert not any(SENTENCES[2].strip() in " ".join(texts) for texts in cloud.asked(cartesia).values())
+        assert len(cloud.asked(cartesia)) == 1
 
         # the trace says it too
         spans = {s.attributes["chunk.seq"]: s for s in span_exporter.get_finished_spans() if s.name == "tts.chunk"}
@@ -161,3 +173,22 @@ async def test_a_chunk_cartesia_drops_halfway_is_spoken_again_in_full_by_piper(
     assert len(audio) > 1600 + SAMPLE_RATE  # ... then the whole sentence again
     (fallback,) = call.event("tts.turn", "t1").data["fallbacks"]
     assert fallback["reason"] == "disconnected" and fallback["after_audio_ms"] > 0
+
+
+async def test_an_interrupt_between_chunks_cancels_the_turns_context_and_the_next_turn_gets_its_own(
+        service, cartesia, cloud, wait_until) -> None:
+    async with service() as tts:
+        call = await tts.call()
+        await call.say("t1", 0, SENTENCES[0])
+        await wait_until(lambda: len(call.spoken("t1")) == 1)  # spoken; the LLM is still writing
+        await call.control("interrupt", "t1")
+        await wait_until(lambda: cartesia.connections[0].cancelled)
+        await call.say("t1", 1, SENTENCES[1], final=True)  # too late: ignored
+        await call.say("t2", 0, "Sorry, go ahead.", final=True)
+        await wait_until(lambda: call.finished("t2"))
+
+    first, second = cloud.asked(cartesia)
+    assert cartesia.connections[0].cancelled == [first]
+    assert cloud.asked(cartesia)[second] == ["Sorry, go ahead.", ""]
+    assert not any(SENTENCES[1] in " ".join(texts) for texts in cloud.asked(cartesia).values())
+    assert call.event("tts.turn", "t1").data["interrupted"] is True
