@@ -286,3 +286,35 @@ def test_notes_tell_how_to_reach_the_edge_and_jaeger(chart: Chart, tmp_path: Pat
     prod = _notes(chart, tmp_path / "production", *PROD)
     assert "POST https://voice.example.com/twilio/voice" in prod
     assert "no public URL is set" not in prod
+
+
+def test_agents_reach_every_service_as_a_mounted_file_the_services_can_load(production: list[dict],
+                                                                               tmp_path: Path) -> None:
+    from ringline.contracts.agents import load_agents
+
+    config = one(production, "ConfigMap", f"{RELEASE}-agents")
+    path = tmp_path / "agents.yaml"
+    path.write_text(config["data"]["agents.yaml"])
+    book = load_agents(path)  # what every pod will load: valid, with both agents
+    assert [a.id for a in book.agents] == ["reception", "family"]
+    assert book.for_number("+15550100002").allow == ["+1555012*"]
+    for name in SERVICES:
+        deployment = service_deployment(production, name)
+        container = main_container(deployment)
+        assert env(container)["RINGLINE_AGENTS_FILE"]["value"] == "/etc/ringline/agents/agents.yaml"
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["agents"]["mountPath"] == "/etc/ringline/agents" and mounts["agents"].get("subPath") is None, \
+            "a subPath mount would never see updates"
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["agents"]["configMap"]["name"] == f"{RELEASE}-agents"
+
+
+def test_without_agents_no_agents_file_is_configured(chart: Chart) -> None:
+    docs = chart.render()
+    assert f"{RELEASE}-agents" not in objects(docs, "ConfigMap")
+    assert "RINGLINE_AGENTS_FILE" not in env(main_container(service_deployment(docs, "brain")))
+
+
+def test_a_malformed_agent_number_fails_the_install(chart: Chart) -> None:
+    with pytest.raises(RenderError, match="agents"):
+        chart.render("--set", "agents[0].id=front", "--set", "agents[0].numbers[0]=call-me")
