@@ -17,6 +17,10 @@ MEMORY_SPEND_GET = "memory.spend.get"
 MEMORY_VOICEMAIL_LIST = "memory.voicemail.list"  # VoicemailListRequest -> VoicemailListReply
 MEMORY_VOICEMAIL_GET = "memory.voicemail.get"  # AudioRequest -> AudioReply (the message as WAV)
 MEMORY_RECORDING_GET = "memory.recording.get"  # AudioRequest -> AudioReply (both sides of a call as WAV)
+MEMORY_RECALL_GET = "memory.recall.get"  # RecallGetRequest -> RecallGetReply (a caller's memory, per agent)
+MEMORY_RECALL_PUT = "memory.recall.put"  # RecallPutRequest (one call's notes) -> RecallPutReply
+MEMORY_RECALL_FORGET = "memory.recall.forget"  # RecallForgetRequest -> RecallForgetReply
+MEMORY_RECALL_LIST = "memory.recall.list"  # RecallListRequest -> RecallListReply
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 

@@ -25,6 +25,19 @@ from .records import (
     SpendRequest,
     TurnRecord,
 )
+from .recall import (
+    CallerMemory,
+    CallNotes,
+    Fact,
+    RecallForgetReply,
+    RecallForgetRequest,
+    RecallGetReply,
+    RecallGetRequest,
+    RecallListReply,
+    RecallListRequest,
+    RecallPutReply,
+    RecallPutRequest,
+)
 from .transcript import SpeechEvent, Transcript
 
 __all__ = [
@@ -33,4 +46,6 @@ __all__ = [
     "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
     "Message", "Playback", "SpendReply", "SpendRequest", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
     "TurnTiming", "make_mark", "now", "parse_mark",
+    "CallNotes", "CallerMemory", "Fact", "RecallForgetReply", "RecallForgetRequest", "RecallGetReply",
+    "RecallGetRequest", "RecallListReply", "RecallListRequest", "RecallPutReply", "RecallPutRequest",
 ]

@@ -25,6 +25,7 @@ from ringline.contracts.runtime import (
     setup_telemetry,
 )
 
+from .recall import CallerMemories
 from .session import MemorySession
 from .settings import MemorySettings
 from .store import CallStore, SpendStore
@@ -42,12 +43,14 @@ class MemoryService:
         self.broker.subscriber(subjects.MEMORY_CALLS_LIST, queue="memory")(self.list_calls)
         self.broker.subscriber(subjects.MEMORY_CALLS_GET, queue="memory")(self.get_call)
         self.broker.subscriber(subjects.MEMORY_SPEND_GET, queue="memory")(self.get_spend)
+        self.recall = CallerMemories(self.broker, settings.kv_replicas)  # memory.recall.*
 
     async def open_store(self) -> None:
         # Connect before the subscribers start, so no call can arrive before the bucket is open.
         await self.broker.connect()
         self.store = await CallStore.open(self.broker, self.settings.calls_bucket, self.settings.kv_replicas)
         self.spend = await SpendStore.open(self.broker, self.settings.spend_bucket, self.settings.kv_replicas)
+        await self.recall.open()
 
     def _session(self, call: Any, bus: Any) -> MemorySession:
         assert self.store is not None, "store is opened on startup"
