@@ -36,6 +36,13 @@ def _env_name(cls: type[BaseSettings], name: str, field: Any) -> str:
     return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
 
 
+def _shared_env_name(name: str, field: Any) -> str:
+    """A shared setting read without a prefix keeps its name; the others take each service's."""
+    if field.validation_alias is not None:
+        return _env_name(ServiceSettings, name, field)
+    return f"RINGLINE_<SERVICE>_{name.upper()}"
+
+
 def _default(field: Any) -> str:
     if field.default_factory is not None:
         return "(computed)"
@@ -51,8 +58,8 @@ def _default(field: Any) -> str:
 def rows() -> list[tuple[str, str, str, str]]:
     """(service, env var, default, description); settings shared by every service come first."""
     shared = set(ServiceSettings.model_fields)
-    out = [("all", _env_name(ServiceSettings, n, f).replace("RINGLINE_", "RINGLINE_<SERVICE>_"), _default(f),
-            f.description or "") for n, f in ServiceSettings.model_fields.items()]
+    out = [("all", _shared_env_name(n, f), _default(f), f.description or "")
+           for n, f in ServiceSettings.model_fields.items()]
     for service, path in SETTINGS.items():
         cls = _load(path)
         for name, field in cls.model_fields.items():

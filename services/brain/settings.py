@@ -122,7 +122,10 @@ class BrainSettings(ServiceSettings):
 
     # Limits and the calls around the conversation (usually set per agent in the agents file).
     max_call_s: float = Field(default=1800.0, gt=0, description="then the agent says time_limit_line and hangs up")
-    time_limit_line: str = "I'm sorry, we've reached the time limit for this call. Goodbye!"
+    time_limit_line: str = Field(
+        default="I'm sorry, we've reached the time limit for this call. Goodbye!",
+        description="said when a call reaches max_call_s",
+    )
     transfer_number: str | None = Field(default=None, description="where the transfer_call tool sends the caller")
     outbound_machine: Literal["leave_message", "hangup"] = Field(
         default="leave_message", description="an outbound call answered by a machine: leave a message or hang up"
