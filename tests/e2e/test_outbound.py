@@ -4,9 +4,9 @@ is answered (the call's URL with `AnsweredBy`, then the Media Stream). A person 
 open with the call's purpose; an answering machine gets a message and the agent hangs up.
 
 Until the brain's session opens outbound calls with `services/brain/outbound.outbound_opening`,
-the agent greets an outbound call like an inbound one: both tests are expected to fail on what
-the agent says (strict, so the marker goes once the session is wired). Everything before that
-(POST /calls, Twilio, the answered call's webhook, stream and record) is checked on the way.
+the agent greets an outbound call like an inbound one: the two tests of what the agent says are
+expected to fail (strict, so the marker goes once the session is wired). The first test checks
+everything before that: POST /calls, Twilio, the answered call's webhook, stream and record.
 """
 
 from __future__ import annotations
