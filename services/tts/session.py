@@ -3,8 +3,9 @@
 A single speaker task takes chunks from the `TurnQueue` in order and speaks each in its own
 task, so an interrupt can cancel it mid-sentence (the synthesizer stops its worker job when
 its stream is closed). Every chunk ends with exactly one marked `AgentAudio` (the mark rides
-on its last piece, or on an empty message when the chunk made no sound); the final chunk's
-marked message also carries `final=True`.
+on its last piece, or on an empty message when the chunk made no sound or its only piece was
+the turn's first, which goes out the moment it is made); the final chunk's marked message also
+carries `final=True`.
 
 Each turn is spoken through the synthesizer's `TurnSpeech`, which knows who spoke each chunk
 (the fallback chain may switch from Cartesia to Piper mid-turn). Every `AgentAudio` names the
@@ -156,6 +157,10 @@ class TtsSession(CallSession):
                         async for piece in pieces:
                             if held[0]:
                                 await self._send(turn, chunk, *held, last=False)
+                                held = (b"", "")
+                            if not turn.first_audio_at:  # the caller waits for this one: never hold it
+                                await self._send(turn, chunk, piece, speech.provider, last=False)
+                                continue
                             held = (piece, speech.provider)
                 except SynthesisError as exc:
                     span.record_exception(exc)

@@ -1,16 +1,25 @@
-"""Cloud providers' client-side time to first result, against the doubles on loopback.
+"""Mouth-to-ear on the whole stack with all three cloud providers, against their doubles.
 
-    .venv/bin/python tests/bench/cloud_bench.py [--runs 20]
+    .venv/bin/python tests/bench/cloud_bench.py [--calls 3] [--questions 4] [--data-dir .ringline/cloud-bench]
 
-The doubles inject published latencies; what is measured on top is our client path (the vendor
-SDK, our provider class, the event loop):
+A real nats-server and the five services run as processes (`ringline.stack.Stack`), with
+Deepgram, Claude and Cartesia switched on and pointed at the protocol doubles in tests/doubles,
+served from threads of this process. A simulated Twilio caller (`ringline.caller`) asks a few
+questions per call in real time. The doubles inject the issue's published latencies:
 
-  deepgram   end of speech -> final transcript (end of turn). Audio streams in real time as
-             20 ms frames, each sent once "captured"; the double endpoints after 200 ms of
-             silence and delays every message by 50 ms: 250 ms injected.
-  claude     `ClaudeChatModel.stream` called -> first text piece; first token after 350 ms.
-  cartesia   `CartesiaSynthesizer.stream` called -> first audio piece, warm connection;
-             first audio after 100 ms.
+  deepgram   final transcript 250 ms after the end of speech: the double endpoints after 200 ms
+             of silence (`RINGLINE_STT_DEEPGRAM_ENDPOINTING_MS=200`) and sends every message 50 ms
+             late. (Our production default is 300 ms endpointing: 100 ms more per turn.)
+  claude     first token 350 ms after the request, then a text delta (~12 characters) every 15 ms,
+             so the reply's first sentence is complete 30 ms after its first token.
+  cartesia   first audio 100 ms after a context's first text, then 10x faster than real time.
+
+So 700 ms of every reply is the providers' published latency, 730 ms with Claude's streaming.
+Printed: mouth-to-ear p50/p95 as the caller measured it (end of its speech -> first agent audio),
+the same minus the injected provider time (the pipeline's own overhead), and the split along each
+reply's turn timing (the edge's `turn.first_audio` events, read off the bus): each segment's
+p50/p95 with what of it the doubles injected. It asserts nothing about times; it fails (exit 1)
+only when a reply was not served by the three cloud providers or a call went wrong.
 """
 
 from __future__ import annotations
@@ -18,12 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import statistics
+import re
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 
 def load_doubles() -> None:
     """Register tests/doubles as the package `doubles` (and put nothing else of tests/ on the path)."""
@@ -40,20 +50,76 @@ def load_doubles() -> None:
 
 load_doubles()
 
-from doubles.anthropic import AnthropicDouble, AnthropicFaults  # noqa: E402
-from doubles.audio import frames, silence, tone  # noqa: E402
-from doubles.cartesia import CartesiaDouble, CartesiaFaults  # noqa: E402
-from doubles.deepgram import DeepgramDouble, DeepgramFaults  # noqa: E402
-from ringline.services.brain.llm.claude import ClaudeChatModel  # noqa: E402
-from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer  # noqa: E402
-from ringline.services.tts.cartesia import CartesiaOptions, CartesiaSynthesizer  # noqa: E402
+from doubles.anthropic import text_pieces  # noqa: E402
+from doubles import (  # noqa: E402
+    AnthropicDouble,
+    AnthropicFaults,
+    CartesiaDouble,
+    CartesiaFaults,
+    DeepgramDouble,
+    DeepgramFaults,
+    InThread,
+)
+from ringline.caller import CallResult, place_call  # noqa: E402
+from ringline.caller.report import format_result  # noqa: E402
+from ringline.caller.speech import load_synth, say  # noqa: E402
+from ringline.contracts import subjects  # noqa: E402
+from ringline.contracts.codec import unpack  # noqa: E402
+from ringline.contracts.events import TURN_FIRST_AUDIO  # noqa: E402
+from ringline.contracts.messages import TurnTiming  # noqa: E402
+from ringline.stack import Stack  # noqa: E402
 
 DEEPGRAM_ENDPOINTING_MS, DEEPGRAM_LATENCY_MS = 200, 50
-CLAUDE_FIRST_TOKEN_MS = 350
+CLAUDE_FIRST_TOKEN_MS, CLAUDE_TOKEN_MS = 350, 15
 CARTESIA_FIRST_AUDIO_MS = 100
-QUESTION = [{"role": "system", "content": "You are a phone agent."},
-            {"role": "user", "content": "What is the capital of France?"}]
-LINE = "Sure, I can help you with that."
+PUBLISHED_MS = DEEPGRAM_ENDPOINTING_MS + DEEPGRAM_LATENCY_MS + CLAUDE_FIRST_TOKEN_MS + CARTESIA_FIRST_AUDIO_MS
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "How many days are there in a week?",
+    "How do I boil an egg?",
+    "What is two plus two?",
+    "What's the tallest mountain in the world?",
+    "Give me one tip for a job interview.",
+)
+REPLY = "Happy to help with that. Here is the short answer you asked for."
+
+
+def deltas_to_first_sentence(text: str) -> int:
+    """Text deltas the double streams before the reply's first sentence is complete (its end and
+    the space after it): the brain's first chunk cannot go out sooner."""
+    pieces = text_pieces(text)
+    for count in range(1, len(pieces) + 1):
+        if re.search(r"[.!?]\s", "".join(pieces[:count])):
+            return count
+    return len(pieces)
+
+
+STREAMING_MS = (deltas_to_first_sentence(REPLY) - 1) * CLAUDE_TOKEN_MS
+INJECTED_MS = PUBLISHED_MS + STREAMING_MS
+
+# Segments of a reply's turn timing, in order, with the provider time the doubles put in each.
+# (The record's end of speech is the STT's, from the frames' capture stamps: within a frame or so
+# of the caller's own, which the caller-side mouth-to-ear above starts from.)
+SEGMENTS = (
+    ("stt: end of speech -> transcript", "speech_ended_at", "transcript_at",
+     DEEPGRAM_ENDPOINTING_MS + DEEPGRAM_LATENCY_MS),
+    ("brain: transcript -> llm request", "transcript_at", "llm_started_at", 0),
+    ("brain: llm request -> first token", "llm_started_at", "first_token_at", CLAUDE_FIRST_TOKEN_MS),
+    ("brain: first token -> first chunk", "first_token_at", "first_chunk_at", STREAMING_MS),
+    ("tts: first chunk -> synthesis start", "first_chunk_at", "tts_started_at", 0),
+    ("tts: synthesis start -> first audio", "tts_started_at", "first_audio_at", CARTESIA_FIRST_AUDIO_MS),
+    ("edge: first audio -> sent to caller", "first_audio_at", "edge_sent_at", 0),
+)
+
+
+@dataclass
+class Reply:
+    mouth_to_ear_ms: float
+    timing: TurnTiming | None
+    providers: dict[str, str] = field(default_factory=dict)
+    speech_end_at: float = 0.0  # the caller's own clock: last frame with speech in it sent
+    heard_at: float = 0.0  # ... and the reply's first audio received
 
 
 def pct(values: list[float], q: float) -> float:
@@ -61,92 +127,135 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(label: str, ms: list[float], injected_ms: float, extra: str = "") -> None:
-    over = [m - injected_ms for m in ms]
-    print(f"{label:<9} n={len(ms):<3} first result p50 {pct(ms, .5):6.1f} ms  p95 {pct(ms, .95):6.1f} ms  "
-          f"| injected {injected_ms:.0f} ms -> overhead p50 {pct(over, .5):5.1f} ms  p95 {pct(over, .95):5.1f} ms  "
-          f"max {max(over):5.1f} ms{extra}")
+async def call_and_listen(stack: Stack, utterances: list[Any]) -> tuple[CallResult, dict[str, TurnTiming]]:
+    """Place one call; meanwhile collect each agent turn's full timing from the edge's
+    `turn.first_audio` events on the bus (the call record keeps only the per-stage sums)."""
+    import nats
+
+    timings: dict[str, TurnTiming] = {}
+
+    async def on_event(msg: Any) -> None:
+        event = unpack(msg.data)
+        if isinstance(event, dict) and event.get("name") == TURN_FIRST_AUDIO and event.get("timing"):
+            timings.setdefault(event.get("turn_id", ""), TurnTiming.model_validate(event["timing"]))
+
+    bus = await nats.connect(stack.url)
+    try:
+        await bus.subscribe(subjects.EVENT_WILDCARD, cb=on_event)
+        result = await place_call(stack.edge_url, utterances, nats_url=stack.url, record_timeout=10)
+    finally:
+        await bus.close()
+    return result, timings
 
 
-async def bench_deepgram(runs: int) -> None:
-    speech_start_ms, speech_ms = 300, 1000
-    audio = np.concatenate([silence(speech_start_ms), tone(speech_ms), silence(700)])
-    faults = DeepgramFaults(latency_ms=DEEPGRAM_LATENCY_MS)
-    results, connects = [], []
-    async with DeepgramDouble(script=["What is the capital of France?"] * (runs + 1), faults=faults) as double:
-        recognizer = DeepgramRecognizer(DeepgramOptions(api_key="k", base_url=double.ws_url,
-                                                        endpointing_ms=DEEPGRAM_ENDPOINTING_MS))
-        for run in range(runs + 1):  # the first run warms up imports and the SDK
-            stream = await recognizer.open()
-            final = asyncio.get_running_loop().create_future()
-
-            async def watch(stream=stream, final=final) -> None:
-                async for event in stream.events():
-                    if event.kind == "final" and event.end_of_turn and not final.done():
-                        final.set_result(time.perf_counter())
-
-            watcher = asyncio.create_task(watch())
-            t0 = time.perf_counter()
-            for k, frame in enumerate(frames(audio)):
-                # A frame leaves once it has been captured: 20 ms after its first sample.
-                await asyncio.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.perf_counter()))
-                await stream.send(frame)
-            received = await asyncio.wait_for(final, 2)
-            end_of_speech = t0 + (speech_start_ms + speech_ms) / 1000
-            await stream.aclose()
-            await watcher
-            if run:
-                results.append((received - end_of_speech) * 1000)
-                connects.append(stream.stats.connect_ms)
-    report("deepgram", results, DEEPGRAM_ENDPOINTING_MS + DEEPGRAM_LATENCY_MS,
-           f"  (connect p50 {statistics.median(connects):.1f} ms)")
+def replies_of(result: CallResult, timings: dict[str, TurnTiming]) -> list[Reply]:
+    """The caller's mouth-to-ear per reply, with that turn's timing and providers."""
+    out = []
+    for before, turn in zip(result.turns, result.turns[1:]):
+        if turn not in result.replies or before.speaker != "caller":
+            continue
+        turn_id = next((t for t in turn.turn_ids if t in timings), "")
+        timing = timings.get(turn_id)
+        providers = {"stt": timing.stt_provider, "llm": timing.llm_provider, "tts": timing.tts_provider} \
+            if timing is not None else {}
+        out.append(Reply(turn.mouth_to_ear_ms or 0.0, timing, providers, before.ended_at, turn.started_at))
+    return out
 
 
-async def bench_claude(runs: int) -> None:
-    faults = AnthropicFaults(first_token_ms=CLAUDE_FIRST_TOKEN_MS, token_ms=15)
-    results = []
-    async with AnthropicDouble(faults=faults) as api:
-        model = ClaudeChatModel(api_key="sk", base_url=api.url, max_retries=0)
-        await model.load()
-        for run in range(runs + 1):
-            started = time.perf_counter()
-            stream = model.stream(QUESTION, 60)
-            await anext(stream)
-            elapsed = (time.perf_counter() - started) * 1000
-            await stream.aclose()
-            if run:
-                results.append(elapsed)
-        await model.aclose()
-    report("claude", results, CLAUDE_FIRST_TOKEN_MS)
+def summary(replies: list[Reply]) -> str:
+    m2e = [r.mouth_to_ear_ms for r in replies]
+    over = [m - INJECTED_MS for m in m2e]
+    lines = [
+        f"{len(replies)} replies",
+        f"mouth-to-ear (caller)                       p50 {pct(m2e, .5):5.0f} ms  p95 {pct(m2e, .95):5.0f} ms"
+        "   (target: p50 <= 700 ms)",
+        f"  - published provider latencies            {PUBLISHED_MS:5.0f} ms  (deepgram final "
+        f"{DEEPGRAM_ENDPOINTING_MS + DEEPGRAM_LATENCY_MS}, claude first token {CLAUDE_FIRST_TOKEN_MS}, "
+        f"cartesia first audio {CARTESIA_FIRST_AUDIO_MS})",
+        f"  - claude streaming to the first sentence  {STREAMING_MS:5.0f} ms  "
+        f"({deltas_to_first_sentence(REPLY) - 1} more text deltas at {CLAUDE_TOKEN_MS} ms)",
+        f"  = pipeline overhead                       p50 {pct(over, .5):5.0f} ms  p95 {pct(over, .95):5.0f} ms",
+        "",
+        f"{'call record segment':<38} {'p50':>6} {'p95':>6} {'injected':>9} {'overhead p50':>13}",
+    ]
+    timed = [r.timing for r in replies if r.timing is not None]
+    for label, start, end, injected in SEGMENTS:
+        values = [(getattr(t, end) - getattr(t, start)) * 1000 for t in timed if getattr(t, start) and getattr(t, end)]
+        if values:
+            lines.append(f"{label:<38} {pct(values, .5):6.0f} {pct(values, .95):6.0f} {injected:9.0f} "
+                         f"{pct(values, .5) - injected:13.0f}")
+    totals = [(t.edge_sent_at - t.speech_ended_at) * 1000 for t in timed if t.edge_sent_at and t.speech_ended_at]
+    if totals:
+        lines.append(f"{'record total (end of speech -> edge)':<38} {pct(totals, .5):6.0f} {pct(totals, .95):6.0f} "
+                     f"{INJECTED_MS:9.0f} {pct(totals, .5) - INJECTED_MS:13.0f}")
+    both = [r for r in replies if r.timing is not None and r.speech_end_at and r.heard_at]
+    if both:
+        late = [(r.timing.speech_ended_at - r.speech_end_at) * 1000 for r in both if r.timing]
+        wire = [(r.heard_at - r.timing.edge_sent_at) * 1000 for r in both if r.timing]
+        lines.append(f"caller vs record: the record's end of speech is p50 {pct(late, .5):.0f} ms after the caller's; "
+                     f"edge -> caller's ear p50 {pct(wire, .5):.0f} ms")
+    return "\n".join(lines)
 
 
-async def bench_cartesia(runs: int) -> None:
-    faults = CartesiaFaults(first_audio_ms=CARTESIA_FIRST_AUDIO_MS)
-    results = []
-    async with CartesiaDouble(faults=faults) as double:
-        synth = CartesiaSynthesizer(CartesiaOptions(api_key="k", websocket_base_url=double.ws_url))
-        started = time.perf_counter()
-        await synth.start()
-        connect_ms = (time.perf_counter() - started) * 1000
-        for run in range(runs + 1):
-            started = time.perf_counter()
-            first = 0.0
-            async for _ in synth.stream(LINE):
-                first = first or (time.perf_counter() - started) * 1000
-            if run:
-                results.append(first)
-        await synth.aclose()
-    report("cartesia", results, CARTESIA_FIRST_AUDIO_MS, f"  (connect {connect_ms:.1f} ms, cold)")
+def run(args: argparse.Namespace) -> int:
+    questions = [QUESTIONS[(c * args.questions + k) % len(QUESTIONS)]
+                 for c in range(args.calls) for k in range(args.questions)]
+    deepgram = DeepgramDouble(script=questions, faults=DeepgramFaults(latency_ms=DEEPGRAM_LATENCY_MS))
+    claude = AnthropicDouble(default_reply=REPLY,
+                             faults=AnthropicFaults(first_token_ms=CLAUDE_FIRST_TOKEN_MS, token_ms=CLAUDE_TOKEN_MS))
+    cartesia = CartesiaDouble(faults=CartesiaFaults(first_audio_ms=CARTESIA_FIRST_AUDIO_MS))
+    results: list[CallResult] = []
+    replies: list[Reply] = []
+    with InThread(deepgram) as dg, InThread(claude) as api, InThread(cartesia) as ct:
+        env = {
+            "RINGLINE_STT_PROVIDER": "deepgram", "DEEPGRAM_API_KEY": "bench",
+            "RINGLINE_STT_DEEPGRAM_BASE_URL": dg.double.ws_url,
+            "RINGLINE_STT_DEEPGRAM_ENDPOINTING_MS": str(DEEPGRAM_ENDPOINTING_MS),
+            "ANTHROPIC_API_KEY": "bench", "RINGLINE_BRAIN_ANTHROPIC_BASE_URL": api.double.url,
+            "CARTESIA_API_KEY": "bench", "RINGLINE_TTS_CARTESIA_WEBSOCKET_URL": ct.double.ws_url,
+        }
+        stack = Stack.on_free_ports(data_dir=Path(args.data_dir), quiet=True, env=env)
+        started = time.monotonic()
+        print(f"starting nats-server and the five services (logs in {stack.data_dir / 'logs'}) ...", flush=True)
+        stack.start(timeout=300)
+        print(f"up in {time.monotonic() - started:.1f} s", flush=True)
+        try:
+            voice = load_synth(threads=1)
+            for index in range(args.calls):
+                asked = questions[index * args.questions:(index + 1) * args.questions]
+                result, timings = asyncio.run(call_and_listen(stack, [say(voice, q) for q in asked]))
+                results.append(result)
+                replies += replies_of(result, timings)
+                if args.verbose or not result.ok:
+                    print(format_result(result))
+                print(f"call {index + 1}/{args.calls}: mouth-to-ear "
+                      + ", ".join(f"{t.mouth_to_ear_ms:.0f}" for t in result.replies if t.mouth_to_ear_ms)
+                      + " ms", flush=True)
+        finally:
+            stack.stop()
+    if not replies:
+        print("no replies measured")
+        return 1
+    print()
+    print(summary(replies))
+    served = {(r.providers.get("stt", "?"), r.providers.get("llm", "?"), r.providers.get("tts", "?")) for r in replies}
+    print(f"providers (stt, llm, tts) per reply: {sorted(served)}")
+    problems = [p for r in results for p in r.problems]
+    off_cloud = [s for s in served if not (s[0].startswith("deepgram") and s[1] == "anthropic" and s[2] == "cartesia")]
+    if problems or off_cloud:
+        print(f"NOT a clean cloud run: problems {problems}, replies off the cloud providers {off_cloud}")
+        return 1
+    return 0
 
 
-async def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20)
-    args = parser.parse_args()
-    await bench_deepgram(args.runs)
-    await bench_claude(args.runs)
-    await bench_cartesia(args.runs)
+    parser.add_argument("--calls", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=4, help="questions per call")
+    parser.add_argument("--data-dir", default=".ringline/cloud-bench")
+    parser.add_argument("--verbose", action="store_true", help="print every call's transcript")
+    return run(parser.parse_args())
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())

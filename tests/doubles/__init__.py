@@ -15,8 +15,9 @@ from .anthropic import AnthropicDouble, AnthropicFaults, ScriptedReply, ToolCall
 from .cartesia import CartesiaDouble, CartesiaFaults
 from .common import Faults
 from .deepgram import DeepgramDouble, DeepgramFaults
+from .threaded import InThread
 
 __all__ = [
     "AnthropicDouble", "AnthropicFaults", "CartesiaDouble", "CartesiaFaults", "DeepgramDouble",
-    "DeepgramFaults", "Faults", "ScriptedReply", "ToolCall",
+    "DeepgramFaults", "Faults", "InThread", "ScriptedReply", "ToolCall",
 ]

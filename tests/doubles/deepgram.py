@@ -109,7 +109,7 @@ class _Listener:
         self.request_id = str(uuid.uuid4())
         self.frame = params.sample_rate // 50
         self.pending = np.zeros(0, dtype=np.int16)
-        self.t = 0.0  # audio seconds processed
+        self.samples = 0  # audio processed, counted exactly
         self.voiced_run = 0
         self.speaking = False
         self.words: list[str] = []
@@ -130,8 +130,18 @@ class _Listener:
         self.pending = np.concatenate([self.pending, pcm])
         while self.pending.size >= self.frame:
             frame, self.pending = self.pending[: self.frame], self.pending[self.frame :]
-            self.t += self.frame / self.p.sample_rate
+            self.samples += self.frame
             self._step(rms_dbfs(frame) > self.threshold_dbfs)
+
+    @property
+    def t(self) -> float:
+        """Audio seconds processed."""
+        return self.samples / self.p.sample_rate
+
+    def _since(self, start: float) -> float:
+        """Audio seconds from `start` to now, to the microsecond: 10 frames of silence are 200 ms,
+        not 199.99999 (float sums would end some turns a frame late)."""
+        return round(self.t - start, 6)
 
     def flush(self, from_finalize: bool) -> None:
         """Finalize / CloseStream: everything heard so far becomes final now."""
@@ -159,23 +169,23 @@ class _Listener:
             elif self._utterance_end_due():
                 self.out.put({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": round(self.last_word_end, 3)})
                 self.last_word_end = None
-            elif self.t - self.segment_start >= self.silence_final_s:
+            elif self._since(self.segment_start) >= self.silence_final_s:
                 self._results([], self.segment_start, self.t, True, False)
                 self.segment_start = self.t
             return
         if voiced:
             self.last_voiced = self.t
-        silence = self.t - self.last_voiced
+        silence = self._since(self.last_voiced)
         if self.p.endpointing_s is not None and silence >= self.p.endpointing_s:
             self._final(speech_final=True)
         elif self.p.endpointing_s is None and silence >= self.unendpointed_final_s:
             self._final(speech_final=False)
-        elif self.t - self.segment_start >= self.max_segment_s:
+        elif self._since(self.segment_start) >= self.max_segment_s:
             count = self._revealed()
             words = self._timed(self.words[self.done_words : count], self.segment_start, self.t)
             self._results(words, self.segment_start, self.t, True, False)
             self.done_words, self.segment_start = count, self.t
-        elif self.p.interim_results and self.t >= self.next_interim:
+        elif self.p.interim_results and self._since(self.next_interim) >= 0:
             count = self._revealed()
             words = self._timed(self.words[self.done_words : count], self.segment_start, self.t)
             self._results(words, self.segment_start, self.t, False, False)
@@ -206,7 +216,7 @@ class _Listener:
 
     def _utterance_end_due(self) -> bool:
         return (self.p.interim_results and self.p.utterance_end_s is not None and self.last_word_end is not None
-                and self.t - self.last_word_end >= self.p.utterance_end_s)
+                and self._since(self.last_word_end) >= self.p.utterance_end_s)
 
     def _revealed(self) -> int:
         spoken = int((self.t - self.speech_start) * self.words_per_s) + 1
