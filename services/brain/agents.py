@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from ringline.contracts.agents import Agent
+from ringline.contracts.messages import CallStart
 
+from .outbound import instructions
 from .settings import BrainSettings
 
 
-def agent_settings(settings: BrainSettings, agent: Agent) -> BrainSettings:
-    """`settings` with the agent's persona, greeting, tools, providers and limits applied."""
+def agent_settings(settings: BrainSettings, agent: Agent, call: CallStart | None = None) -> BrainSettings:
+    """`settings` with the agent's persona, greeting, tools, providers and limits applied; an
+    outbound `call` also tells the persona that the agent placed it, and why."""
     update: dict[str, Any] = {}
     if agent.name is not None:
         update["agent_name"] = agent.name
@@ -35,10 +38,18 @@ def agent_settings(settings: BrainSettings, agent: Agent) -> BrainSettings:
         update["strong_keywords"] = list(providers.strong_keywords)
     if agent.limits.daily_spend is not None:
         update["daily_spend_cap"] = agent.limits.daily_spend
-    update["max_call_s"] = agent.limits.max_call_s
-    update["transfer_number"] = agent.transfer_number
-    update["outbound_machine"] = agent.outbound.on_machine
-    update["outbound_machine_message"] = agent.outbound.machine_message
+    # Only what the file sets: the implicit default agent keeps the environment's values.
+    if "max_call_s" in agent.limits.model_fields_set:
+        update["max_call_s"] = agent.limits.max_call_s
+    if agent.transfer_number is not None:
+        update["transfer_number"] = agent.transfer_number
+    if "on_machine" in agent.outbound.model_fields_set:
+        update["outbound_machine"] = agent.outbound.on_machine
+    if agent.outbound.machine_message:
+        update["outbound_machine_message"] = agent.outbound.machine_message
+    placed = instructions(call) if call is not None else ""
+    if placed:
+        update["system_prompt"] = f"{update.get('system_prompt', settings.system_prompt)}\n{placed}"
     return settings.model_copy(update=update)
 
 

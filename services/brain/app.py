@@ -58,7 +58,7 @@ def create_app(settings: BrainSettings, model: ChatModel | None = None) -> AsgiF
 
     async def factory(call: CallStart, bus: CallBus) -> BrainSession:
         agent = book.book.agent(call.agent_id)
-        call_settings = agent_settings(settings, agent)
+        call_settings = agent_settings(settings, agent, call)
         return BrainSession(call, bus, call_settings, await model_for(call_settings),
                             toolbox_for(agent.id, call_settings), agent=agent)
 

@@ -26,14 +26,16 @@ from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
 from ringline.contracts.codec import unpack
 from ringline.contracts.events import LLM_WARMUP
-from ringline.contracts.messages import CallEvent, CallStart, SpendReply, SpendRequest
+from ringline.contracts.messages import CallEvent, CallStart, Control, SpendReply, SpendRequest
 from ringline.contracts.runtime import CallBus
 
 from .accounting import usage_data
 from .llm.base import ChatModel, ToolSpec
+from .outbound import outbound_opening
 
 if TYPE_CHECKING:
     from .settings import BrainSettings
+    from .voice import AgentVoice
 
 log = logging.getLogger("ringline.brain.opening")
 
@@ -100,3 +102,21 @@ async def warm_up(bus: CallBus, model: ChatModel, system_prompt: str, tools: Seq
     event = CallEvent(call_id=bus.call_id, name=LLM_WARMUP, turn_id=turn_id,
                       data={"usage": usage_data(usage), "model": usage.llm_model, "ms": ms})
     await bus.publish(event, subjects.event(bus.call_id))
+
+
+async def open_outbound(bus: CallBus, call: CallStart, settings: BrainSettings, voice: AgentVoice) -> str | None:
+    """An outbound call's first words, said here: the purpose to a person, a message (then a
+    hang-up) to a machine, nothing but a hang-up to a fax. The greeting turn's id when the
+    conversation goes on; "" when the call is ending; None for an inbound call (greet as usual)."""
+    opening = outbound_opening(call, settings)
+    if opening is None:
+        return None
+    log.info("call %s: outbound, answered by %s", call.call_id, opening.answered_by or "unknown")
+    if opening.hang_up and not opening.text:
+        await bus.publish(Control(call_id=call.call_id, action="hangup", reason=opening.reason),
+                          subjects.control(call.call_id))
+        return ""
+    if opening.kind == "goodbye":
+        await voice.say_goodbye(opening.text, opening.reason)
+        return ""
+    return await voice.say_line(opening.text, "greeting")
