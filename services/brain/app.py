@@ -1,7 +1,8 @@
 """The brain service: claims calls, and per call runs a `BrainSession` with its agent's settings.
 
 Agents that share the same provider chain share one chat model (the local model is loaded
-once, at start-up); each agent's webhook tools share one HTTP client.
+once, at start-up); each agent's webhook tools share one HTTP client. After a call, its summary
+and the caller's memory are made by app-level jobs (`AfterCalls`), drained on shutdown.
 
 `create_app(settings)` only wires things up; the model loads in `on_startup` (weights are
 joined and verified there, never at import). `python -m ringline.services.brain` runs it.
@@ -22,6 +23,7 @@ from ringline.contracts.runtime import (
     setup_telemetry,
 )
 
+from .aftercall import AfterCalls
 from .agents import agent_settings, model_key
 from .llm.base import ChatModel, build_chat_model
 from .session import BrainSession
@@ -39,6 +41,7 @@ def create_app(settings: BrainSettings, model: ChatModel | None = None) -> AsgiF
     chat_model = model if model is not None else build_chat_model(settings, shared)
     models: dict[tuple[object, ...], ChatModel] = {model_key(settings): chat_model}
     toolboxes: dict[str, ToolBox] = {}
+    after_calls = AfterCalls(broker)
 
     async def model_for(call_settings: BrainSettings) -> ChatModel:
         key = model_key(call_settings)
@@ -60,7 +63,10 @@ def create_app(settings: BrainSettings, model: ChatModel | None = None) -> AsgiF
         agent = book.book.agent(call.agent_id)
         call_settings = agent_settings(settings, agent, call)
         return BrainSession(call, bus, call_settings, await model_for(call_settings),
-                            toolbox_for(agent.id, call_settings), agent=agent)
+                            toolbox_for(agent.id, call_settings), agent=agent, after_call=after_calls.add)
+
+    async def finish_after_calls() -> None:
+        await after_calls.drain(settings.drain_timeout_s)
 
     async def close_all() -> None:
         for box in toolboxes.values():
@@ -78,7 +84,7 @@ def create_app(settings: BrainSettings, model: ChatModel | None = None) -> AsgiF
         broker,
         SERVICE,
         on_startup=[load_models],
-        on_shutdown=[router.drain, close_all],
+        on_shutdown=[router.drain, finish_after_calls, close_all],
     )
 
 

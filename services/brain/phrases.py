@@ -5,6 +5,8 @@ listening; it is not a request to stop or a new turn. Speech recognisers write n
 tags ("(coughs)", "[BLANK_AUDIO]") or not at all, so text without real words counts too.
 Goodbyes are recognised only when the whole utterance is a closing ("thanks, that's all",
 "okay, bye"), never when a question merely contains the word ("how do you say goodbye?").
+A request to be forgotten ("forget me", "delete what you know about me") is recognised unless it
+is negated or asked about ("don't forget me", "will you forget me?").
 """
 
 from __future__ import annotations
@@ -38,6 +40,18 @@ _ENDS_WITH_BYE = re.compile(
     r"have a (?:good|nice|great) (?:day|one|night|evening))$"
 )
 _AGENT_BYE = re.compile(r"\b(?:goodbye|good bye|bye)\b")
+_ABOUT_ME = r"(?:about me|on me|of me)"
+_MY_DATA = r"my (?:name|details|number|data|information|info|memory|records?|history)"
+_KNOWN = r"(?: (?:that )?(?:you know|you have|you've got|you remember|you've stored|you stored|you keep|stored))?"
+_FORGET = re.compile(
+    r"\b(?:forget (?:me|all about me|everything" + _KNOWN + " " + _ABOUT_ME + "|what" + _KNOWN + " " + _ABOUT_ME
+    + "|" + _MY_DATA + r")|"
+    r"(?:delete|erase|remove|wipe|clear) (?:me from your (?:memory|records|system)|" + _MY_DATA + r"|(?:everything|all|what|whatever|anything)" + _KNOWN
+    + " " + _ABOUT_ME + r")|"
+    r"(?:do not|don't|stop) (?:remember|remembering|keep|keeping|store|storing) (?:me|anything " + _ABOUT_ME
+    + "|" + _MY_DATA + r"))\b")
+_NOT_FORGET = re.compile(r"\b(?:don't|do not|never|didn't|did not|won't|will not|please don't|not) "
+                         r"(?:forget|delete|erase|remove)\b|\b(?:did|do) you (?:forget|delete|erase|remember)\b")
 
 
 def normalize(text: str) -> str:
@@ -81,3 +95,17 @@ def is_agent_goodbye(text: str) -> bool:
     """The agent's reply says goodbye (its last sentence holds "bye" or "goodbye")."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
     return bool(sentences) and bool(_AGENT_BYE.search(sentences[-1].lower()))
+
+
+def is_forget_request(text: str) -> bool:
+    """The caller asks the agent to forget them: "forget me", "please delete what you know about
+    me", "forget everything about me", "stop remembering me"; not "don't forget me", not "did you
+    forget me?"."""
+    said = normalize(text)
+    if not said or not _FORGET.search(said):
+        return False
+    if _NOT_FORGET.search(said):
+        return "remember" in said and bool(re.search(r"\b(?:do not|don't|stop) remember", said))
+    if "?" in text and not re.search(r"\b(?:please|can you|could you|would you)\b", said):
+        return False
+    return True

@@ -17,6 +17,10 @@ At call start (`opening`): a call the agent cannot take (allow-list, business ho
 spend cap) goes to voicemail (`voicemail`) instead of the greeting; otherwise the LLM's prompt
 cache is warmed while the greeting plays. A call that reaches the agent's `max_call_s` gets
 `time_limit_line` and is hung up.
+Memory (`recall`): the caller's memory is fetched while the brain waits for TTS; it goes into the
+prompt and the greeting. A caller may ask to be forgotten (`forget`). Long calls fold older
+turns into notes between turns (`folding`). When the call ends, the session hands what it knows
+to the app's after-call jobs (`aftercall`: the summary and the caller's memory).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +53,15 @@ from ringline.contracts.runtime import (
     extract_context,
 )
 
+from .aftercall import FinishedCall, finished_call
 from .conversation import Conversation
+from .folding import FoldKeeper
+from .forget import CallTools
 from .llm.base import ChatModel
-from .opening import admission, start_warm_up
+from .opening import admission, open_outbound, start_warm_up
 from .overlap import BargeIn, ReplyHold
-from .phrases import has_words, is_backchannel, is_caller_goodbye
+from .phrases import has_words, is_backchannel, is_caller_goodbye, is_forget_request
+from .recall import CallerRecall, memory_block
 from .settings import BrainSettings
 from .silence import SilenceWatch
 from .speaking import Ending, SpeakingTracker
@@ -79,15 +88,24 @@ class CallerSpeech:
 
 class BrainSession(CallSession):
     def __init__(self, call: CallStart, bus: CallBus, settings: BrainSettings, model: ChatModel,
-                 toolbox: ToolBox | None = None, agent: Agent | None = None) -> None:
+                 toolbox: ToolBox | None = None, agent: Agent | None = None,
+                 after_call: Callable[[FinishedCall], None] | None = None) -> None:
         super().__init__(call, bus)
         self.settings = settings
         self.agent = agent if agent is not None else Agent(id=call.agent_id)
         self.model = model
-        self.history = Conversation(settings.persona, settings.history_max_messages)
+        self.after_call = after_call
+        self.history = Conversation(settings.persona, settings.history_max_messages,
+                                    keep_messages=settings.context_keep_messages,
+                                    max_tokens=settings.context_max_tokens,
+                                    not_names=frozenset({settings.agent_name}))
+        self.recall = CallerRecall(bus, call, settings)
+        if toolbox is not None and model.capabilities.tools and self.recall.number:  # someone to forget
+            toolbox = CallTools(toolbox, self._forget)
         self.speech = SpeakingTracker(self._on_spoken, settings.playback_chars_per_s, settings.playback_slack_s)
         self.voice = AgentVoice(call.call_id, bus, settings, model, toolbox, self.history, self.speech)
-        self.voice.on_turn_done = self._arm_silence
+        self.voice.on_turn_done = self._turn_done
+        self.folds = FoldKeeper(bus, self.history, model, settings.context_summary == "llm")
         self.silence = SilenceWatch(bus.spawn, self._on_silence, settings.silence_reprompt_s,
                                     settings.silence_goodbye_s)
         self.caller = CallerSpeech()
@@ -117,12 +135,15 @@ class BrainSession(CallSession):
         await self.bus.subscribe(subjects.transcript(self.call_id), self._on_transcript)
         # TTS may have announced itself before we subscribed: ask the owners to say so again.
         await self.bus.publish(CallEvent(call_id=self.call_id, name=STAGE_QUERY), subjects.event(self.call_id))
+        self.recall.start()  # the caller's memory is fetched while we wait for TTS
         self._greeting_task = self.bus.spawn(self._greet(), "greeting")
         self.bus.spawn(self._time_limit(), "time-limit")
 
     async def close(self, reason: str) -> None:
         await self.voicemail.finish()  # a caller who hangs up after their message: the usual end
         self._stop()
+        if self.after_call is not None and not self.voicemail.reason:  # voicemail has no conversation
+            self.after_call(finished_call(self, self.settings))
 
     def _stop(self) -> None:
         self.voice.stop()
@@ -147,8 +168,16 @@ class BrainSession(CallSession):
                 self.voice.greeted.set()
                 await self.voicemail.run(voicemail_reason)
                 return
-            start_warm_up(self.bus, self.settings, self.model, self.voice.options.tools, self._greeting_turn)
-            self.greeting_turn_id = await self.voice.say_line(self.settings.greeting, "greeting")
+            greeting = await self.recall.greeting(self.settings)
+            if self.recall.memory is not None:
+                self.history.memory = memory_block(self.recall.memory)
+            warm = self.settings.model_copy(update={"system_prompt": self.history.system_content()})
+            start_warm_up(self.bus, warm, self.model, self.voice.options.tools, self._greeting_turn)
+            outbound = await open_outbound(self.bus, self.call, self.settings, self.voice)
+            if outbound is not None:  # the agent placed this call: it opens with the purpose
+                self.greeting_turn_id = outbound
+                return
+            self.greeting_turn_id = await self.voice.say_line(greeting, "greeting")
         finally:
             self.voice.greeted.set()
 
@@ -264,6 +293,10 @@ class BrainSession(CallSession):
             await self.voice.say_goodbye(self.settings.goodbye_line, "the caller said goodbye",
                                          transcript.utterance_id)
             return
+        if is_forget_request(transcript.text):
+            await self._forget_on_request(transcript)
+            return
+        self.folds.cancel()  # the caller's turn goes first on the model
         guess = self.voice.take_guess(transcript)
         self.voice.cancel()  # a turn still thinking about the caller's previous words
         self.history.add_caller(transcript.text, transcript.utterance_id)
@@ -304,6 +337,7 @@ class BrainSession(CallSession):
         self.hold.drop()
         self.voice.discard_guess()
         self.voice.cancel()
+        self.folds.cancel()
         self._tts_ready.set()
         self.history.add_caller_event(f"pressed {digit}")
         canned = self.settings.dtmf_replies.get(digit)
@@ -311,6 +345,26 @@ class BrainSession(CallSession):
             await self.voice.say_line(canned, "answer")
             return
         self.voice.start_turn(in_reply_to="", timing=TurnTiming(transcript_at=control.at), extra={"dtmf": digit})
+
+    # -- memory -------------------------------------------------------------------------------
+
+    async def _forget(self) -> bool:
+        """Delete the caller's memory and keep nothing of this call (the phrase rule or `forget_me`)."""
+        self.history.memory = ""
+        return await self.recall.forget()
+
+    async def _forget_on_request(self, transcript: Transcript) -> None:
+        self.voice.discard_guess()
+        self.voice.cancel()
+        self.history.add_caller(transcript.text, transcript.utterance_id)
+        done = await self._forget()
+        line = self.settings.forget_line if done else self.settings.forget_failed_line
+        await self.voice.say_line(line, "answer", transcript.utterance_id)
+
+    def _turn_done(self) -> None:
+        """An LLM turn finished generating: fold a long call's history now, while the reply plays."""
+        self.folds.after_turn(self.voice.turn_id)
+        self._arm_silence()
 
     # -- silence ------------------------------------------------------------------------------
 

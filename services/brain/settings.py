@@ -197,6 +197,39 @@ class BrainSettings(ServiceSettings):
         default_factory=dict, description='canned replies to key presses, e.g. {"0": "..."}'
     )
 
+    # Memory across calls (the memory service's `memory.recall.*`, per agent and caller number).
+    recall: bool = Field(
+        default=True, description="remember callers across calls: their name, what they wanted, a summary"
+    )
+    recall_timeout_s: float = Field(
+        default=0.5, gt=0, description="how long the greeting may wait for the caller's memory"
+    )
+    returning_greeting: str = Field(
+        default="Hi {name}, welcome back! This is {agent_name}, an AI assistant.",
+        description="greets a caller remembered by name; then a question about what was open, or returning_question",
+    )
+    returning_question: str = "How can I help you today?"
+    forget_line: str = "Okay, I've deleted what I remembered about you, and I won't keep anything from this call."
+    forget_failed_line: str = "Sorry, I couldn't delete that right now, but I won't keep anything from this call."
+    call_summary: Literal["llm", "rule"] = Field(
+        default="llm", description="after each call: summary and facts by the brain's model (checked), or by rules only"
+    )
+    summary_timeout_s: float = Field(
+        default=12.0, gt=0, description="the after-call summary's time on the model; then the rule-made one"
+    )
+    summary_max_tokens: int = Field(default=80, ge=16, le=1024)
+
+    # Long calls: recent turns in full, older ones folded into notes (summary and call state).
+    context_max_tokens: int = Field(
+        default=1500, ge=200,
+        description="estimated prompt tokens before older turns are folded; keep under n_ctx minus max_reply_tokens",
+    )
+    context_keep_messages: int = Field(default=6, ge=1, description="recent messages kept in full after a fold")
+    context_summary: Literal["llm", "rule"] = Field(
+        default="llm",
+        description="folded turns: summarised by the model in the background (first sentences meanwhile), or first sentences only",
+    )
+
     @field_validator("model_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

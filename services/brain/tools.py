@@ -1,5 +1,6 @@
-"""Tools an agent can use: HTTP webhooks declared in settings, plus the built-ins `end_call` and,
-for an agent with a `transfer_number`, `transfer_call` (hand the caller to a human).
+"""Tools an agent can use: HTTP webhooks declared in settings, plus the built-ins `end_call`,
+`forget_me` (the caller asks to be forgotten) and, for an agent with a `transfer_number`,
+`transfer_call` (hand the caller to a human).
 
 A webhook tool is called with `POST url` and the JSON body
 `{"tool": name, "arguments": {...}, "call_id": "..."}`; its JSON answer (any 2xx) goes back
@@ -48,7 +49,16 @@ TRANSFER_CALL = ToolSpec(
     },
 )
 TRANSFER_LINE = "I'll put you through to a colleague now."  # when the model says nothing itself
-BUILT_IN = frozenset({END_CALL.name, TRANSFER_CALL.name})
+FORGET_ME = ToolSpec(
+    name="forget_me",
+    description=(
+        "Delete everything remembered about the caller from earlier calls, and keep nothing of this call. "
+        "Use it only when the caller asks you to forget them or delete what you know about them. "
+        "Then tell them it is done."
+    ),
+)
+# No webhook tool may take a built-in's name (forget_me runs in the session: `forget.CallTools`).
+BUILT_IN = frozenset({END_CALL.name, TRANSFER_CALL.name, FORGET_ME.name})
 
 MAX_RESULT_CHARS = 4000
 
