@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
     calls.set_defaults(func=cmd_calls)
 
+    from .memory_cli import configure as configure_memory
+
+    configure_memory(sub.add_parser("memory", help="callers the agents remember; `memory show|forget NUMBER --agent A`"))
+
     demo = sub.add_parser("demo", help="start everything, place one call on the offline stack, print it, stop")
     demo.add_argument("--say", action="append", help="what the caller says (repeatable)")
     demo.add_argument("--data-dir", default=".ringline")

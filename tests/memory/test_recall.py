@@ -46,12 +46,12 @@ async def bus(nats_server) -> AsyncIterator[NatsBroker]:
 
 
 async def ask(bus: NatsBroker, request, subject: str, reply_type):
-    for _ in range(50):  # the service's subscriptions may reach the server a moment after it starts
+    for _ in range(150):  # the service (or its process) may subscribe a moment after it starts
         try:
             message = await bus.request(request, subject, timeout=5)
             return reply_type.model_validate(unpack(message.body))
         except NoRespondersError:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
     raise AssertionError(f"nobody answers on {subject}")
 
 
@@ -150,3 +150,49 @@ async def test_memory_survives_a_restart_of_nats_and_of_the_memory_service(nats_
         await service.shutdown()
         await service.broker.stop()
     assert memory is not None and memory.name == "Sam" and memory.calls == 1
+
+
+def test_the_cli_lists_shows_and_forgets_remembered_callers(nats_server, capsys, tmp_path) -> None:
+    """`ringline memory` against a memory service process on a real nats-server."""
+    import os
+    import subprocess
+    import sys
+
+    from ringline.cli import main
+
+    env = {**os.environ, "NATS_URL": nats_server.url, "RINGLINE_MEMORY_PORT": "0"}
+    log = (tmp_path / "memory.log").open("w")
+    service = subprocess.Popen([sys.executable, "-m", "ringline.services.memory"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+
+    async def remember() -> None:
+        client = NatsBroker(nats_server.url, codec=MsgpackCodec())
+        await client.start()
+        try:
+            await put(client, "reception", "CA1", "Sam booked a table for Tuesday.",
+                      [Fact(kind="name", text="Sam"), Fact(kind="open", text="book a table for Tuesday")])
+            await put(client, "sales", "CA2", "Asked for a quote.", [], caller="+15550100002")
+        finally:
+            await client.stop()
+
+    try:
+        asyncio.run(remember())
+        url = ["--nats", nats_server.url]
+        assert main(["memory", *url]) == 0
+        listed = capsys.readouterr().out
+        assert "reception" in listed and "+15550100001" in listed and "Sam booked a table" in listed
+        assert "sales" in listed
+        assert main(["memory", "--agent", "sales", *url]) == 0
+        assert "+15550100001" not in capsys.readouterr().out
+        assert main(["memory", "show", SAM, "--agent", "reception", *url]) == 0
+        shown = capsys.readouterr().out
+        assert "name:      Sam" in shown and "open:      book a table for Tuesday" in shown
+        assert main(["memory", "show", SAM, "--agent", "sales", *url]) == 1  # another agent's caller
+        assert main(["memory", "forget", SAM, *url]) == 2  # the agent must be named
+        assert main(["memory", "forget", SAM, "--agent", "reception", *url]) == 0
+        assert "agent reception forgot +1 (555) 010-0001" in capsys.readouterr().out
+        assert main(["memory", "show", SAM, "--agent", "reception", *url]) == 1
+    finally:
+        service.terminate()
+        service.wait(10)
+        log.close()
