@@ -9,7 +9,8 @@
 - `local`: after any `DeepgramError` (429/5xx on connect, stall, disconnect, failed send) an
   `stt.fallback` call event goes out, the kept frames are replayed through the local path (so
   the utterance in progress is still transcribed) and the rest of the call stays local. Audio
-  is never queued for Deepgram.
+  is never queued for Deepgram. A failure at connect comes within milliseconds of the call's
+  start, so its event waits (briefly) until the memory service says it owns the call.
 - `closed`: hang-up; the stream is closed cleanly (`CloseStream`).
 """
 
@@ -23,7 +24,7 @@ from collections import deque
 from typing import Literal
 
 from ringline.contracts import subjects
-from ringline.contracts.events import STT_UTTERANCE
+from ringline.contracts.events import STAGE_QUERY, STAGE_READY, STT_UTTERANCE
 from ringline.contracts.messages import AudioFrame, CallEvent, CallStart, SpeechEvent, Transcript, TurnTiming, now
 from ringline.contracts.pricing import Usage
 from ringline.contracts.runtime import CallBus
@@ -39,6 +40,8 @@ log = logging.getLogger("ringline.stt.cloud")
 
 STT_FALLBACK = "stt.fallback"
 REPLAY_FRAMES = 1500  # 30 s of 20 ms frames: what a fallback may replay locally
+RECORDER = "memory"  # the stage that keeps the call record
+RECORDER_WAIT_S = 1.0  # an event for the record waits this long at most for the recorder
 
 Mode = Literal["connecting", "deepgram", "local", "closed"]
 
@@ -65,6 +68,7 @@ class DeepgramSession(SttSession):
         self._cloud_utterance: str | None = None
         self._cloud_started_at = 0.0
         self._billed_audio_s = 0.0  # stream audio already charged to an utterance
+        self._recorder = asyncio.Event()  # the memory service listens to this call's events
 
     @property
     def provider(self) -> str:
@@ -72,7 +76,24 @@ class DeepgramSession(SttSession):
 
     async def start(self) -> None:
         await super().start()
+        await self.bus.subscribe(subjects.event(self.call_id), self._on_event)
+        await self.bus.publish(CallEvent(call_id=self.call_id, name=STAGE_QUERY), subjects.event(self.call_id))
         self._connect = self.bus.spawn(self._open(), "deepgram-connect")
+
+    async def _on_event(self, event: CallEvent) -> None:
+        if event.name == STAGE_READY and event.data.get("stage") == RECORDER:
+            self._recorder.set()
+
+    async def _publish_for_record(self, event: CallEvent) -> None:
+        """Publish once the recorder listens (or after `RECORDER_WAIT_S`, whatever comes first)."""
+        if not self._recorder.is_set():
+            try:
+                async with asyncio.timeout(RECORDER_WAIT_S):
+                    await self._recorder.wait()
+            except TimeoutError:
+                log.warning("call %s: no %s stage owns the call; %s published anyway", self.call_id, RECORDER,
+                            event.name)
+        await self.bus.publish(event, subjects.event(self.call_id))
 
     async def _open(self) -> None:
         try:
@@ -120,20 +141,22 @@ class DeepgramSession(SttSession):
         """Hand the rest of the call to the local path (the caller holds `_route`)."""
         if self.mode in ("local", "closed"):
             return
+        at_connect = self.stream is None
         self.mode = "local"
         self.fallback_reason = str(error)
         log.warning("call %s: deepgram failed (%s); falling back to local whisper", self.call_id, error)
-        await self.bus.publish(
-            CallEvent(
-                call_id=self.call_id,
-                name=STT_FALLBACK,
-                turn_id=self._cloud_utterance or "",
-                data={"from": "deepgram", "to": "whisper", "reason": str(error),
-                      "error": type(error).__name__, "status": error.status,
-                      "replayed_frames": len(self._kept)},
-            ),
-            subjects.event(self.call_id),
+        event = CallEvent(
+            call_id=self.call_id,
+            name=STT_FALLBACK,
+            turn_id=self._cloud_utterance or "",
+            data={"from": "deepgram", "to": "whisper", "reason": str(error),
+                  "error": type(error).__name__, "status": error.status,
+                  "replayed_frames": len(self._kept)},
         )
+        if at_connect:  # the memory service may not own the call yet: the event waits for it
+            self.bus.spawn(self._publish_for_record(event), "stt-fallback-event")
+        else:
+            await self.bus.publish(event, subjects.event(self.call_id))
         self._cloud_utterance = None
         kept, self._kept = list(self._kept), deque(maxlen=REPLAY_FRAMES)
         for frame in kept:  # the utterance in progress, through the local VAD and Whisper

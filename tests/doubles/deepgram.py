@@ -11,7 +11,9 @@ than real time): two voiced 20 ms frames start an utterance (`SpeechStarted`), i
 after `endpointing` ms of silence, and `UtteranceEnd` once `utterance_end_ms` passed after the
 last word. Each utterance's words come from the script, in order. Silent stretches get empty
 final `Results`, as Deepgram sends them. With no audio or text for `idle_timeout_s` the
-connection closes with 1011 / NET-0001, as Deepgram's does after 10 s.
+connection closes with 1011 / NET-0001, as Deepgram's does after 10 s. Audio time is counted in
+samples, so an endpointing of 200 ms is exactly ten 20 ms frames of silence. A fault can end the
+connection as an utterance starts (`fail_at_utterance`: dropped, or closed with 1011).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ _PUNCT = ".,?!;:\"'"
 class DeepgramFaults(Faults):
     idle_timeout_s: float = 10.0
     """Close with 1011 NET-0001 after this long without audio or a text message."""
+    fail_at_utterance: int | None = None
+    """When the N-th utterance of a connection starts (1-based), before anything is said about it:
+    drop the TCP connection (no close frame), or close with `fail_close_code`."""
+    fail_close_code: int | None = None
+    """1011: Deepgram's close for an error on its side (reason NET-0000)."""
 
 
 @dataclass
@@ -101,8 +108,10 @@ class _Listener:
     silence_final_s = 3.0  # an empty final per this much silence
     unendpointed_final_s = 1.0  # with endpointing=false, finals after this much silence
 
-    def __init__(self, params: _Params, script: deque[str], interim_s: float, outbox: Outbox) -> None:
+    def __init__(self, params: _Params, script: deque[str], interim_s: float, outbox: Outbox,
+                 fail_at_utterance: int | None = None) -> None:
         self.p = params
+        self.fail_at_utterance = fail_at_utterance
         self.script = script
         self.interim_s = interim_s
         self.out = outbox
@@ -119,10 +128,14 @@ class _Listener:
         self.segment_start = 0.0
         self.next_interim = 0.0
         self.last_word_end: float | None = None  # for UtteranceEnd
+        self.utterances = 0
+        self.failed = False  # a fault ended the connection: nothing more is said
 
     # -- input ----------------------------------------------------------------------------
 
     def audio(self, data: bytes) -> None:
+        if self.failed:
+            return
         if self.p.encoding == "linear16":
             pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
         else:
@@ -192,6 +205,10 @@ class _Listener:
             self.next_interim += self.interim_s
 
     def _start(self, at: float) -> None:
+        self.utterances += 1
+        if self.fail_at_utterance == self.utterances:
+            self.failed = True
+            return
         if self.t - self.segment_start > 0.5 and self.segment_start < at:  # close the silent window
             self._results([], self.segment_start, at, True, False)
             self.segment_start = at
@@ -286,7 +303,8 @@ class DeepgramDouble(WsDouble):
         self.connections.append(record)
         outbox = Outbox(ws, self.faults)
         record.sent = outbox.sent
-        listener = _Listener(_Params.parse(record.query), self.script, self.interim_s, outbox)
+        listener = _Listener(_Params.parse(record.query), self.script, self.interim_s, outbox,
+                             self.faults.fail_at_utterance)
         watchdog = asyncio.create_task(self._idle_watch(ws, record, outbox))
         try:
             async for message in ws:
@@ -295,6 +313,9 @@ class DeepgramDouble(WsDouble):
                     record.audio_bytes += len(message)
                     record.audio_messages += 1
                     listener.audio(message)
+                    if listener.failed:
+                        await self._fail(ws, outbox)
+                        break
                     continue
                 control = json.loads(message)
                 record.controls.append(control)
@@ -313,6 +334,15 @@ class DeepgramDouble(WsDouble):
                 await outbox.flushed(timeout=2.0)
             await outbox.aclose()
             record.close_code = ws.close_code
+
+    async def _fail(self, ws: ServerConnection, outbox: Outbox) -> None:
+        """`fail_at_utterance`: what was queued goes out, then the connection ends badly."""
+        await outbox.flushed(timeout=2.0)
+        if self.faults.fail_close_code is None:
+            outbox.dropped = True
+            ws.transport.abort()
+        else:
+            await ws.close(self.faults.fail_close_code, "Deepgram encountered an internal error. NET-0000")
 
     async def _idle_watch(self, ws: ServerConnection, record: ListenRecord, outbox: Outbox) -> None:
         while True:

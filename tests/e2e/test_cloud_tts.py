@@ -2,23 +2,22 @@
 
 The five services and nats-server run as processes with `CARTESIA_API_KEY` set and the TTS
 stage's Cartesia WebSocket pointed at the Cartesia double, served from a thread of this test
-process (~100 ms injected on every message it sends). The double speaks the greeting; once the
-caller starts talking (the STT's `speech` events on the bus) it fails every new context, so the
-answer falls back to Piper within the same turn. Judged as the caller hears it and as the call
-record tells it.
+process (~100 ms injected on every message it sends); the brain answers through Claude (the
+Anthropic double, 350 ms to the first token), so that the answer's time does not hang on how busy
+the two cores are with the local LLM. The double speaks the greeting (one context for the turn);
+once the caller starts talking (the STT's `speech` events on the bus) it fails every request, so
+the answer falls back to Piper within the same turn. Judged as the caller hears it and as the
+call record tells it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from doubles import AnthropicDouble, AnthropicFaults, CartesiaDouble, CartesiaFaults, InThread
 
 from ringline.caller import CallResult, place_call
 from ringline.caller.report import format_result
@@ -32,64 +31,28 @@ FAILURES = {
 }
 
 
-def _doubles() -> Any:
-    if "doubles" not in sys.modules:
-        folder = Path(__file__).resolve().parents[1] / "doubles"
-        spec = importlib.util.spec_from_file_location("doubles", folder / "__init__.py",
-                                                      submodule_search_locations=[str(folder)])
-        assert spec is not None and spec.loader is not None
-        sys.modules["doubles"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["doubles"]
+@pytest.fixture(scope="module")
+def cartesia() -> Iterator[InThread[CartesiaDouble]]:
+    with InThread(CartesiaDouble(faults=CartesiaFaults(latency_ms=100))) as double:
+        yield double
 
 
-class ThreadedDouble:
-    """The Cartesia double on an event loop of its own thread; faults are changed on that loop."""
-
-    def __init__(self) -> None:
-        doubles = _doubles()
-        self.double = doubles.CartesiaDouble(faults=doubles.CartesiaFaults(latency_ms=100))
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="cartesia-double", daemon=True)
-        self._ready = threading.Event()
-
-    def __enter__(self) -> ThreadedDouble:
-        self._thread.start()
-        assert self._ready.wait(10), "the Cartesia double did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.double.__aenter__())
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.double.__aexit__(None, None, None))
-        self.loop.close()
-
-    def set_faults(self, **faults: Any) -> None:
-        def apply() -> None:
-            for name, value in faults.items():
-                setattr(self.double.faults, name, value)
-
-        self.loop.call_soon_threadsafe(apply)
-
-    def mend(self) -> None:
-        self.set_faults(context_error_status=None, stall_after=None, disconnect_after=None)
+def mend(cartesia: InThread[CartesiaDouble]) -> None:
+    cartesia.set_faults(context_error_status=None, stall_after=None, disconnect_after=None)
 
 
 @pytest.fixture(scope="module")
-def cartesia() -> Iterator[ThreadedDouble]:
-    with ThreadedDouble() as double:
+def claude() -> Iterator[InThread[AnthropicDouble]]:
+    faults = AnthropicFaults(first_token_ms=350, token_ms=15)
+    with InThread(AnthropicDouble(faults=faults, default_reply="The capital of France is Paris.")) as double:
         yield double
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, cartesia: ThreadedDouble) -> Iterator[Stack]:
-    env = {"CARTESIA_API_KEY": "test", "RINGLINE_TTS_CARTESIA_WEBSOCKET_URL": cartesia.double.ws_url}
+def stack(tmp_path_factory: pytest.TempPathFactory, cartesia: InThread[CartesiaDouble],
+          claude: InThread[AnthropicDouble]) -> Iterator[Stack]:
+    env = {"CARTESIA_API_KEY": "test", "RINGLINE_TTS_CARTESIA_WEBSOCKET_URL": cartesia.double.ws_url,
+           "ANTHROPIC_API_KEY": "test", "RINGLINE_BRAIN_ANTHROPIC_BASE_URL": claude.double.url}
     stack = Stack.on_free_ports(data_dir=tmp_path_factory.mktemp("ringline-cloud"), quiet=True, env=env)
     stack.start(timeout=300)
     yield stack
@@ -102,18 +65,18 @@ def voice() -> Any:
 
 
 @pytest.fixture(scope="module", params=list(FAILURES))
-def call(request: pytest.FixtureRequest, stack: Stack, cartesia: ThreadedDouble, voice: Any) -> CallResult:
+def call(request: pytest.FixtureRequest, stack: Stack, cartesia: InThread[CartesiaDouble], voice: Any) -> CallResult:
     """One call whose answer Cartesia fails on in the way named by the parameter."""
     import nats
 
     question = say(voice, QUESTION)
-    cartesia.mend()
+    mend(cartesia)
 
     async def run() -> CallResult:
         bus = await nats.connect(stack.url)
 
         async def caller_speaks(msg: Any) -> None:  # the greeting is over: Cartesia breaks now
-            cartesia.set_faults(**FAILURES[request.param])
+            cartesia.set_faults(wait=False, **FAILURES[request.param])
 
         await bus.subscribe("call.*.speech", cb=caller_speaks)
         try:
@@ -122,7 +85,7 @@ def call(request: pytest.FixtureRequest, stack: Stack, cartesia: ThreadedDouble,
             await bus.close()
 
     result = asyncio.run(run())
-    cartesia.mend()
+    mend(cartesia)
     print(format_result(result))  # shown when a test fails
     return result
 
@@ -136,7 +99,7 @@ def test_the_caller_hears_the_greeting_and_the_answer_within_two_seconds(call: C
 
 
 def test_the_record_says_cartesia_greeted_and_piper_answered_after_a_fallback(
-        call: CallResult, cartesia: ThreadedDouble) -> None:
+        call: CallResult, cartesia: InThread[CartesiaDouble]) -> None:
     record = call.record
     assert record is not None, call.record_error
     greeting, answer = [t for t in record.turns if t.speaker == "agent"]
@@ -154,6 +117,13 @@ def test_the_record_says_cartesia_greeted_and_piper_answered_after_a_fallback(
     # Cost: Cartesia billed for the greeting's characters (what it was sent); Piper is free.
     sent = {r["transcript"].strip() for c in cartesia.double.connections for r in c.requests if "cancel" not in r}
     assert greeting.text.split()[0] in " ".join(sent)
+    by_context: dict[str, list[str]] = {}  # over this module's calls: one greeting each
+    for connection in cartesia.double.connections:
+        for r in connection.requests:
+            if r.get("transcript", "").strip():
+                by_context.setdefault(r["context_id"], []).append(r["transcript"].strip())
+    greetings = [" ".join(texts) for texts in by_context.values() if texts[0] in greeting.text]
+    assert greetings and all(text == greeting.text for text in greetings)  # the whole greeting on one context
     characters = said["usage"]["tts_characters"]
     assert said["usage"]["tts_provider"] == "cartesia" and abs(characters - len(greeting.text)) <= 3
     assert {"tts_provider": "cartesia", "tts_characters": characters} in greeting.usage
