@@ -4,9 +4,10 @@ Every stage reports what it consumed (`Usage`: audio seconds streamed to STT, LL
 characters) with the provider or model that consumed it; `turn_cost` prices one turn's usage
 and `call_cost` sums a call. A turn that fell back mid-way reports one `Usage` per provider.
 
-Default prices are public list prices in USD (pay-as-you-go, no volume discount), checked in
-2025; load your contract prices over them with `load_prices` (a JSON or YAML file, or JSON in
-an environment variable). Local providers cost nothing per use.
+Default prices are public list prices in USD (pay-as-you-go, no volume discount, no promotion),
+checked in 2025 and again in November 2026 (sources beside each table); load your contract prices
+over them with `load_prices` (a JSON or YAML file, or JSON in an environment variable). Local
+providers cost nothing per use.
 
 Unknown providers or models are priced at zero and listed in `Cost.unpriced`, so a missing
 price shows up on the call record instead of silently reading as free.
@@ -54,7 +55,9 @@ class TokenPrice(BaseModel):
 
 
 def _default_llm() -> dict[str, TokenPrice]:
-    # anthropic.com/pricing (Claude API, list price per million tokens).
+    # platform.claude.com/docs/en/about-claude/pricing (list price per million tokens; checked
+    # 2026-11): Haiku 4.5 $1 in, $1.25 5-minute cache write, $0.10 cache hit, $5 out; Sonnet 4.5
+    # and 4.6 $3, $3.75, $0.30, $15. (1-hour cache writes, 2x input, are not used here.)
     haiku_45 = TokenPrice.anthropic(1.00, 5.00)  # Claude Haiku 4.5: $1 in / $5 out
     sonnet_45 = TokenPrice.anthropic(3.00, 15.00)  # Claude Sonnet 4.5: $3 in / $15 out (<= 200k context)
     return {
@@ -69,6 +72,9 @@ def _default_stt() -> dict[str, float]:
     return {
         # deepgram.com/pricing, Pay As You Go, Nova-3 monolingual *streaming*: $0.0077/min
         # (pre-recorded is $0.0043/min). Deepgram bills every second streamed, silence included.
+        # In 2026 the page lists streaming at $0.0048/min, which the notes quoting it describe
+        # as a limited-time rate (regular $0.0077); we keep the regular rate. Set the lower one
+        # with RINGLINE_PRICES while it lasts.
         "deepgram": 0.0077,
         "deepgram-nova-3": 0.0077,
         "whisper-tiny.en": 0.0,  # local faster-whisper
@@ -77,9 +83,11 @@ def _default_stt() -> dict[str, float]:
 
 def _default_tts() -> dict[str, float]:
     return {
-        # cartesia.ai/pricing: ~1 credit per character (docs.cartesia.ai/pricing). Pro plan:
-        # $5 for 100k credits = $50 per million characters (Startup $49/1.25M = $39.2/M,
-        # Scale $299/8M = $37.4/M). We default to the Pro rate, the highest list rate.
+        # docs.cartesia.ai/pricing: TTS costs ~1 credit per character, on every TTS endpoint.
+        # cartesia.ai/pricing (as of 2026-10): Pro $5 for 100K credits = $50 per million
+        # characters (Startup $49/1.25M = $39.2/M, Scale $299/8M = $37.4/M); past the included
+        # credits Pro bills $65/M, Startup $45/M, Scale $38/M. We default to the Pro plan's
+        # included rate; a busy Pro account pays the overage rate (set it with RINGLINE_PRICES).
         "cartesia": 0.00005,
         "piper": 0.0,  # local Piper voice
     }
