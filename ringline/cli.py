@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
     calls.set_defaults(func=cmd_calls)
 
+    from .voicemail_cli import configure as configure_voicemail
+
+    configure_voicemail(sub.add_parser("voicemail", help="list voicemail, or `voicemail play ID` for its audio"))
+
     from .memory_cli import configure as configure_memory
 
     configure_memory(sub.add_parser("memory", help="callers the agents remember; `memory show|forget NUMBER --agent A`"))

@@ -23,7 +23,7 @@ class MemoryUnavailable(RuntimeError):
     """No memory service answered."""
 
 
-async def _request(nats_url: str, subject: str, payload: bytes, timeout: float) -> object:
+async def memory_request(nats_url: str, subject: str, payload: bytes, timeout: float) -> object:
     try:
         nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
     except Exception as exc:
@@ -38,12 +38,12 @@ async def _request(nats_url: str, subject: str, payload: bytes, timeout: float) 
 
 
 async def list_calls(nats_url: str, limit: int = 20, timeout: float = 5.0) -> list[CallSummary]:
-    data = await _request(nats_url, subjects.MEMORY_CALLS_LIST, pack(CallListRequest(limit=limit)), timeout)
+    data = await memory_request(nats_url, subjects.MEMORY_CALLS_LIST, pack(CallListRequest(limit=limit)), timeout)
     return [CallSummary.model_validate(item) for item in data]  # type: ignore[union-attr]
 
 
 async def get_call(nats_url: str, call_id: str, timeout: float = 5.0) -> CallRecord | None:
-    data = await _request(nats_url, subjects.MEMORY_CALLS_GET, pack(CallGetRequest(call_id=call_id)), timeout)
+    data = await memory_request(nats_url, subjects.MEMORY_CALLS_GET, pack(CallGetRequest(call_id=call_id)), timeout)
     reply = CallGetReply.model_validate(data)
     return reply.record if reply.found else None
 

@@ -14,13 +14,18 @@ from ringline.contracts.messages import (
     TurnRecord,
     now,
 )
+from ringline.contracts.messages.records import SummaryRecord, TransferRecord, VoicemailRecord
 from ringline.contracts.events import (
+    CALL_SUMMARY,
+    CALL_TRANSFER,
     STAGE_QUERY,
     STAGE_READY,
     STT_UTTERANCE,
     TURN_BARGE_IN,
     TURN_FIRST_AUDIO,
     TURN_TOOL,
+    VOICEMAIL_MESSAGE,
+    VOICEMAIL_STARTED,
 )
 
 
@@ -98,6 +103,8 @@ class CallRecorder:
                 turn.latency_ms["filler"] = float(event.data["filler_ms"])
             if event.data.get("ms") is not None:
                 turn.latency_ms[f"tool:{event.data.get('name', '?')}"] = float(event.data["ms"])
+        else:
+            self._on_call_event(event)
         usages = event.data.get("usages")
         if not isinstance(usages, list):
             usages = [event.data.get("usage")]
@@ -108,6 +115,25 @@ class CallRecorder:
             entry = {"name": event.name, "turn_id": event.turn_id, "at": event.at, **event.data}
             self.record.events.append(entry)
         return True
+
+    def _on_call_event(self, event: CallEvent) -> None:
+        """What happens around the call: voicemail, the summary, a transfer (typed fields)."""
+        data = event.data
+        if event.name == VOICEMAIL_STARTED and self.record.voicemail is None:
+            self.record.voicemail = VoicemailRecord(reason=str(data.get("reason", "")), started_at=event.at)
+        elif event.name == VOICEMAIL_MESSAGE:
+            voicemail = self.record.voicemail or VoicemailRecord(started_at=event.at)
+            voicemail.reason = str(data.get("reason") or voicemail.reason)
+            voicemail.text = str(data.get("text", ""))
+            voicemail.duration_s = _number(data.get("duration_s"))
+            voicemail.taken_at = event.at
+            self.record.voicemail = voicemail
+        elif event.name == CALL_SUMMARY:
+            self.record.summary = SummaryRecord(text=str(data.get("summary", "")), facts=data.get("facts"),
+                                                at=event.at)
+        elif event.name == CALL_TRANSFER:
+            self.record.transfer = TransferRecord(target=str(data.get("target", "")),
+                                                  outcome=str(data.get("outcome", "")), at=event.at)
 
     def _charge(self, event: CallEvent, data: dict) -> None:
         """Price a stage's usage onto its turn (caller turns carry STT, agent turns LLM and TTS)."""
@@ -138,3 +164,10 @@ class CallRecorder:
 
     def _sort(self) -> None:
         self.record.turns.sort(key=lambda t: t.started_at or float("inf"))
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ringline.contracts.runtime import ServiceSettings
@@ -15,8 +15,25 @@ class MemorySettings(ServiceSettings):
     calls_bucket: str = Field(default="ringline_calls", description="JetStream KV bucket of call records")
     kv_replicas: int = Field(default=1, ge=1, le=5, description="JetStream replicas of the bucket (3 on a NATS cluster)")
     spend_bucket: str = Field(default="ringline_spend", description="JetStream KV bucket of spend per agent per day")
+    live_bucket: str = Field(default="ringline_live", description="JetStream KV bucket of calls in progress per agent")
+    live_ttl_s: float = Field(default=60.0, ge=3,
+                              description="a live call not renewed this long (its replica died) stops counting")
+    audio_bucket: str = Field(default="ringline_audio",
+                              description="JetStream object store of voicemail and call audio")
     prices_file: str | None = Field(default=None, validation_alias=AliasChoices("RINGLINE_PRICES_FILE"),
                                     description="JSON/YAML price table overriding the defaults (see contracts/pricing.py)")
     prices_json: str | None = Field(default=None, validation_alias=AliasChoices("RINGLINE_PRICES"),
                                     description="price overrides as inline JSON, applied after the file")
     max_events_per_call: int = Field(default=500, ge=0, description="events kept on one call record")
+    summary_wait_s: float = Field(default=20.0, ge=0,
+                                  description="how long after a call to wait for the brain's summary before reporting")
+    report_urls: str = Field(default="",
+                             description="comma-separated webhooks for every call's report, besides the agents' own")
+    report_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of the reports to report_urls")
+    report_retry_s: tuple[float, ...] = Field(default=(1.0, 4.0, 16.0),
+                                              description="waits before each retry of a failed report (JSON list)")
+    report_timeout_s: float = Field(default=10.0, gt=0, description="timeout of one report POST")
+
+    @property
+    def report_url_list(self) -> list[str]:
+        return [url.strip() for url in self.report_urls.split(",") if url.strip()]

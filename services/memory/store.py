@@ -14,10 +14,11 @@ from ringline.contracts.messages import CallRecord, CallSummary
 log = logging.getLogger("ringline.memory.store")
 
 
-async def open_bucket(broker, bucket: str, replicas: int, description: str) -> KeyValue:
-    """A file-backed JetStream KV bucket (created if missing) that survives nats-server restarts."""
+async def open_bucket(broker, bucket: str, replicas: int, description: str, ttl: float | None = None) -> KeyValue:
+    """A file-backed JetStream KV bucket (created if missing) that survives nats-server restarts.
+    With `ttl`, an entry not written again for that long disappears."""
     return await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
-                                  description=description)
+                                  description=description, ttl=ttl)
 
 
 class CallStore:
@@ -40,12 +41,13 @@ class CallStore:
             return None
         return CallRecord.model_validate(unpack(entry.value))
 
-    async def list(self, limit: int) -> list[CallSummary]:
+    async def records(self) -> list[CallRecord]:
+        """Every readable record (an unreadable one is logged and skipped)."""
         try:
             keys = await self.kv.keys()
         except NoKeysError:
             return []
-        summaries: list[CallSummary] = []
+        records: list[CallRecord] = []
         for key in keys:
             try:
                 record = await self.get(key)
@@ -53,7 +55,11 @@ class CallStore:
                 log.warning("call record %s is unreadable; skipped", key)
                 continue
             if record is not None:
-                summaries.append(summarize(record))
+                records.append(record)
+        return records
+
+    async def list(self, limit: int) -> list[CallSummary]:
+        summaries = [summarize(record) for record in await self.records()]
         summaries.sort(key=lambda s: s.started_at, reverse=True)
         return summaries[:limit]
 

@@ -59,6 +59,7 @@ async def test_call_record_holds_every_turn_with_latencies_and_survives_restart(
     service = MemoryService(settings)
     await service.open_store()
     await service.broker.start()
+    await asyncio.sleep(0.05)  # nats-server may drop a publish made just after a new subscription
     client = NatsBroker(nats_server.url, codec=MsgpackCodec())
     await client.start()
     try:
@@ -84,6 +85,7 @@ async def test_call_record_holds_every_turn_with_latencies_and_survives_restart(
     service = MemoryService(settings)
     await service.open_store()
     await service.broker.start()
+    await asyncio.sleep(0.05)  # nats-server may drop a publish made just after a new subscription
     try:
         calls = await list_calls(nats_server.url)
         again = await get_call(nats_server.url, "CAtest1")
@@ -99,6 +101,7 @@ async def test_daily_spend_per_agent_adds_up_across_calls(nats_server) -> None:
     service = MemoryService(MemorySettings(nats_url=nats_server.url))
     await service.open_store()
     await service.broker.start()
+    await asyncio.sleep(0.05)  # nats-server may drop a publish made just after a new subscription
     client = NatsBroker(nats_server.url, codec=MsgpackCodec())
     await client.start()
     try:

@@ -83,3 +83,34 @@ def test_a_turn_spoken_by_two_providers_is_charged_for_both() -> None:
                            data={"usage": usages[0], "usages": usages}))
     turn = rec.record.turn("t1")
     assert len(turn.usage) == 2 and turn.cost["tts"] == 0.005
+
+
+def test_voicemail_summary_and_transfer_events_fill_their_typed_fields() -> None:
+    rec = _recorder()
+    rec.on_event(CallEvent(call_id="CA1", name=events.VOICEMAIL_STARTED, at=110.0, data={"reason": "busy"}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.VOICEMAIL_MESSAGE, at=130.0,
+                           data={"text": "Call me back.", "duration_s": 12.5, "reason": "busy"}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.CALL_TRANSFER, at=131.0,
+                           data={"target": "+15550100009", "outcome": "completed"}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.CALL_SUMMARY, at=140.0,
+                           data={"summary": "Wants a call back.", "facts": {"callback": True}}))
+    voicemail = rec.record.voicemail
+    assert (voicemail.reason, voicemail.started_at, voicemail.taken_at) == ("busy", 110.0, 130.0)
+    assert (voicemail.text, voicemail.duration_s) == ("Call me back.", 12.5)
+    assert rec.record.transfer.target == "+15550100009" and rec.record.transfer.outcome == "completed"
+    assert rec.record.summary.text == "Wants a call back." and rec.record.summary.facts == {"callback": True}
+    assert rec.record.turns == []
+
+
+def test_call_report_payload_says_what_happened() -> None:
+    from ringline.services.memory.report_payload import outcome, report
+
+    rec = _recorder()
+    rec.on_reply(ReplyChunk(call_id="CA1", turn_id="t1", seq=0, text="Hello.", final=True,
+                            timing=TurnTiming(first_chunk_at=101.0)))
+    rec.on_end("caller hung up", at=160.0)
+    assert outcome(rec.record) == "completed"
+    rec.on_event(CallEvent(call_id="CA1", name=events.VOICEMAIL_STARTED, data={"reason": "closed"}))
+    body = report(rec.record)
+    assert body["outcome"] == "voicemail" and body["voicemail"]["reason"] == "closed"
+    assert body["duration_s"] == 60.0 and body["transcript"][0]["text"] == "Hello."
