@@ -90,15 +90,20 @@ class CallState:
         return lines
 
 
-def digest(lines: list[tuple[str, str]], max_chars: int = 90) -> str:
-    """Folded messages, first sentences only: "Caller: I'd like a table. Agent: Sure, for when?"."""
+def digest(lines: list[tuple[str, str]], max_chars: int = 70, total_chars: int = 300) -> str:
+    """Folded messages, a sentence each: "Caller: I'd like a table. Agent: Sure, for when?";
+    the caller's first and the latest lines are kept when they are too many."""
     parts = []
     for role, text in lines:
         if role == "tool" or not text.strip():
             continue
         who = "Caller" if role == "user" else "Agent"
-        parts.append(f"{who}: {extract.first_sentence(text, max_chars)}")
-    return " ".join(parts)
+        parts.append(f"{who}: {extract.key_sentence(text, max_chars)}")
+    text = " ".join(parts)
+    while len(text) > total_chars and len(parts) > 2:
+        del parts[1]
+        text = " ".join([parts[0], "…", *parts[1:]])
+    return text
 
 
 @dataclass
@@ -109,27 +114,32 @@ class Summary:
     max_chars: int = 600
     parts: list[str] = field(default_factory=list)
 
-    def add(self, part: str) -> None:
-        if part.strip():
-            self.parts.append(part.strip())
+    def add(self, part: str) -> int:
+        """Adds a part; its index."""
+        self.parts.append(part.strip())
+        return len(self.parts) - 1
 
-    def replace(self, count: int, text: str) -> None:
-        """The LLM's summary of the first `count` parts replaces them."""
-        self.parts[:count] = [text.strip()] if text.strip() else []
+    def replace(self, index: int, text: str) -> bool:
+        """A better text (the LLM's summary) for part `index`."""
+        if not 0 <= index < len(self.parts) or not text.strip():
+            return False
+        self.parts[index] = text.strip()
+        return True
 
     @property
     def text(self) -> str:
-        if not self.parts:
+        parts = [p for p in self.parts if p]
+        if not parts:
             return ""
-        kept = [self.parts[0]]
+        kept = [parts[0]]
         room = self.max_chars - len(kept[0])
         tail: list[str] = []
-        for part in reversed(self.parts[1:]):
+        for part in reversed(parts[1:]):
             if len(part) + 2 > room:
                 break
             tail.insert(0, part)
             room -= len(part) + 2
-        if len(tail) < len(self.parts) - 1:
+        if len(tail) < len(parts) - 1:
             kept.append("…")
         text = " ".join([*kept, *tail])
         return text if len(text) <= self.max_chars else text[: self.max_chars].rsplit(" ", 1)[0] + "…"

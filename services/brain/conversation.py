@@ -43,8 +43,7 @@ class Fold:
     """Turns just folded into the summary, for the LLM to summarise (`Conversation.apply_summary`)."""
 
     generation: int
-    parts: int  # summary parts the LLM's text replaces (every part up to this fold's)
-    previous: str  # the summary before this fold
+    part: int  # the summary part that holds these messages (first sentences until the LLM's summary)
     lines: tuple[tuple[str, str], ...]  # (role, text) of the folded messages
 
 
@@ -183,18 +182,16 @@ class Conversation:
         if cut >= len(self.turns) or cut <= self.start:
             return None
         folded = tuple((u.role, u.text) for u in self.turns[self.start:cut])
-        previous = self.summary.text
-        self.summary.add(digest(list(folded)))
+        part = self.summary.add(digest(list(folded)))
         self.start = cut
         self.generation += 1
         self._notes = notes(self.summary.text, self.state)
-        return Fold(self.generation, len(self.summary.parts), previous, folded)
+        return Fold(self.generation, part, folded)
 
     def apply_summary(self, fold: Fold, text: str) -> bool:
-        """The LLM's summary of everything folded up to `fold`; ignored when another fold came since."""
-        if fold.generation != self.generation or not text.strip():
+        """The LLM's summary of the messages of `fold`, in place of their first sentences."""
+        if not text.strip() or not self.summary.replace(fold.part, text):
             return False
-        self.summary.replace(fold.parts, text)
         self._notes = notes(self.summary.text, self.state)
         return True
 

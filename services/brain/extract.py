@@ -121,6 +121,15 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
+def key_sentence(text: str, max_chars: int = 120) -> str:
+    """The first sentence that says something (a question, or four words or more), cut like
+    `first_sentence`: "Okay, thanks. Could you tell me about parking?" -> the question."""
+    for sentence in sentences(text):
+        if is_question(sentence) or len(sentence.split()) >= 4:
+            return first_sentence(sentence, max_chars)
+    return first_sentence(text, max_chars)
+
+
 def first_sentence(text: str, max_chars: int = 120) -> str:
     """The opening sentence, cut at a word boundary to `max_chars`."""
     parts = sentences(text)

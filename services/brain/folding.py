@@ -3,15 +3,16 @@
 After each agent turn is generated, `FoldKeeper.after_turn` folds the history when the next
 exchange would go over its limits (the deterministic fold: first sentences and the call's state,
 at once). Then, when `context_summary` is "llm", the brain's own model summarises the folded
-turns in the background while the caller listens to the reply; its summary replaces the first
-sentences if it arrives before the history folds again. A caller turn that starts meanwhile
-cancels it (the turn goes first on the model; the rule-made notes stay).
+turns in the background while the caller listens to the reply; its summary replaces their first
+sentences. A caller turn that starts meanwhile cancels it (the turn goes first on the model; the
+rule-made notes stay).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from ringline.contracts import subjects
@@ -27,25 +28,44 @@ from .summary import complete
 
 log = logging.getLogger("ringline.brain.folding")
 
-FOLD_SYSTEM = ("You summarise phone calls in two or three short sentences. Keep names, dates, times, "
-               "numbers and anything the caller still needs.")
-FOLD_ASK = "Summarise it in two or three short sentences."
+# Written for the 0.5B local model: one worked example, only the folded part (given the summary so
+# far it copied the transcript back), and a short last message (a chain's routing picks its fast model).
+FOLD_SYSTEM = ("You summarise part of a phone call in one or two short sentences: what the caller asked or "
+               "wanted, and what the agent answered. Keep names, dates, times and numbers.")
+FOLD_ASK = "Summarise this part in one or two short sentences."
+FOLD_EXAMPLE: list[dict[str, Any]] = [
+    {"role": "user", "content": "Caller: Do you have a table for two on Friday at eight?\nAgent: Yes, Friday at "
+                                "eight is free. Shall I book it?\nCaller: Yes please, under Lee. Is there parking?"
+                                "\nAgent: There is a car park behind the building."},
+    {"role": "user", "content": FOLD_ASK},
+    {"role": "assistant", "content": "Lee booked a table for two on Friday at eight and asked about parking; "
+                                     "there is a car park behind the building."},
+]
 MAX_FOLD_CHARS = 2500
 
 
 def fold_messages(fold: Fold) -> list[dict[str, Any]]:
     lines = "\n".join(f"{'Caller' if role == 'user' else 'Agent'}: {text}" for role, text in fold.lines
                       if role in ("user", "assistant") and text.strip())[-MAX_FOLD_CHARS:]
-    part = (f"Summary so far: {fold.previous}\n\n" if fold.previous else "") + f"Next part of the call:\n{lines}"
-    return [{"role": "system", "content": FOLD_SYSTEM}, {"role": "user", "content": part},
+    return [{"role": "system", "content": FOLD_SYSTEM}, *FOLD_EXAMPLE, {"role": "user", "content": lines},
             {"role": "user", "content": FOLD_ASK}]
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+_EXAMPLE_WORDS = _words(" ".join(m["content"] for m in FOLD_EXAMPLE))
+_COMMON = frozenset("a and the about asked is was to for on at of it i you he she they there".split())
+
+
 def usable(summary: str, fold: Fold) -> bool:
-    """A summary that is short, not a copy of the transcript, and about this call."""
+    """A summary that is short, not a copy of the transcript or of the example, and about these turns."""
     low = summary.lower()
-    source = "\n".join([fold.previous, *(text for _, text in fold.lines)])
-    return (0 < len(summary) <= 600 and "caller:" not in low and "agent:" not in low
+    source = "\n".join(text for _, text in fold.lines)
+    stems = {w[:4] for w in _words(source)}
+    copied = {w for w in _words(summary) & _EXAMPLE_WORDS if w[:4] not in stems and w not in _COMMON}
+    return (0 < len(summary) <= 400 and "caller:" not in low and "agent:" not in low and not copied
             and mentioned_in(summary, source, 0.6))
 
 

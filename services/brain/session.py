@@ -105,7 +105,9 @@ class BrainSession(CallSession):
         self.speech = SpeakingTracker(self._on_spoken, settings.playback_chars_per_s, settings.playback_slack_s)
         self.voice = AgentVoice(call.call_id, bus, settings, model, toolbox, self.history, self.speech)
         self.voice.on_turn_done = self._turn_done
-        self.folds = FoldKeeper(bus, self.history, model, settings.context_summary == "llm")
+        fold_with_model = settings.context_summary == "llm" or (
+            settings.context_summary == "auto" and settings.resolved_chain[0] != "local")
+        self.folds = FoldKeeper(bus, self.history, model, fold_with_model)
         self.silence = SilenceWatch(bus.spawn, self._on_silence, settings.silence_reprompt_s,
                                     settings.silence_goodbye_s)
         self.caller = CallerSpeech()

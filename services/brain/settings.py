@@ -225,9 +225,10 @@ class BrainSettings(ServiceSettings):
         description="estimated prompt tokens before older turns are folded; keep under n_ctx minus max_reply_tokens",
     )
     context_keep_messages: int = Field(default=6, ge=1, description="recent messages kept in full after a fold")
-    context_summary: Literal["llm", "rule"] = Field(
-        default="llm",
-        description="folded turns: summarised by the model in the background (first sentences meanwhile), or first sentences only",
+    context_summary: Literal["auto", "llm", "rule"] = Field(
+        default="auto",
+        description="folded turns: summarised by the model in the background (first sentences meanwhile), or first "
+                    "sentences only; auto: the model when the chain starts with Claude (the local one is busy ~4 s a fold)",
     )
 
     @field_validator("model_dir")

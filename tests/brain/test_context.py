@@ -153,7 +153,7 @@ class Folder(ChatModel):
 
 async def test_a_long_call_on_the_service_folds_with_the_models_summary(make_harness, until) -> None:
     model = Folder()
-    async with make_harness(model, history_max_messages=8, context_keep_messages=2) as h:
+    async with make_harness(model, history_max_messages=8, context_keep_messages=2, context_summary="llm") as h:
         call_id = await h.start_call()
         await h.greeted()
         for i in range(12):
@@ -168,3 +168,16 @@ async def test_a_long_call_on_the_service_folds_with_the_models_summary(make_har
         assert model.folds, "the model was asked to summarise the folded turns"
         assert "Sam wants a table for Tuesday at 7 pm and asked about the menu." in system
         assert "The caller's name: Sam." in system
+
+
+def test_a_model_summary_that_copies_the_example_or_the_transcript_is_not_used() -> None:
+    from ringline.services.brain.conversation import Fold
+    from ringline.services.brain.folding import usable
+
+    fold = Fold(1, 0, (("user", FIRST), ("assistant", "Sure. Do you need parking?"),
+                       ("user", "Yes, is there parking near the restaurant?"), ("assistant", "Yes, on Main Street.")))
+    assert usable("Sam booked a table for Tuesday at 7 pm for four people and asked about parking.", fold)
+    assert not usable("Lee booked a table for two on Friday at eight; there is a car park behind the building.",
+                      fold), "the model's worked example, not this call"
+    assert not usable("Caller: Hi, my name is Sam. Agent: Sure.", fold)
+    assert not usable("The weather in Paris is sunny and warm today.", fold)
