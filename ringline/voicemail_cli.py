@@ -3,6 +3,7 @@
     ringline voicemail                       # list the messages, newest first
     ringline voicemail play CALL_ID          # write voicemail-CALL_ID.wav and play it
     ringline voicemail play CALL_ID --out message.wav --no-play
+    ringline voicemail play CALL_ID --recording   # both sides of the call (agents with record_audio)
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="list: as JSON")
     parser.add_argument("--out", help="play: the WAV file to write (default voicemail-CALL_ID.wav)")
     parser.add_argument("--no-play", action="store_true", help="play: write the WAV file only")
+    parser.add_argument("--recording", action="store_true",
+                        help="play: the whole call, caller left and agent right (agents with record_audio)")
     parser.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
     parser.set_defaults(func=run)
 
@@ -118,17 +121,18 @@ def run(args: argparse.Namespace) -> int:
         if not args.call_id:
             print("usage: ringline voicemail play CALL_ID [--out FILE.wav]", file=sys.stderr)
             return 2
-        wav = asyncio.run(fetch_wav(url, args.call_id))
+        subject = subjects.MEMORY_RECORDING_GET if args.recording else subjects.MEMORY_VOICEMAIL_GET
+        wav = asyncio.run(fetch_wav(url, args.call_id, subject))
     except MemoryUnavailable as exc:
         print(f"{exc} (is `ringline up` running?)", file=sys.stderr)
         return 1
     except NoAudio as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    out = Path(args.out or f"voicemail-{args.call_id}.wav")
+    out = Path(args.out or f"{'call' if args.recording else 'voicemail'}-{args.call_id}.wav")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(wav)
-    seconds = max(0, len(wav) - 44) / 2 / 8000
+    seconds = max(0, len(wav) - 44) / 2 / 8000 / (2 if args.recording else 1)
     found = None if args.no_play else player()
     if found is None:
         print(f"wrote {out} ({seconds:.1f} s)")

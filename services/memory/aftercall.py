@@ -61,8 +61,8 @@ class AfterCall:
         hand the rest to a tracked task."""
         recorder = session.recorder
         summary = asyncio.Event()
-        if recorder.record.summary is not None:
-            summary.set()
+        if recorder.record.summary is not None or recorder.record.voicemail is not None:
+            summary.set()  # here already, or never coming: a voicemail has no conversation to sum up
         bus = CallBus(self.broker, session.call_id)
 
         async def on_event(event: CallEvent) -> None:

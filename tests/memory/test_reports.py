@@ -180,3 +180,24 @@ async def test_shutdown_finishes_deliveries_in_flight_and_marks_the_rest_lost(na
     assert record is not None and len(record.reports) == 1
     assert record.reports[0].status == "lost" and record.reports[0].attempts >= 1
     assert "shut down" in record.reports[0].last_error
+
+
+async def test_a_voicemail_is_reported_at_once_with_the_message(nats_server, memory, client, webhook,
+                                                                tmp_path) -> None:
+    agents = _agents_file(tmp_path, webhook, ["crm"])
+    await memory(agents_file=agents, summary_wait_s=30.0, env={"REPORT_KEY": SECRET})
+    call_id = "CArepvm"
+    await client.publish(CallStart(call_id=call_id, agent_id="sales", caller="+15550003333"), subjects.CALLS_START)
+    await claimed(nats_server.url, call_id)
+    await client.publish(CallEvent(call_id=call_id, name=events.VOICEMAIL_STARTED, data={"reason": "busy"}),
+                         subjects.event(call_id))
+    await client.publish(CallEvent(call_id=call_id, name=events.VOICEMAIL_MESSAGE,
+                                   data={"text": "Call me back.", "duration_s": 2.0, "reason": "busy"}),
+                         subjects.event(call_id))
+    await client.publish(CallEnd(call_id=call_id, reason="agent hung up"), subjects.CALLS_END)
+    ended = time.monotonic()
+    [received] = await webhook.wait_for("crm", 1)
+    assert received.at - ended < 3.0  # no summary is coming for a voicemail: no 30 s wait
+    report = _check_signature(received)
+    assert report["outcome"] == "voicemail"
+    assert report["voicemail"]["text"] == "Call me back." and report["voicemail"]["reason"] == "busy"

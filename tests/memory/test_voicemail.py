@@ -140,7 +140,8 @@ async def test_a_caller_hanging_up_mid_message_still_leaves_the_audio(nats_serve
         assert w.getnframes() == pytest.approx(0.5 * RATE, abs=20)
 
 
-async def test_an_agent_with_record_audio_keeps_both_sides_in_stereo(nats_server, memory, client, tmp_path) -> None:
+async def test_an_agent_with_record_audio_keeps_both_sides_in_stereo(nats_server, memory, client, capsys,
+                                                                      tmp_path) -> None:
     agents = tmp_path / "agents.yaml"
     agents.write_text("agents:\n  - id: sales\n    record_audio: true\n", encoding="utf-8")
     await memory(agents_file=agents)
@@ -158,8 +159,11 @@ async def test_an_agent_with_record_audio_keeps_both_sides_in_stereo(nats_server
     record = await _until(lambda: _ended(url, "CArec"))
     assert record.recording is not None and record.recording.channels == 2
 
-    wav = await fetch_wav(url, "CArec", subject=subjects.MEMORY_RECORDING_GET)
-    with wave.open(io.BytesIO(wav)) as w:
+    out = tmp_path / "call.wav"
+    code, _ = await _cli(capsys, "voicemail", "play", "CArec", "--recording", "--out", str(out), "--no-play",
+                         "--nats", url)
+    assert code == 0
+    with wave.open(str(out)) as w:
         assert (w.getnchannels(), w.getframerate()) == (2, RATE)
         stereo = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
     loud = lambda channel: np.flatnonzero(np.abs(stereo[:, channel]) > 2000)  # noqa: E731
