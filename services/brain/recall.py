@@ -149,10 +149,9 @@ class CallerRecall:
             log.info("call %s: remembers caller %s (%d call(s)) in %.0f ms", self.bus.call_id, self.number,
                      reply.memory.calls if reply.memory else 0, self.fetch_ms)
 
-    async def greeting(self, settings: BrainSettings) -> str:
-        """The greeting once the memory is in (or given up on); remembers what it asked about."""
-        memory = await self.fetched()
-        greeting, self.followed_up = greeting_for(settings, memory)
+    def greeting(self, settings: BrainSettings) -> str:
+        """The greeting with what is remembered (after `fetched`); notes what it asks about."""
+        greeting, self.followed_up = greeting_for(settings, self.memory)
         return greeting
 
     async def forget(self) -> bool:

@@ -170,16 +170,16 @@ class BrainSession(CallSession):
                 self.voice.greeted.set()
                 await self.voicemail.run(voicemail_reason)
                 return
-            greeting = await self.recall.greeting(self.settings)
-            if self.recall.memory is not None:
-                self.history.memory = memory_block(self.recall.memory)
+            memory = await self.recall.fetched()  # started with the call: done by now, or soon given up
+            if memory is not None:
+                self.history.memory = memory_block(memory)
             warm = self.settings.model_copy(update={"system_prompt": self.history.system_content()})
             start_warm_up(self.bus, warm, self.model, self.voice.options.tools, self._greeting_turn)
             outbound = await open_outbound(self.bus, self.call, self.settings, self.voice)
             if outbound is not None:  # the agent placed this call: it opens with the purpose
                 self.greeting_turn_id = outbound
                 return
-            self.greeting_turn_id = await self.voice.say_line(greeting, "greeting")
+            self.greeting_turn_id = await self.voice.say_line(self.recall.greeting(self.settings), "greeting")
         finally:
             self.voice.greeted.set()
 

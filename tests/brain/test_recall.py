@@ -312,3 +312,22 @@ async def test_a_voicemail_call_gets_no_summary_and_is_not_remembered(make_harne
         await end(h, call_id)
         await asyncio.sleep(0.3)
         assert h.named(CALL_SUMMARY) == [] and memory.puts == []
+
+
+async def test_an_outbound_call_remembers_the_person_called_and_opens_with_its_purpose(make_harness, until) -> None:
+    model = NoteTaker()
+    async with make_harness(model) as h:
+        memory = await FakeMemory().attach(h.broker)
+        memory.memories[("reception", SAM)] = SAM_MEMORY
+        call_id = await h.start_call(agent_id="reception", direction="outbound", caller="+15550100011", callee=SAM,
+                                     custom={"purpose": "confirm the table on Tuesday", "answered_by": "human"})
+        greeting = await h.greeted()
+        assert "calling to confirm the table on Tuesday" in greeting.text and "welcome back" not in greeting.text
+        assert [(r.agent_id, r.caller) for r in memory.asked] == [("reception", SAM)]
+        await h.say(call_id, "Yes, that's right.")
+        await until(lambda: model.turns)
+        assert "Their name is Sam." in model.turns[0][0]["content"]
+        await end(h, call_id)
+        await until(lambda: memory.puts)
+        assert memory.puts[0].notes.followed_up == []  # the opening asked nothing about it
+        assert memory.memories[("reception", SAM)].of("open") == ["book a table for Tuesday"]
