@@ -79,8 +79,8 @@ def format_memories(memories: list[CallerMemory]) -> str:
 
 
 def format_memory(m: CallerMemory) -> str:
-    lines = [f"caller {m.caller}  agent {m.agent_id}  {m.calls} call{'s' if m.calls != 1 else ''}  "
-             f"first {_clock(m.first_call_at)}  last {_clock(m.updated_at)} ({m.last_call_id or '-'})"]
+    lines = [(f"caller {m.caller}  agent {m.agent_id}  {m.calls} call{'s' if m.calls != 1 else ''}  "
+              f"first {_clock(m.first_call_at)}  last {_clock(m.updated_at)} ({m.last_call_id or '-'})")]
     if m.name:
         lines.append(f"  name:      {m.name}")
     if m.summary:

@@ -10,6 +10,7 @@ recognizer, not a day, a month or a common word). Everything here works on the t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _WORD = r"[A-Za-z][A-Za-z'-]{0,24}"
 _CAP = r"[A-Z][a-z'-]{1,24}"
@@ -157,7 +158,7 @@ _FILLER = frozenset("the and for with about your you his her their them they thi
                     "are has have had will would could should can caller agent call wants wanted asked".split())
 
 
-def _unique(items) -> list[str]:  # noqa: ANN001 - any iterable of strings
+def _unique(items: Iterable[str]) -> list[str]:
     seen: set[str] = set()
     out = []
     for item in items:

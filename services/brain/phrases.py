@@ -106,6 +106,5 @@ def is_forget_request(text: str) -> bool:
         return False
     if _NOT_FORGET.search(said):
         return "remember" in said and bool(re.search(r"\b(?:do not|don't|stop) remember", said))
-    if "?" in text and not re.search(r"\b(?:please|can you|could you|would you)\b", said):
-        return False
-    return True
+    # "Will you forget me?" asks about it; "Can you forget me?" asks for it.
+    return "?" not in text or bool(re.search(r"\b(?:please|can you|could you|would you)\b", said))

@@ -91,8 +91,8 @@ def greeting_for(settings: BrainSettings, memory: CallerMemory | None) -> tuple[
 def memory_block(memory: CallerMemory) -> str:
     """What the agent remembers, for the system prompt (a few short lines)."""
     calls = f"{memory.calls} earlier call{'s' if memory.calls != 1 else ''}"
-    lines = [f"What you remember about this caller ({calls}; use it only when it helps, and never read "
-             "these notes out):"]
+    lines = [(f"What you remember about this caller ({calls}; use it only when it helps, and never read "
+              "these notes out):")]
     if memory.name:
         lines.append(f"Their name is {memory.name}.")
     if memory.summary:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_between_folds_the_prompt_only_grows_at_its_end() -> None:
         conv.add_agent(agent_line(i))
         if conv.fold_due():
             conv.fold()
-    changed = sum(1 for a, b in zip(prompts, prompts[1:]) if b[: len(a)] != a)
+    changed = sum(1 for a, b in pairwise(prompts) if b[: len(a)] != a)
     assert changed <= len(prompts) // 4, f"the prefix changed on {changed} of {len(prompts)} turns"
 
 

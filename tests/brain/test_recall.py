@@ -26,7 +26,12 @@ from ringline.contracts.messages.recall import (
     RecallPutRequest,
     merge_call,
 )
+import pytest
+
+from ringline.services.brain.extract import caller_name, wants
 from ringline.services.brain.llm.base import Capabilities, ChatModel, Messages, StreamStats, ToolCall, ToolSpec
+from ringline.services.brain.phrases import is_forget_request
+from ringline.services.brain.recall import follow_up
 from ringline.services.brain.summary import NOTES_SYSTEM
 
 SAM = "+15550100001"
@@ -46,7 +51,7 @@ class FakeMemory:
         self.forgets: list[RecallForgetRequest] = []
         self.delay = delay
 
-    async def attach(self, broker: Any) -> FakeMemory:  # noqa: ANN401
+    async def attach(self, broker: Any) -> FakeMemory:
         for subject, handler in ((subjects.MEMORY_RECALL_GET, self.get), (subjects.MEMORY_RECALL_PUT, self.put),
                                  (subjects.MEMORY_RECALL_FORGET, self.forget)):
             subscriber = broker.subscriber(subject, persistent=False)
@@ -94,11 +99,11 @@ class NoteTaker(ChatModel):
         yield self.reply
 
 
-async def end(h, call_id: str) -> None:  # noqa: ANN001
+async def end(h, call_id: str) -> None:
     await h.broker.publish(CallEnd(call_id=call_id), subjects.CALLS_END)
 
 
-async def summary_of(h, until, call_id: str, timeout: float = 5.0):  # noqa: ANN001, ANN201
+async def summary_of(h, until, call_id: str, timeout: float = 5.0):
     await until(lambda: any(e.call_id == call_id for e in h.named(CALL_SUMMARY)), timeout)
     return next(e for e in h.named(CALL_SUMMARY) if e.call_id == call_id)
 
@@ -331,3 +336,51 @@ async def test_an_outbound_call_remembers_the_person_called_and_opens_with_its_p
         await until(lambda: memory.puts)
         assert memory.puts[0].notes.followed_up == []  # the opening asked nothing about it
         assert memory.memories[("reception", SAM)].of("open") == ["book a table for Tuesday"]
+
+
+@pytest.mark.parametrize(("said", "name"), [
+    ("Hi, my name is Sam. I'd like to book a table.", "Sam"), ("my name is sam", "Sam"),
+    ("This is Maria, calling about my order.", "Maria"), ("Hi, I'm Sam Jones.", "Sam"), ("Sam here.", "Sam"),
+    ("I'm fine, thanks.", ""), ("This is great.", ""), ("It's Tuesday.", ""), ("This is Ringline?", ""),
+    ("Please call me in the morning.", ""), ("I'm Calling about a table.", ""),
+])
+def test_the_callers_name_comes_only_from_an_introduction(said: str, name: str) -> None:
+    assert caller_name(said, {"Ringline"}) == name
+
+
+@pytest.mark.parametrize(("said", "want"), [
+    ("Hi, I'd like to book a table for Tuesday, please.", ["book a table for Tuesday"]),
+    ("I need a haircut on Monday morning.", ["a haircut on Monday morning"]),
+    ("I want to know the capital of France.", []), ("What time do you open?", []),
+])
+def test_what_the_caller_wants(said: str, want: list[str]) -> None:
+    assert wants(said) == want
+
+
+@pytest.mark.parametrize(("item", "question"), [
+    ("book a table for Tuesday", "Did the table for Tuesday work out?"),
+    ("table for Tuesday at seven", "Did the table for Tuesday at seven work out?"),
+    ("order my birthday cake", "Did your birthday cake work out?"),
+    ("a haircut on Monday morning", "Did the haircut on Monday morning work out?"),
+    ("cancel my subscription", "Last time you wanted to cancel your subscription. Did that get sorted?"),
+])
+def test_the_greeting_asks_about_what_was_open(item: str, question: str) -> None:
+    assert follow_up(item) == question
+
+
+@pytest.mark.parametrize("said", [
+    "Forget me.", "Please forget me.", "Delete what you know about me.", "Forget everything about me, please.",
+    "Can you forget everything you know about me?", "Could you delete my data?", "Stop remembering me.",
+    "Don't remember me.", "Please delete everything you have on me.", "Delete me from your memory.",
+])
+def test_requests_to_be_forgotten(said: str) -> None:
+    assert is_forget_request(said)
+
+
+@pytest.mark.parametrize("said", [
+    "Don't forget me.", "Please don't forget me!", "Did you forget me?", "Will you forget me?",
+    "I forgot my password.", "Do you remember me?", "How do I delete my account?", "Forget it, never mind.",
+    "Delete the booking for Tuesday.", "Remove me from the waiting list.", "Delete everything in my cart.",
+])
+def test_not_requests_to_be_forgotten(said: str) -> None:
+    assert not is_forget_request(said)
