@@ -25,7 +25,6 @@ from .reports import ReportSender, ReportTarget
 from .store import CallStore
 
 if TYPE_CHECKING:
-    from .recorder import CallRecorder
     from .session import MemorySession
 
 log = logging.getLogger("ringline.memory.aftercall")
@@ -78,7 +77,7 @@ class AfterCall:
             summary.set()
         session.closing = True
         targets = self.targets(session.agent)
-        task = asyncio.create_task(self._finish(recorder, bus, summary, targets),
+        task = asyncio.create_task(self._finish(session, bus, summary, targets),
                                    name=f"{session.call_id}:after-call")
         self.tasks.add(task)
         task.add_done_callback(self._done)
@@ -88,12 +87,13 @@ class AfterCall:
         if not task.cancelled() and task.exception() is not None:
             log.error("after-call task %s failed", task.get_name(), exc_info=task.exception())
 
-    async def _finish(self, recorder: CallRecorder, bus: CallBus, summary: asyncio.Event,
+    async def _finish(self, session: MemorySession, bus: CallBus, summary: asyncio.Event,
                       targets: list[ReportTarget]) -> None:
-        record = recorder.record
+        record = session.recorder.record
         try:
             await self._wait_for(summary)
             await bus.close()
+            await session.charge()  # the summary's own usage
             if not targets:
                 await self._save(record)
                 return

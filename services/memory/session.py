@@ -43,6 +43,7 @@ class MemorySession(CallSession):
         self.after_call = after_call
         self.recorder = CallRecorder(call, max_events, prices)
         self.closing = False
+        self.charged = 0.0  # the part of the call's cost already added to the daily spend
         self._t0 = time.monotonic()
         self._audio_in = False
         self._keeping = asyncio.Lock()
@@ -144,13 +145,7 @@ class MemorySession(CallSession):
         await self.keep_voicemail_audio()
         await self.keep_recording()
         await self.save()
-        total = float(self.recorder.record.cost.get("total", 0.0))
-        if total > 0:
-            day = datetime.fromtimestamp(self.call.started_at, UTC).strftime("%Y-%m-%d")
-            try:
-                await self.spend.add(self.call.agent_id, day, total)
-            except Exception:
-                log.exception("adding the cost of call %s to the daily spend failed", self.call_id)
+        await self.charge()
         if self.live is not None:
             try:
                 await self.live.unmark(self.call.agent_id, self.call_id)
@@ -159,6 +154,18 @@ class MemorySession(CallSession):
         if self.after_call is not None:
             await self.after_call(self)  # listens for what comes after the call, then sets `closing`
         self.closing = True
+
+    async def charge(self) -> None:
+        """Add what the call cost since the last charge to the agent's spend that day (again after
+        the call, when the brain's summary brings its own usage)."""
+        total = float(self.recorder.record.cost.get("total", 0.0))
+        amount, self.charged = total - self.charged, total
+        if amount > 0:
+            day = datetime.fromtimestamp(self.call.started_at, UTC).strftime("%Y-%m-%d")
+            try:
+                await self.spend.add(self.call.agent_id, day, amount)
+            except Exception:
+                log.exception("adding the cost of call %s to the daily spend failed", self.call_id)
 
     async def save(self) -> None:
         try:

@@ -3,6 +3,7 @@ retries on the 1/4/16 s schedule, and marks each delivery in the call record."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -65,7 +66,7 @@ async def _record_when(url: str, call_id: str, done, timeout: float = 30.0):
         if record is not None and done(record):
             return record
         assert time.monotonic() < deadline, f"record never got there: {record}"
-        await __import__("asyncio").sleep(0.1)
+        await asyncio.sleep(0.1)
 
 
 async def test_report_is_signed_holds_the_call_and_waits_for_the_summary(nats_server, memory, client, webhook,
@@ -201,3 +202,27 @@ async def test_a_voicemail_is_reported_at_once_with_the_message(nats_server, mem
     report = _check_signature(received)
     assert report["outcome"] == "voicemail"
     assert report["voicemail"]["text"] == "Call me back." and report["voicemail"]["reason"] == "busy"
+
+
+async def test_the_summarys_own_usage_is_added_to_the_days_spend(nats_server, memory, client) -> None:
+    from ringline.contracts.codec import unpack
+    from ringline.contracts.messages import SpendReply, SpendRequest
+
+    await memory(summary_wait_s=10.0)
+    usage = {"llm_model": "claude-haiku-4-5", "input_tokens": 100_000, "output_tokens": 0}
+    await client.publish(CallStart(call_id="CAcost", agent_id="sales"), subjects.CALLS_START)
+    await claimed(nats_server.url, "CAcost")
+    await client.publish(CallEvent(call_id="CAcost", name=events.TURN_LLM, turn_id="t1", data={"usage": usage}),
+                         subjects.event("CAcost"))
+    await client.publish(CallEnd(call_id="CAcost"), subjects.CALLS_END)
+    await client.publish(CallEvent(call_id="CAcost", name=events.CALL_SUMMARY, turn_id="t1",
+                                   data={"summary": "A question.", "facts": [], "usage": usage}),
+                         subjects.event("CAcost"))
+    record = await _record_when(nats_server.url, "CAcost", lambda r: r.summary is not None)
+    assert record.cost["total"] == 0.2
+    for _ in range(50):
+        reply = await client.request(SpendRequest(agent_id="sales"), subjects.MEMORY_SPEND_GET, timeout=5)
+        if SpendReply.model_validate(unpack(reply.body)).spent == 0.2:
+            break
+        await asyncio.sleep(0.1)
+    assert SpendReply.model_validate(unpack(reply.body)).spent == 0.2  # the call's turn and its summary
