@@ -12,7 +12,7 @@ class ServiceSettings(BaseSettings):
     """Bus, health and telemetry settings. `NATS_URL` and `OTEL_EXPORTER_OTLP_ENDPOINT` are
     read without a prefix because every process (and the operator) shares them."""
 
-    model_config = SettingsConfigDict(env_prefix="RINGLINE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RINGLINE_", extra="ignore", populate_by_name=True)
 
     nats_url: str = Field(
         default="nats://127.0.0.1:4222",

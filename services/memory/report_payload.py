@@ -15,7 +15,7 @@ def outcome(record: CallRecord) -> str:
     """voicemail, transferred or completed; the end reason says more."""
     if record.voicemail is not None:
         return "voicemail"
-    if record.transfer is not None and record.transfer.outcome not in ("failed", "no-answer", "busy"):
+    if record.transfer is not None and record.transfer.outcome == "transferred":
         return "transferred"
     return "completed"
 
