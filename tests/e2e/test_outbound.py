@@ -30,8 +30,6 @@ TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
 API_TOKEN = "e2e-outbound-token"
 CALLEE = "+15550100777"
 PURPOSE = "confirm your dentist appointment on Tuesday at ten"
-NOT_WIRED = pytest.mark.xfail(
-    strict=True, reason="the brain session does not call outbound_opening yet (services/brain/outbound.py)")
 AGENTS = """
 agents:
   - id: reception
@@ -96,7 +94,6 @@ def test_an_outbound_call_is_placed_answered_and_recorded_as_outbound(person, tw
     assert record.direction == "outbound" and record.agent_id == "reception"
 
 
-@NOT_WIRED
 def test_a_person_answering_hears_the_agent_open_with_the_purpose(person) -> None:  # noqa: ANN001
     _, result = person
     assert result.record is not None
@@ -104,7 +101,6 @@ def test_a_person_answering_hears_the_agent_open_with_the_purpose(person) -> Non
     assert said.startswith("Hi, this is Ava, an AI assistant, calling to confirm your dentist appointment"), said
 
 
-@NOT_WIRED
 def test_an_answering_machine_gets_a_message_and_the_agent_hangs_up(outbound_stack, twilio_api) -> None:  # noqa: ANN001
     _, result = dial_and_answer(outbound_stack, twilio_api, "machine_end_beep", [])
     assert result.ok, result.problems
