@@ -16,6 +16,7 @@ from ringline.caller import CallResult, Say, Scenario, Wait, place_call, prepare
 from ringline.caller.report import format_result
 from ringline.contracts.messages.recall import CallerMemory
 from ringline.memory_cli import get_memory
+from ringline.records import get_call
 from ringline.stack import Stack
 
 RECEPTION, SALES = "+15550100011", "+15550100012"
@@ -101,8 +102,20 @@ def test_after_the_call_the_agent_remembers_the_caller(first_call) -> None:
     assert memory.name and memory.name.lower() in said.lower(), (said, memory)
     assert memory.calls == 1 and memory.summary, memory
     assert any("table" in item.lower() for item in memory.of("open")), memory
-    record_summary = result.record.summary
-    assert record_summary is None or record_summary.text  # the memory service may have saved it already
+
+
+
+def test_the_call_record_holds_the_calls_summary_and_facts(stack: Stack, first_call) -> None:
+    result, memory = first_call
+    deadline = time.monotonic() + 15
+    while True:
+        record = asyncio.run(get_call(stack.url, result.call_sid))
+        if record is not None and record.summary is not None:
+            break
+        assert time.monotonic() < deadline, "the brain's call.summary never reached the call record"
+        time.sleep(0.5)
+    assert record.summary.text == memory.summary
+    assert {"kind": "name", "text": memory.name} in record.summary.facts
 
 
 def test_the_same_caller_is_greeted_by_name_next_time(stack: Stack, voice: Any, first_call) -> None:
