@@ -384,3 +384,32 @@ def test_requests_to_be_forgotten(said: str) -> None:
 ])
 def test_not_requests_to_be_forgotten(said: str) -> None:
     assert not is_forget_request(said)
+
+
+async def test_on_shutdown_after_call_jobs_stop_waiting_for_the_model_and_publish_the_rules_notes() -> None:
+    from ringline.services.brain.aftercall import AfterCalls, FinishedCall
+    from ringline.services.brain.summary import call_text
+
+    class Bus:
+        def __init__(self) -> None:
+            self.published: list[Any] = []
+
+        async def publish(self, message: Any, subject: str) -> None:
+            self.published.append(message)
+
+        async def request(self, *args: Any, **kwargs: Any) -> Any:
+            raise TimeoutError("no memory service")
+
+    bus = Bus()
+    jobs = AfterCalls(bus)
+    said = "Hi, my name is Sam. I'd like to book a table for Tuesday."
+    text = call_text([("user", said)], "", "Sam", ["book a table for Tuesday"], [said])
+    jobs.add(FinishedCall(call_id="c1", agent_id="reception", number=SAM, text=text,
+                          model=NoteTaker(notes="Summary: late.", notes_delay=30.0), timeout_s=30.0))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await jobs.drain(timeout=5.0)
+    assert time.monotonic() - started < 1.0
+    (event,) = bus.published
+    assert event.name == CALL_SUMMARY and event.data["by"] == "rules"
+    assert event.data["summary"] == "Sam called and wanted to book a table for Tuesday."
