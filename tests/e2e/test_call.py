@@ -95,4 +95,4 @@ def test_calls_cli_lists_and_shows_the_call(call, stack: Stack) -> None:
     shown = subprocess.run([sys.executable, "-m", "ringline.cli", "calls", "show", call.call_sid], env=env,
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    assert "capital of france" in shown.stdout.lower() and "mouth-to-ear" in shown.stdout
+    assert "capital city of france" in shown.stdout.lower() and "mouth-to-ear" in shown.stdout
