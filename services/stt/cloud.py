@@ -97,7 +97,7 @@ class DeepgramSession(SttSession):
 
     async def _open(self) -> None:
         try:
-            stream = await self.cloud.open()
+            stream = await self.cloud.open(call_keyterms(self.call.custom))
         except DeepgramError as exc:
             async with self._route:
                 await self._fall_back(exc)
@@ -254,6 +254,11 @@ class DeepgramSession(SttSession):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
+
+
+def call_keyterms(custom: dict[str, str]) -> tuple[str, ...]:
+    """The words this call's agent expects (`stt_keyterms`, comma-separated, set by the edge)."""
+    return tuple(term.strip() for term in custom.get("stt_keyterms", "").split(",") if term.strip())
 
 
 def build_cloud(settings: SttSettings) -> DeepgramRecognizer:

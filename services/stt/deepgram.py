@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .stream_events import StreamCapabilities, SttEvent, TurnAssembler, Word
@@ -116,9 +116,13 @@ class DeepgramRecognizer:
     async def close(self) -> None:
         self._client = None
 
-    async def open(self) -> DeepgramStream:
+    async def open(self, keyterms: tuple[str, ...] = ()) -> DeepgramStream:
+        """A live stream; `keyterms` (the call's agent's) come on top of the service's own."""
         await self.load()
-        stream = DeepgramStream(self._client, self.options, self.name)
+        options = self.options
+        if keyterms:
+            options = replace(options, keyterms=tuple(dict.fromkeys((*options.keyterms, *keyterms))))
+        stream = DeepgramStream(self._client, options, self.name)
         await stream.connect()
         return stream
 

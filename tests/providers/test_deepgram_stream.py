@@ -42,6 +42,17 @@ async def test_connects_with_the_phone_format_and_listen_options():
         assert record.query["keyterm"] == ["Ringline", "Paris"]
 
 
+async def test_a_calls_agent_adds_its_own_keyterms():
+    from ringline.services.stt.cloud import call_keyterms
+
+    async with DeepgramDouble() as double:
+        terms = call_keyterms({"stt_keyterms": "sourdough, Paris,,Bell's"})
+        stream = await DeepgramRecognizer(options(double)).open(terms)
+        await stream.aclose()
+        (record,) = double.connections
+        assert record.query["keyterm"] == ["Ringline", "Paris", "sourdough", "Bell's"]
+
+
 async def test_mulaw_goes_out_as_is_and_hangup_closes_the_stream_cleanly():
     audio = np.concatenate([tone(600), silence(200)])
     async with DeepgramDouble(script=[QUESTION]) as double:
