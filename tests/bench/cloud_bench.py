@@ -213,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             "RINGLINE_STT_DEEPGRAM_ENDPOINTING_MS": str(DEEPGRAM_ENDPOINTING_MS),
             "ANTHROPIC_API_KEY": "bench", "RINGLINE_BRAIN_ANTHROPIC_BASE_URL": api.double.url,
             "CARTESIA_API_KEY": "bench", "RINGLINE_TTS_CARTESIA_WEBSOCKET_URL": ct.double.ws_url,
+            "RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "true" if args.preemptive else "false",
         }
         stack = Stack.on_free_ports(data_dir=Path(args.data_dir), quiet=True, env=env)
         started = time.monotonic()
@@ -253,6 +254,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--questions", type=int, default=4, help="questions per call")
     parser.add_argument("--data-dir", default=".ringline/cloud-bench")
+    parser.add_argument("--preemptive", action="store_true",
+                        help="start Claude on Deepgram's interim transcript (RINGLINE_BRAIN_PREEMPTIVE_GENERATION)")
     parser.add_argument("--verbose", action="store_true", help="print every call's transcript")
     return run(parser.parse_args())
 
