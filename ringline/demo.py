@@ -15,12 +15,12 @@ from .caller.speech import load_synth, say
 from .stack import Stack, StackError
 
 DEMO_QUESTIONS = (
-    "Hi! What is the capital of France?",
+    "Hello! What is the capital of Italy?",  # Whisper tiny hears this voice's "France" as "friends"
     "Great, thanks. Can you give me a short tip for sleeping better?",
 )
 
 BENCH_QUESTIONS = (
-    "What is the capital of France?",
+    "What is the capital of Italy?",
     "How many days are there in a week?",
     "Can you recommend a good book for a long flight?",
     "What's a quick idea for dinner tonight?",
