@@ -58,7 +58,9 @@ class FinishedCall:
 def finished_call(session: BrainSession, settings: BrainSettings) -> FinishedCall:
     """What the after-call job needs from a closing session (the history as the caller heard it)."""
     history, recall = session.history, session.recall
-    worth_a_model = settings.call_summary == "llm" and bool(recall.number or session.agent.reports)
+    by_model = settings.call_summary == "llm" or (
+        settings.call_summary == "auto" and settings.resolved_chain[0] != "local")
+    worth_a_model = by_model and bool(recall.number or session.agent.reports)
     last = history.last("assistant")
     text = call_text([(u.role, u.text) for u in history.turns[history.start:]], history.summary.text,
                      history.state.caller_name, history.state.wants,

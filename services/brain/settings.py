@@ -211,8 +211,10 @@ class BrainSettings(ServiceSettings):
     returning_question: str = "How can I help you today?"
     forget_line: str = "Okay, I've deleted what I remembered about you, and I won't keep anything from this call."
     forget_failed_line: str = "Sorry, I couldn't delete that right now, but I won't keep anything from this call."
-    call_summary: Literal["llm", "rule"] = Field(
-        default="llm", description="after each call: summary and facts by the brain's model (checked), or by rules only"
+    call_summary: Literal["auto", "llm", "rule"] = Field(
+        default="auto",
+        description="after each call: summary and facts by the brain's model (checked), or by rules only; auto: the "
+                    "model when the chain starts with Claude (the local one would hold up the next caller ~2 s)",
     )
     summary_timeout_s: float = Field(
         default=12.0, gt=0, description="the after-call summary's time on the model; then the rule-made one"

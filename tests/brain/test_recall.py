@@ -181,7 +181,7 @@ async def test_anonymous_callers_are_neither_looked_up_nor_remembered(make_harne
 async def test_after_the_call_the_rules_make_the_notes_when_the_model_writes_nothing_usable(
         make_harness, until) -> None:
     model = NoteTaker(notes="I am a language model and I cannot take notes.")
-    async with make_harness(model) as h:
+    async with make_harness(model, call_summary="llm") as h:
         memory = await FakeMemory().attach(h.broker)
         call_id = await h.start_call(agent_id="reception", caller=SAM)
         await h.greeted()
@@ -203,7 +203,7 @@ async def test_the_models_notes_are_kept_where_the_caller_said_so(make_harness, 
     notes = ("Summary: Maria asked about her order 4471, which has not arrived.\nName: Maria\n"
              "Open: order 4471\nLikes: calls in the morning")
     model = NoteTaker(reply="I'm sorry, let me check on that.", notes=notes)
-    async with make_harness(model) as h:
+    async with make_harness(model, call_summary="llm") as h:
         memory = await FakeMemory().attach(h.broker)
         call_id = await h.start_call(agent_id="reception", caller=SAM)
         await h.greeted()
