@@ -13,12 +13,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .base import Capabilities, ChatModel, LLMError, Messages, StreamStats
+from ringline.contracts.pricing import Usage
+
+from .base import Capabilities, ChatModel, LLMError, Messages, StreamStats, ToolSpec
 from .local_gguf import MODEL_FILENAME, ensure_model
 
 log = logging.getLogger("ringline.brain.llama")
@@ -104,6 +106,23 @@ class LlamaChatModel(ChatModel):
             # so a call's first turn reuses it from the KV cache, and sizes the compute buffers.
             warm = [*self._warm_messages, {"role": "user", "content": "Hello"}]
             self._llm.create_chat_completion(messages=warm, max_tokens=1, temperature=0.0)
+
+    async def warm(self, messages: Messages, tools: Sequence[ToolSpec] = ()) -> Usage | None:
+        """Evaluate a call's own opening prefix (a returning caller's memory changes the system
+        prompt) on the worker while the greeting plays, so the first answer reuses it from the KV
+        cache. The start-up prefix is cached already: nothing to do for it."""
+        if self._llm is None or self._closed or not messages:
+            return None
+        if self._warm_messages and messages[0] == self._warm_messages[0]:
+            return None
+
+        def _run() -> None:
+            if self._llm is not None and not self._closed:
+                self._llm.create_chat_completion(messages=[*messages, {"role": "user", "content": "Hello"}],
+                                                 max_tokens=1, temperature=0.0)
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, _run)
+        return None
 
     async def aclose(self) -> None:
         self._closed = True
