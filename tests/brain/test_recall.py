@@ -26,12 +26,8 @@ from ringline.contracts.messages.recall import (
     RecallPutRequest,
     merge_call,
 )
-import pytest
 
-from ringline.services.brain.extract import caller_name, wants
 from ringline.services.brain.llm.base import Capabilities, ChatModel, Messages, StreamStats, ToolCall, ToolSpec
-from ringline.services.brain.phrases import is_forget_request
-from ringline.services.brain.recall import follow_up
 from ringline.services.brain.summary import NOTES_SYSTEM
 
 SAM = "+15550100001"
@@ -336,54 +332,6 @@ async def test_an_outbound_call_remembers_the_person_called_and_opens_with_its_p
         await until(lambda: memory.puts)
         assert memory.puts[0].notes.followed_up == []  # the opening asked nothing about it
         assert memory.memories[("reception", SAM)].of("open") == ["book a table for Tuesday"]
-
-
-@pytest.mark.parametrize(("said", "name"), [
-    ("Hi, my name is Sam. I'd like to book a table.", "Sam"), ("my name is sam", "Sam"),
-    ("This is Maria, calling about my order.", "Maria"), ("Hi, I'm Sam Jones.", "Sam"), ("Sam here.", "Sam"),
-    ("I'm fine, thanks.", ""), ("This is great.", ""), ("It's Tuesday.", ""), ("This is Ringline?", ""),
-    ("Please call me in the morning.", ""), ("I'm Calling about a table.", ""),
-])
-def test_the_callers_name_comes_only_from_an_introduction(said: str, name: str) -> None:
-    assert caller_name(said, {"Ringline"}) == name
-
-
-@pytest.mark.parametrize(("said", "want"), [
-    ("Hi, I'd like to book a table for Tuesday, please.", ["book a table for Tuesday"]),
-    ("I need a haircut on Monday morning.", ["a haircut on Monday morning"]),
-    ("I want to know the capital of France.", []), ("What time do you open?", []),
-])
-def test_what_the_caller_wants(said: str, want: list[str]) -> None:
-    assert wants(said) == want
-
-
-@pytest.mark.parametrize(("item", "question"), [
-    ("book a table for Tuesday", "Did the table for Tuesday work out?"),
-    ("table for Tuesday at seven", "Did the table for Tuesday at seven work out?"),
-    ("order my birthday cake", "Did your birthday cake work out?"),
-    ("a haircut on Monday morning", "Did the haircut on Monday morning work out?"),
-    ("cancel my subscription", "Last time you wanted to cancel your subscription. Did that get sorted?"),
-])
-def test_the_greeting_asks_about_what_was_open(item: str, question: str) -> None:
-    assert follow_up(item) == question
-
-
-@pytest.mark.parametrize("said", [
-    "Forget me.", "Please forget me.", "Delete what you know about me.", "Forget everything about me, please.",
-    "Can you forget everything you know about me?", "Could you delete my data?", "Stop remembering me.",
-    "Don't remember me.", "Please delete everything you have on me.", "Delete me from your memory.",
-])
-def test_requests_to_be_forgotten(said: str) -> None:
-    assert is_forget_request(said)
-
-
-@pytest.mark.parametrize("said", [
-    "Don't forget me.", "Please don't forget me!", "Did you forget me?", "Will you forget me?",
-    "I forgot my password.", "Do you remember me?", "How do I delete my account?", "Forget it, never mind.",
-    "Delete the booking for Tuesday.", "Remove me from the waiting list.", "Delete everything in my cart.",
-])
-def test_not_requests_to_be_forgotten(said: str) -> None:
-    assert not is_forget_request(said)
 
 
 async def test_on_shutdown_after_call_jobs_stop_waiting_for_the_model_and_publish_the_rules_notes() -> None:
