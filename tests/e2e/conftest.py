@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +12,16 @@ from ringline.stack import Stack
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A module with an `AGENTS` YAML string gets it as the stack's agents file."""
     data = tmp_path_factory.mktemp("ringline")
-    stack = Stack.on_free_ports(data_dir=data, quiet=True)
+    env = {}
+    agents = getattr(request.module, "AGENTS", None)
+    if agents is not None:
+        path = data / "agents.yaml"
+        path.write_text(textwrap.dedent(agents))
+        env["RINGLINE_AGENTS_FILE"] = str(path)
+    stack = Stack.on_free_ports(data_dir=data, quiet=True, env=env)
     stack.start(timeout=300)
     yield stack
     stack.stop()
@@ -31,3 +39,30 @@ def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synth = load_synth()
     pcm = np.concatenate(list(synth.synthesize("What is the capital city of France?")))
     return write_wav(tmp_path_factory.mktemp("audio") / "question.wav", pcm, rate=synth.sample_rate)
+
+
+@pytest.fixture(scope="session")
+def voice():
+    """The simulated caller's voice (Piper, without sampling noise), loaded once."""
+    from ringline.caller.speech import load_synth
+
+    return load_synth(threads=1)
+
+
+@pytest.fixture(scope="session")
+def agent_call(voice):
+    """`agent_call(stack, steps, caller, callee)`: one scripted call from `caller` to `callee`,
+    printed (shown when a test fails), with its record."""
+    import asyncio
+
+    from ringline.caller import Scenario, place_call, prepare
+    from ringline.caller.report import format_result
+
+    def _call(stack: Stack, steps: list, caller: str, callee: str):
+        scenario = prepare(Scenario(steps), voice)
+        result = asyncio.run(place_call(stack.edge_url, scenario, nats_url=stack.url, caller=caller,
+                                        callee=callee, reply_timeout=40.0, record_timeout=15.0, max_reply_s=60.0))
+        print(format_result(result))
+        return result
+
+    return _call

@@ -5,16 +5,9 @@ call record (and its audio in the memory service's object store).
 
 from __future__ import annotations
 
-import asyncio
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import pytest
 
-from ringline.caller import CallResult, ExpectHangup, Say, Scenario, Wait, place_call, prepare
-from ringline.caller.report import format_result
+from ringline.caller import CallResult, ExpectHangup, Say, Wait
 from ringline.stack import Stack
 
 FRONT, FAMILY = "+15550100001", "+15550100002"
@@ -34,52 +27,23 @@ agents:
       silence_s: 2.0
       goodbye: "Thanks, I'll pass it on. Goodbye!"
 """
-CALL = {"reply_timeout": 40.0, "record_timeout": 15.0, "max_reply_s": 60.0}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("agents")
-    agents = data / "agents.yaml"
-    agents.write_text(textwrap.dedent(AGENTS))
-    stack = Stack.on_free_ports(data_dir=data, quiet=True, env={"RINGLINE_AGENTS_FILE": str(agents)})
-    stack.start(timeout=300)
-    yield stack
-    stack.stop()
-
-
-@pytest.fixture(scope="module")
-def voice() -> Any:
-    from ringline.caller.speech import load_synth
-
-    return load_synth(threads=1)
-
-
-def call(stack: Stack, voice: Any, steps: list, caller: str, callee: str) -> CallResult:
-    scenario = prepare(Scenario(steps), voice)
-    result = asyncio.run(place_call(stack.edge_url, scenario, nats_url=stack.url, caller=caller, callee=callee,
-                                    **CALL))
-    print(format_result(result))  # shown when a test fails
-    return result
-
-
 def greeting(result: CallResult) -> str:
     record = result.record
     assert record is not None, result.record_error
     return next(t.text for t in record.turns if t.speaker == "agent")
 
 
-def test_each_number_is_answered_by_its_own_agent(stack: Stack, voice: Any) -> None:
-    front = call(stack, voice, [Wait(500)], caller="+15550123456", callee=FRONT)
-    family = call(stack, voice, [Wait(500)], caller="+15550123456", callee=FAMILY)
+def test_each_number_is_answered_by_its_own_agent(stack: Stack, agent_call) -> None:
+    front = agent_call(stack, [Wait(500)], caller="+15550123456", callee=FRONT)
+    family = agent_call(stack, [Wait(500)], caller="+15550123456", callee=FAMILY)
     assert front.record is not None and family.record is not None
     assert (front.record.agent_id, family.record.agent_id) == ("front", "family")
     assert greeting(front) == "Hello, you've reached Ava at Bell's Bakery. I'm an AI assistant."
     assert greeting(family) == "Hi, this is Robin, the Smith family's AI assistant."
 
 
-def test_a_caller_outside_the_allow_list_leaves_a_voicemail(stack: Stack, voice: Any) -> None:
-    result = call(stack, voice, [Say("Hi Robin, this is the dentist. Please call me back tomorrow."),
+def test_a_caller_outside_the_allow_list_leaves_a_voicemail(stack: Stack, agent_call) -> None:
+    result = agent_call(stack, [Say("Hi Robin, this is the dentist. Please call me back tomorrow."),
                                  ExpectHangup(timeout_s=20)], caller="+15559990000", callee=FAMILY)
     record = result.record
     assert record is not None, result.record_error

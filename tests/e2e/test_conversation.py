@@ -13,7 +13,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from ringline.caller import (
     Backchannel,
@@ -32,13 +31,6 @@ from ringline.stack import Stack
 
 LONG_ASK = "Please tell me a long story about a brave knight and a friendly dragon."
 CALL = {"reply_timeout": 40.0, "record_timeout": 10.0, "max_reply_s": 60.0}
-
-
-@pytest.fixture(scope="module")
-def voice() -> Any:
-    from ringline.caller.speech import load_synth
-
-    return load_synth(threads=1)
 
 
 def call(stack: Stack, voice: Any, steps: list) -> CallResult:  # noqa: ANN401

@@ -5,15 +5,11 @@ what they wanted; another number, or another agent, gets the usual greeting."""
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from ringline.caller import CallResult, Say, Scenario, Wait, place_call, prepare
-from ringline.caller.report import format_result
+from ringline.caller import CallResult, Say, Wait
 from ringline.contracts.messages.recall import CallerMemory
 from ringline.memory_cli import get_memory
 from ringline.records import get_call
@@ -34,35 +30,6 @@ agents:
     numbers: ["{SALES}"]
     greeting: "{SALES_GREETING}"
 """
-CALL = {"reply_timeout": 40.0, "record_timeout": 15.0, "max_reply_s": 60.0}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("memory")
-    agents = data / "agents.yaml"
-    agents.write_text(textwrap.dedent(AGENTS))
-    stack = Stack.on_free_ports(data_dir=data, quiet=True, env={"RINGLINE_AGENTS_FILE": str(agents)})
-    stack.start(timeout=300)
-    yield stack
-    stack.stop()
-
-
-@pytest.fixture(scope="module")
-def voice() -> Any:
-    from ringline.caller.speech import load_synth
-
-    return load_synth(threads=1)
-
-
-def call(stack: Stack, voice: Any, steps: list, caller: str, callee: str) -> CallResult:
-    scenario = prepare(Scenario(steps), voice)
-    result = asyncio.run(place_call(stack.edge_url, scenario, nats_url=stack.url, caller=caller, callee=callee,
-                                    **CALL))
-    print(format_result(result))  # shown when a test fails
-    return result
-
-
 def greeting(result: CallResult) -> str:
     record = result.record
     assert record is not None, result.record_error
@@ -87,8 +54,8 @@ def remembered(stack: Stack, agent: str, caller: str, timeout: float = 60.0) -> 
 
 
 @pytest.fixture(scope="module")
-def first_call(stack: Stack, voice: Any) -> tuple[CallResult, CallerMemory]:
-    result = call(stack, voice, [Say("Hi, my name is Sam, and I'd like to book a table for Tuesday.")],
+def first_call(stack: Stack, agent_call) -> tuple[CallResult, CallerMemory]:
+    result = agent_call(stack, [Say("Hi, my name is Sam, and I'd like to book a table for Tuesday.")],
                   caller=SAM, callee=RECEPTION)
     assert result.record is not None, result.record_error
     return result, remembered(stack, "reception", SAM)
@@ -118,9 +85,9 @@ def test_the_call_record_holds_the_calls_summary_and_facts(stack: Stack, first_c
     assert {"kind": "name", "text": memory.name} in record.summary.facts
 
 
-def test_the_same_caller_is_greeted_by_name_next_time(stack: Stack, voice: Any, first_call) -> None:
+def test_the_same_caller_is_greeted_by_name_next_time(stack: Stack, agent_call, first_call) -> None:
     first, memory = first_call
-    again = call(stack, voice, [Wait(500)], caller=SAM, callee=RECEPTION)
+    again = agent_call(stack, [Wait(500)], caller=SAM, callee=RECEPTION)
     text = greeting(again)
     assert text.startswith(f"Hi {memory.name}, welcome back! This is Ava, an AI assistant."), text
     assert "table" in text.lower() and text.endswith("work out?"), text
@@ -128,8 +95,8 @@ def test_the_same_caller_is_greeted_by_name_next_time(stack: Stack, voice: Any, 
           f"remembered caller {greeting_ms(again)} ms")
 
 
-def test_another_number_or_another_agent_gets_the_usual_greeting(stack: Stack, voice: Any, first_call) -> None:
-    stranger = call(stack, voice, [Wait(500)], caller=OTHER, callee=RECEPTION)
-    elsewhere = call(stack, voice, [Wait(500)], caller=SAM, callee=SALES)
+def test_another_number_or_another_agent_gets_the_usual_greeting(stack: Stack, agent_call, first_call) -> None:
+    stranger = agent_call(stack, [Wait(500)], caller=OTHER, callee=RECEPTION)
+    elsewhere = agent_call(stack, [Wait(500)], caller=SAM, callee=SALES)
     assert greeting(stranger) == RECEPTION_GREETING
     assert greeting(elsewhere) == SALES_GREETING, "one agent's memory never reaches another agent"
