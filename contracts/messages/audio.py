@@ -14,14 +14,19 @@ FRAME_MS = 20
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000  # 160 bytes of mu-law per 20 ms
 
 
-def make_mark(turn_id: str, seq: int) -> str:
-    """Name of the mark placed after piece `seq` of agent turn `turn_id`."""
-    return f"{turn_id}:{seq}"
+def make_mark(turn_id: str, seq: int, replay: int = 0) -> str:
+    """Name of the mark placed after piece `seq` of agent turn `turn_id`.
+
+    `replay` > 0 names the same mark when the edge sends that audio again after a pause
+    (`turn~2:5`), so its echo cannot be mistaken for the echo of the copy the pause cleared.
+    """
+    return f"{turn_id}~{replay}:{seq}" if replay else f"{turn_id}:{seq}"
 
 
 def parse_mark(name: str) -> tuple[str, int]:
-    """(turn_id, seq) of a mark made by `make_mark`; ("", -1) for a foreign mark."""
+    """(turn_id, seq) of a mark made by `make_mark` (any replay); ("", -1) for a foreign mark."""
     turn_id, _, seq = name.rpartition(":")
+    turn_id = turn_id.partition("~")[0]
     return (turn_id, int(seq)) if turn_id and seq.isdigit() else ("", -1)
 
 
