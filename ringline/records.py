@@ -97,5 +97,7 @@ def format_record(record: CallRecord) -> str:
         line = f"  {who}: {turn.text or '(nothing)'}  {latency}".rstrip()
         if turn.interrupted:
             line += f"\n          [interrupted; the caller heard: {turn.heard_text or '(nothing)'!r}]"
+        elif turn.resumed:
+            line += f"\n          [paused by the caller {turn.resumed}x, then went on]"
         lines.append(line)
     return "\n".join(lines)

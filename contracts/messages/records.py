@@ -33,6 +33,7 @@ class TurnRecord(BaseModel):
     providers: dict[str, str] = Field(default_factory=dict)
     interrupted: bool = False
     heard_text: str = ""  # for an interrupted agent turn: what the caller actually heard
+    resumed: int = 0  # times the caller's speech paused this agent turn and it went on (a backchannel)
     usage: list[dict[str, Any]] = Field(default_factory=list)  # contracts.pricing.Usage, one per provider
     cost: dict[str, Any] = Field(default_factory=dict)  # contracts.pricing.Cost.rounded()
 

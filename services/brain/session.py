@@ -3,11 +3,13 @@
 Subscriptions (all on the call's own subjects):
 - `event`: the TTS stage saying it is ready, so the greeting is not spoken into the void;
 - `speech`: the caller's voice activity. While the agent speaks, `barge_in_min_ms` of voiced
-  audio interrupts it at once (control first, then the LLM stream is cancelled); speech that
-  starts before any of a reply went out holds the reply (see `overlap`);
-- `transcript`: an interim with real words also interrupts (and may start a preemptive turn);
-  a final, end-of-turn transcript starts an agent turn unless it is only a backchannel said
-  while (or just after) the agent talked, or a goodbye (the agent says goodbye and hangs up);
+  audio pauses it at once and `barge_in_confirm_ms` interrupts it (control first, then the LLM
+  stream is cancelled); speech that starts before any of a reply went out holds the reply (see
+  `overlap`);
+- `transcript`: an interim with real words also interrupts (and may start a preemptive turn),
+  a backchannel or a noise resumes a paused agent; a final, end-of-turn transcript starts an
+  agent turn unless it is only a backchannel said while (or just after) the agent talked, or a
+  goodbye (the agent says goodbye and hangs up);
 - `playback`: marks the caller heard, so the brain knows when the agent stops speaking and
   what of an interrupted turn was heard;
 - `control`: hang-up / call ended stop everything; an interrupt cancels the turn it names; a
@@ -35,7 +37,7 @@ from typing import Any
 from faststream.nats import NatsMessage
 from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
-from ringline.contracts.events import CALL_LIMIT
+from ringline.contracts.events import CALL_LIMIT, STT_EMPTY
 from ringline.contracts.messages import (
     CallEvent,
     CallStart,
@@ -84,6 +86,7 @@ class CallerSpeech:
     started_at: float = 0.0
     voiced_ms: float = 0.0
     active: bool = False
+    resumed_ms: float = 0.0  # voiced when the agent last resumed over this utterance
 
 
 class BrainSession(CallSession):
@@ -112,7 +115,7 @@ class BrainSession(CallSession):
                                     settings.silence_goodbye_s)
         self.caller = CallerSpeech()
         self.greeting_turn_id = ""
-        self.barge_in = BargeIn(call.call_id, bus, self.speech, self.voice)
+        self.barge_in = BargeIn(call.call_id, bus, self.speech, self.voice, settings.hold_resume_s)
         self.hold = ReplyHold(call.call_id, bus, self.voice, settings.hold_resume_s)
         self.voicemail = VoicemailTaker(bus, self.voice, self.speech, self.agent.voicemail)
         self._tts_ready = asyncio.Event()  # every stage in `greet_after_stages` owns the call
@@ -199,7 +202,9 @@ class BrainSession(CallSession):
         return self.greeting_turn_id
 
     async def _on_event(self, event: CallEvent) -> None:
-        if event.name == STAGE_READY:
+        if event.name == STT_EMPTY and self.barge_in.paused:  # a cough, a breath: nothing was said
+            await self._resume("no words")
+        elif event.name == STAGE_READY:
             self._ready_stages.add(str(event.data.get("stage", "")))
             if set(self.settings.greet_after_stages) <= self._ready_stages:
                 self._tts_ready.set()
@@ -224,19 +229,29 @@ class BrainSession(CallSession):
             return
         caller = self.caller
         if event.utterance_id != caller.utterance_id:
-            caller.utterance_id, caller.voiced_ms = event.utterance_id, 0.0
+            caller.utterance_id, caller.voiced_ms, caller.resumed_ms = event.utterance_id, 0.0, 0.0
             caller.started_at = event.started_at or event.at
             self.hold.caller_started()
         caller.voiced_ms = max(caller.voiced_ms, event.voiced_ms)
         if event.kind == "stopped":
             caller.active = False
             self.hold.caller_stopped()
+            self.barge_in.caller_stopped()
             self._arm_silence()
             return
         caller.active = True
         self.silence.disarm()
-        if caller.voiced_ms >= self.settings.barge_in_min_ms:
+        self.barge_in.caller_started()
+        settings = self.settings
+        if caller.voiced_ms >= max(settings.barge_in_confirm_ms, settings.barge_in_min_ms):
             await self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)
+        elif caller.voiced_ms - caller.resumed_ms >= settings.barge_in_min_ms:
+            await self.barge_in.pause(caller.started_at, caller.voiced_ms, event.utterance_id)
+
+    async def _resume(self, why: str) -> None:
+        """The paused agent goes on: the caller only said "uh-huh" (or coughed)."""
+        if await self.barge_in.resume(why):
+            self.caller.resumed_ms = self.caller.voiced_ms
 
     # -- the caller's words -------------------------------------------------------------------
 
@@ -251,6 +266,8 @@ class BrainSession(CallSession):
             await self._on_final(transcript, parent)
             return
         if not has_words(transcript.text) or is_backchannel(transcript.text):
+            if self.barge_in.paused:
+                await self._resume("backchannel" if has_words(transcript.text) else "no words")
             return
         self.silence.disarm()
         started_at = transcript.speech_started_at or self.caller.started_at
@@ -276,11 +293,13 @@ class BrainSession(CallSession):
         self.hold.drop()
         if not has_words(transcript.text) or self.voice.ending:
             self.voice.discard_guess()
+            await self._resume("no words")
             self._arm_silence()
             return
         if self._just_a_backchannel(transcript):
             log.info("call %s: backchannel %r while the agent talks; no new turn", self.call_id, transcript.text)
             self.voice.discard_guess()
+            await self._resume("backchannel")
             self._arm_silence()
             return
         started_at = transcript.speech_started_at or self.caller.started_at

@@ -150,18 +150,26 @@ class BrainSettings(ServiceSettings):
 
     # Turn-taking. Voiced audio alone cannot tell "mm-hmm" from "wait": the STT measures common
     # backchannels at 260-520 ms (Piper voice: uh-huh 280, okay 380, yes 420, mm-hmm 520) and short
-    # interruptions at 260-600 ms (wait 260, no 300, stop 480). 550 ms lets every one-word
-    # backchannel pass; short interruptions are caught by their words (an interim transcript that
-    # is not a backchannel interrupts at once), longer ones by their length.
+    # interruptions at 260-600 ms (wait 260, no 300, stop 480). So barge-in has two steps: at
+    # `barge_in_min_ms` the agent pauses (the edge stops its audio at once and keeps it); the
+    # caller's words then decide. Real words, or `barge_in_confirm_ms` of speech, make it an
+    # interruption; a backchannel, a cough, or no words within `hold_resume_s` of the speech ending
+    # resume the agent from the start of the sentence it was in.
     barge_in_min_ms: float = Field(
-        default=550.0, ge=0, description="voiced caller audio that interrupts the agent while it speaks"
+        default=250.0, ge=0, description="voiced caller audio that stops the agent while it speaks"
+    )
+    barge_in_confirm_ms: float = Field(
+        default=600.0, ge=0,
+        description="voiced caller audio that interrupts the agent even before any words are "
+                    "recognised; at or below barge_in_min_ms the agent never pauses, it is interrupted",
     )
     backchannel_grace_s: float = Field(
         default=1.0, ge=0, description="a backchannel this soon after the agent finished is no new turn"
     )
     hold_resume_s: float = Field(
         default=1.5, gt=0,
-        description="a reply held because the caller spoke again goes out if no words come this long after",
+        description="a reply held (or an agent paused) because the caller spoke goes on if no words come "
+                    "this long after their speech ended",
     )
     preemptive_generation: bool = Field(
         default=False, description="start the LLM on an interim transcript; speak only after the final"

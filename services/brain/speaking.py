@@ -6,6 +6,10 @@ phone side (the caller heard it all), or it is interrupted. TTS puts one mark pe
 `cleared=True` when a barge-in cleared the audio before it played. Audio plays in order, so a
 heard mark means every chunk up to it was heard.
 
+A turn may be paused (the caller started talking over it; the edge stopped its audio and keeps
+it): it still counts as speaking, the echoes of the marks the pause cleared are ignored, and no
+timeout runs until it is resumed (the edge plays it on from its last heard mark) or interrupted.
+
 Marks can go missing (a TTS failure, a lost message): a turn whose final mark does not come
 back within the time its text takes to say (`chars_per_s`) plus `slack_s`, counted again from
 each mark heard, is taken as finished.
@@ -38,6 +42,7 @@ class SpokenTurn:
     heard_seq: int = -1
     ended: Ending | None = None
     ended_at: float = 0.0
+    paused: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
 
@@ -68,7 +73,8 @@ class SpeakingTracker:
         turn.kind = chunk.kind
         if chunk.final:
             turn.final_seq = chunk.seq
-            self._arm(turn)
+            if not turn.paused:
+                self._arm(turn)
 
     def on_playback(self, playback: Playback) -> None:
         turn_id, seq = parse_mark(playback.mark)
@@ -76,14 +82,37 @@ class SpeakingTracker:
         if turn is None or turn.ended is not None or seq < 0:
             return
         if playback.cleared:
+            if turn.paused:
+                return  # the pause cleared it: it plays again on resume
             if turn.final_seq is not None and seq >= turn.final_seq:
                 self._end(turn, "cleared")
             return
         turn.heard_seq = max(turn.heard_seq, seq)
         if turn.final_seq is not None and turn.heard_seq >= turn.final_seq:
             self._end(turn, "heard")
-        elif turn.final_seq is not None:
+        elif turn.final_seq is not None and not turn.paused:
             self._arm(turn)
+
+    def pause(self, turn_id: str) -> bool:
+        """The edge stopped this turn's audio and keeps it; False if it is not speaking."""
+        turn = self.turns.get(turn_id)
+        if turn is None or turn.ended is not None or turn.paused:
+            return False
+        turn.paused = True
+        if turn.timer is not None:
+            turn.timer.cancel()
+            turn.timer = None
+        return True
+
+    def resume(self, turn_id: str) -> bool:
+        """The edge plays the paused turn on from its last heard mark."""
+        turn = self.turns.get(turn_id)
+        if turn is None or turn.ended is not None or not turn.paused:
+            return False
+        turn.paused = False
+        if turn.final_seq is not None:
+            self._arm(turn)
+        return True
 
     def interrupt(self, turn_id: str) -> str:
         """The brain cut this turn off: it stops speaking now. Returns the text the caller heard."""
@@ -101,6 +130,10 @@ class SpeakingTracker:
 
     def speaking_turns(self) -> list[SpokenTurn]:
         return [t for t in self.turns.values() if t.ended is None]
+
+    @property
+    def paused(self) -> bool:
+        return any(t.ended is None and t.paused for t in self.turns.values())
 
     def heard_text(self, turn_id: str) -> str:
         turn = self.turns.get(turn_id)

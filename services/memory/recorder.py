@@ -22,6 +22,8 @@ from ringline.contracts.events import (
     STAGE_READY,
     STT_UTTERANCE,
     TURN_BARGE_IN,
+    TURN_PAUSED,
+    TURN_RESUMED,
     TURN_FIRST_AUDIO,
     TURN_TOOL,
     VOICEMAIL_MESSAGE,
@@ -94,6 +96,14 @@ class CallRecorder:
             turn.heard_text = str(event.data.get("heard_text", ""))
             if "reaction_ms" in event.data:
                 turn.latency_ms["barge_in_reaction"] = float(event.data["reaction_ms"])
+        elif event.name == TURN_PAUSED and event.turn_id and event.data.get("reaction_ms") is not None:
+            turn = self._turn(event.turn_id, "agent")
+            turn.latency_ms.setdefault("pause_reaction", float(event.data["reaction_ms"]))
+        elif event.name == TURN_RESUMED and event.turn_id:
+            turn = self._turn(event.turn_id, "agent")
+            turn.resumed += 1
+            if event.data.get("paused_ms") is not None:  # the caller heard nothing this long
+                turn.latency_ms["paused"] = turn.latency_ms.get("paused", 0.0) + float(event.data["paused_ms"])
         elif event.name == STT_UTTERANCE and event.turn_id and "end_of_turn_ms" in event.data:
             turn = self._turn(event.turn_id, "caller")
             turn.latency_ms["end_of_turn"] = float(event.data["end_of_turn_ms"])

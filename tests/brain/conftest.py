@@ -110,11 +110,14 @@ class Harness:
                             started_at=started_at)
         await self.broker.publish(event, subjects.speech(call_id))
 
-    async def heard(self, chunk: ReplyChunk, cleared: bool = False) -> None:
+    async def heard(self, chunk: ReplyChunk, cleared: bool = False, replay: int = 0) -> None:
         """The phone side echoes the chunk's mark: the caller heard it (or it was cleared)."""
-        playback = Playback(call_id=chunk.call_id, mark=make_mark(chunk.turn_id, chunk.seq),
+        playback = Playback(call_id=chunk.call_id, mark=make_mark(chunk.turn_id, chunk.seq, replay),
                             turn_id=chunk.turn_id, cleared=cleared)
         await self.broker.publish(playback, subjects.playback(chunk.call_id))
+
+    async def event(self, call_id: str, name: str, **data: Any) -> None:
+        await self.broker.publish(CallEvent(call_id=call_id, name=name, data=data), subjects.event(call_id))
 
     async def dtmf(self, call_id: str, digit: str) -> None:
         await self.broker.publish(Control(call_id=call_id, action="dtmf", digit=digit), subjects.control(call_id))

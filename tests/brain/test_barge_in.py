@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ringline.contracts.events import TURN_BARGE_IN
+from ringline.contracts.events import STT_EMPTY, TURN_BARGE_IN, TURN_PAUSED, TURN_RESUMED
 
 SLOW = ["The capital of France is Paris.", " It sits on the Seine.", " It has many museums.",
         " The Louvre is the largest.", " Spring is lovely there."] + [" More words."] * 40
@@ -29,30 +29,91 @@ async def heard_greeting(h):
     return greeting
 
 
-async def test_interrupt_goes_out_in_the_same_handler_call_that_crosses_the_threshold(make_harness, scripted,
-                                                                                      until):
-    async with make_harness(scripted(SLOW, delay=0.05), play_s=None, barge_in_min_ms=250) as h:
+async def test_the_agent_pauses_at_once_and_real_speech_makes_it_an_interruption(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:  # defaults: 250 / 600 ms
         call_id = await h.start_call()
         await heard_greeting(h)
         turn_id = await speaking_turn(h, until, call_id)
 
         started_at = time.time() - 0.3
         await h.speech(call_id, "started", utterance_id="u2", started_at=started_at)
-        await h.speech(call_id, "continuing", voiced_ms=120, utterance_id="u2", started_at=started_at)
-        assert h.controls == [], "120 ms of speech is not yet a barge-in"
-        await h.speech(call_id, "continuing", voiced_ms=260, utterance_id="u2", started_at=started_at)
-        # No waiting: the interrupt went out while that one message was handled.
-        assert [(c.action, c.turn_id) for c in h.controls] == [("interrupt", turn_id)]
+        await h.speech(call_id, "continuing", voiced_ms=200, utterance_id="u2", started_at=started_at)
+        assert h.controls == [], "200 ms of speech does not stop the agent"
+        await h.speech(call_id, "continuing", voiced_ms=250, utterance_id="u2", started_at=started_at)
+        # No waiting: the pause went out while that one message was handled.
+        assert [(c.action, c.turn_id) for c in h.controls] == [("pause", turn_id)]
+        (paused,) = h.named(TURN_PAUSED)
+        assert 300 <= paused.data["reaction_ms"] < 1500
+        sent = len(h.turn(turn_id))
+        await until(lambda: len(h.turn(turn_id)) > sent)
+        assert h.model.stopped == 0, "a pause keeps the reply coming: it may be needed yet"
 
-        await until(lambda: h.model.stopped == 1)  # the LLM stream was cancelled
+        await h.speech(call_id, "continuing", voiced_ms=600, utterance_id="u2", started_at=started_at)
+        assert [c.action for c in h.controls] == ["pause", "interrupt"]
+        await until(lambda: h.model.stopped == 1)  # now the LLM stream is cancelled
         spoken = len(h.turn(turn_id))
         await asyncio.sleep(0.2)
         assert len(h.turn(turn_id)) == spoken and not any(c.final for c in h.turn(turn_id))
 
         (event,) = h.named(TURN_BARGE_IN)
-        assert event.turn_id == turn_id and event.data["trigger"] == "voiced"
-        assert event.data["voiced_ms"] == 260 and event.data["heard_text"] == ""
-        assert 300 <= event.data["reaction_ms"] < 1500
+        assert event.turn_id == turn_id and event.data["trigger"] == "voiced" and event.data["paused"]
+        assert event.data["voiced_ms"] == 600 and event.data["heard_text"] == ""
+        assert event.data["reaction_ms"] == paused.data["reaction_ms"], "the caller stopped hearing it at the pause"
+        assert h.named(TURN_RESUMED) == []
+
+
+async def test_without_a_pause_step_the_threshold_interrupts_at_once(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None, barge_in_min_ms=300,
+                            barge_in_confirm_ms=0) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        await h.speech(call_id, "started", utterance_id="u2")
+        await h.speech(call_id, "continuing", voiced_ms=250, utterance_id="u2")
+        assert h.controls == []
+        await h.speech(call_id, "continuing", voiced_ms=300, utterance_id="u2")
+        assert [(c.action, c.turn_id) for c in h.controls] == [("interrupt", turn_id)]
+        await until(lambda: h.model.stopped == 1)
+        assert h.named(TURN_PAUSED) == [] and h.named(TURN_BARGE_IN)[0].data["paused"] is False
+
+
+async def test_a_paused_agent_with_nothing_said_goes_on_after_hold_resume_s(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW[:5], delay=0.05), play_s=None, hold_resume_s=0.3) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        first = h.turn(turn_id)[0]
+        await h.heard(first)
+        await h.speech(call_id, "started", utterance_id="n1")
+        await h.speech(call_id, "continuing", voiced_ms=300, utterance_id="n1")
+        await h.heard(h.turn(turn_id)[1], cleared=True)  # the pause cleared the second sentence
+        await h.speech(call_id, "stopped", voiced_ms=320, utterance_id="n1")  # a door slam: no transcript
+        await until(lambda: h.named(TURN_RESUMED), timeout=2)
+        assert [c.action for c in h.controls] == ["pause", "resume"]
+        assert h.named(TURN_RESUMED)[0].data["why"] == "no words"
+        assert h.named(TURN_RESUMED)[0].data["heard_seq"] == first.seq, "it goes on after what was heard"
+
+        await until(lambda: any(c.final for c in h.turn(turn_id)))
+        for chunk in h.turn(turn_id)[1:]:  # the edge played the rest again, under replayed marks
+            await h.heard(chunk, replay=1)
+        h.model.pieces = ["Sure."]
+        await h.say(call_id, "Thanks, and Lyon?", utterance_id="q2")
+        await until(lambda: len(h.model.calls) == 2)
+        assert h.model.calls[1][-2] == {"role": "assistant", "content": h.said().split(" Sure.")[0]}
+        assert "interrupted" not in h.model.calls[1][-2]["content"]
+
+
+async def test_a_noise_that_recognises_as_nothing_resumes_the_agent(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None, hold_resume_s=5.0) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        await speaking_turn(h, until, call_id)
+        await h.speech(call_id, "started", utterance_id="c1")
+        await h.speech(call_id, "continuing", voiced_ms=300, utterance_id="c1")
+        await h.speech(call_id, "stopped", voiced_ms=300, utterance_id="c1")
+        await h.event(call_id, STT_EMPTY, utterance_id="c1", reason="no words")
+        await until(lambda: [c.action for c in h.controls] == ["pause", "resume"], timeout=1)
+        assert h.model.stopped == 0 and h.named(TURN_BARGE_IN) == []
 
 
 async def test_history_after_an_interruption_holds_only_what_was_heard(make_harness, scripted, until):
@@ -100,7 +161,8 @@ async def test_backchannels_while_the_agent_talks_neither_interrupt_nor_start_a_
         await heard_greeting(h)
         turn_id = await speaking_turn(h, until, call_id)
 
-        # Voiced lengths as the STT measures the local voice saying them (the default threshold is 550 ms).
+        # Voiced lengths as the STT measures the local voice saying them: the longer ones pause the
+        # agent (250 ms) until their words show they were only a backchannel.
         for uid, text, voiced in [("b1", "Uh-huh.", 280), ("b2", "Okay.", 380), ("b3", "Mm-hmm.", 520),
                                   ("b4", "(coughs)", 200)]:
             await h.speech(call_id, "started", utterance_id=uid)
@@ -111,10 +173,30 @@ async def test_backchannels_while_the_agent_talks_neither_interrupt_nor_start_a_
             await h.say(call_id, text, utterance_id=uid)  # final
 
         await until(lambda: any(c.final for c in h.turn(turn_id)), timeout=5)
-        assert h.controls == [] and h.named(TURN_BARGE_IN) == []
+        assert [c.action for c in h.controls] == ["pause", "resume"] * 3, "the cough was too short to pause"
+        assert h.named(TURN_BARGE_IN) == [] and h.model.stopped == 0
+        assert [e.data["why"] for e in h.named(TURN_RESUMED)] == ["backchannel"] * 3
         assert {c.turn_id for c in h.answers()} == {turn_id}, "no new turn for a backchannel"
         assert len(h.model.calls) == 1
         assert h.said() == "".join(SLOW[:5]).replace("  ", " ")
+
+
+async def test_a_backchannel_then_real_words_in_one_breath_interrupts(make_harness, scripted, until):
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        turn_id = await speaking_turn(h, until, call_id)
+        await h.speech(call_id, "started", utterance_id="m1")
+        await h.speech(call_id, "continuing", voiced_ms=300, utterance_id="m1")
+        await h.say(call_id, "Okay.", utterance_id="m1", is_final=False, end_of_turn=False)
+        assert [c.action for c in h.controls] == ["pause", "resume"]
+        await h.speech(call_id, "continuing", voiced_ms=450, utterance_id="m1")
+        assert [c.action for c in h.controls] == ["pause", "resume"], "not paused again by the same 300 ms"
+        await h.speech(call_id, "continuing", voiced_ms=550, utterance_id="m1")
+        assert [c.action for c in h.controls] == ["pause", "resume", "pause"]
+        await h.say(call_id, "Okay, but wait.", utterance_id="m1", is_final=False, end_of_turn=False)
+        assert [(c.action, c.turn_id) for c in h.controls][-1] == ("interrupt", turn_id)
+        assert h.named(TURN_BARGE_IN)[0].data["trigger"] == "interim"
 
 
 async def test_an_interim_with_real_words_interrupts(make_harness, scripted, until):
@@ -124,7 +206,7 @@ async def test_an_interim_with_real_words_interrupts(make_harness, scripted, unt
         turn_id = await speaking_turn(h, until, call_id)
         await h.say(call_id, "Mm-hmm.", utterance_id="u2", is_final=False, end_of_turn=False)
         assert h.controls == []
-        await h.say(call_id, "Stop.", utterance_id="u3", is_final=False, end_of_turn=False)
+        await h.say(call_id, "Stop.", utterance_id="u3", is_final=False, end_of_turn=False)  # 230 ms: no pause yet
         assert [(c.action, c.turn_id) for c in h.controls] == [("interrupt", turn_id)]
         assert h.named(TURN_BARGE_IN)[0].data["trigger"] == "interim"
 

@@ -32,12 +32,13 @@ def test_provider_can_be_forced_local(monkeypatch):
 
 def test_turn_taking_defaults_and_env(monkeypatch):
     monkeypatch.setenv("RINGLINE_BRAIN_DTMF_REPLIES", '{"0": "Transferring isn\'t available yet."}')
-    monkeypatch.setenv("RINGLINE_BRAIN_BARGE_IN_MIN_MS", "250")
+    monkeypatch.setenv("RINGLINE_BRAIN_BARGE_IN_MIN_MS", "300")
     monkeypatch.setenv("RINGLINE_BRAIN_PREEMPTIVE_GENERATION", "true")
     settings = BrainSettings()
     assert settings.dtmf_replies == {"0": "Transferring isn't available yet."}
-    assert settings.barge_in_min_ms == 250 and settings.preemptive_generation
+    assert settings.barge_in_min_ms == 300 and settings.preemptive_generation
     defaults = BrainSettings.model_fields
-    assert defaults["barge_in_min_ms"].default == 550 and defaults["preemptive_generation"].default is False
+    assert defaults["barge_in_min_ms"].default == 250 and defaults["barge_in_confirm_ms"].default == 600
+    assert defaults["preemptive_generation"].default is False
     assert defaults["silence_reprompt_s"].default == 8.0 and defaults["filler_after_ms"].default == 700
     assert settings.tools == [] and settings.goodbye_phrases == "auto"

@@ -32,6 +32,19 @@ def test_interrupted_turn_keeps_what_the_caller_heard_and_the_reaction_time() ->
     assert "interrupted; the caller heard: 'Our opening hours'" in format_record(rec.record)
 
 
+def test_a_turn_paused_by_a_backchannel_records_the_pause_and_that_it_went_on() -> None:
+    rec = _recorder()
+    rec.on_reply(ReplyChunk(call_id="CA1", turn_id="t1", seq=0, text="First you mix the flour,",
+                            timing=TurnTiming(first_chunk_at=101.0)))
+    rec.on_event(CallEvent(call_id="CA1", name=events.TURN_PAUSED, turn_id="t1", data={"reaction_ms": 281.0}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.TURN_RESUMED, turn_id="t1",
+                           data={"paused_ms": 640.0, "why": "backchannel"}))
+    turn = rec.record.turn("t1")
+    assert not turn.interrupted and turn.resumed == 1
+    assert turn.latency_ms["pause_reaction"] == 281.0 and turn.latency_ms["paused"] == 640.0
+    assert "paused by the caller 1x, then went on" in format_record(rec.record)
+
+
 def test_caller_turn_gets_its_end_of_turn_delay_and_readiness_chatter_is_not_recorded() -> None:
     rec = _recorder()
     rec.on_transcript(Transcript(call_id="CA1", utterance_id="u1", text="Book a table for Tuesday.",
