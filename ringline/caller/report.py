@@ -57,8 +57,12 @@ def format_step(step: StepResult) -> str:
             verdicts.append("NO clear: the agent talked on")
     if step.kind == "backchannel" and step.clear_received is not None:
         voiced = f"{step.voiced_ms:.0f} ms voiced, " if step.voiced_ms is not None else ""
-        verdicts.append(voiced + ("it STOPPED the agent (clear)" if step.clear_received
-                                  else "no clear: agent kept talking"))
+        if not step.clear_received:
+            verdicts.append(voiced + "no clear: agent kept talking")
+        elif step.agent_stopped:
+            verdicts.append(voiced + "it STOPPED the agent (clear, never came back)")
+        else:
+            verdicts.append(voiced + f"the agent paused {_ms(step.paused_ms)} (clear), then went on")
     if step.false_cutoff is not None:
         verdicts.append("FALSE CUT-OFF" if step.false_cutoff else "not cut off during the pause")
     if step.agent_hung_up is not None:

@@ -4,7 +4,9 @@
   the first `clear` received; audio after the clear = frames of the interrupted turn that still
   arrived (frames are attributed to the turn of the next mark; frames with no mark after them
   count when they came while the caller was still speaking, since no answer can come then);
-- backchannel: whether a `clear` came from its onset until shortly after the reply finished;
+- backchannel: whether a `clear` came from its onset until shortly after the reply finished,
+  and if so whether the agent's turn came back after it (it paused, then went on) or not (the
+  backchannel stopped it);
 - say with inner pauses: false cut-off = agent audio arriving from the first pause until the
   utterance's speech ended;
 - an agent hang-up: whether all its audio had played and every mark had been echoed (not
@@ -49,9 +51,7 @@ def _interrupt(step: StepResult, timeline: Timeline) -> None:
         return
     clear_at = clears[0]
     step.barge_in_ms = round((clear_at - onset) * 1000, 1)
-    start = step.reply_started_at or onset
-    interrupted = {parse_mark(n)[0] or n for n in timeline.marks_between(start - 0.001, clear_at + 0.001)}
-    interrupted |= {parse_mark(n)[0] or n for n in timeline.echoed_via_clear(clear_at, clear_at + 1.0)}
+    interrupted = _turns_playing(timeline, step.reply_started_at or onset, clear_at)
     leaked = [at for at, turn in timeline.media_turns_after(clear_at + 1e-6)
               if (turn and turn in interrupted) or (not turn and end is not None and at < end)]
     step.audio_after_clear_ms = float(len(leaked) * 20)
@@ -62,9 +62,26 @@ def _backchannel(step: StepResult, timeline: Timeline) -> None:
     if onset is None:
         return
     until = max(step.ended_at, step.speech_end_at or onset) + BACKCHANNEL_GRACE_S
-    step.clear_received = bool(timeline.clears_between(onset, until))
-    if step.clear_received:
+    clears = timeline.clears_between(onset, until)
+    step.clear_received = bool(clears)
+    step.agent_stopped = False
+    if not clears:
+        return
+    clear_at = clears[0]
+    playing = _turns_playing(timeline, step.reply_started_at or onset, clear_at)
+    back = [at for at, turn in timeline.media_turns_after(clear_at + 1e-6) if turn in playing]
+    if back:
+        step.paused_ms = round((back[0] - clear_at) * 1000, 1)
+    else:
+        step.agent_stopped = True
         step.note = step.note or "the backchannel stopped the agent"
+
+
+def _turns_playing(timeline: Timeline, start: float, clear_at: float) -> set[str]:
+    """Turns whose audio was on its way to the caller when the `clear` came."""
+    names = [*timeline.marks_between(start - 0.001, clear_at + 0.001),
+             *timeline.echoed_via_clear(clear_at, clear_at + 1.0)]
+    return {parse_mark(n)[0] or n for n in names}
 
 
 def _pauses(step: StepResult, timeline: Timeline) -> None:

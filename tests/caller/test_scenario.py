@@ -220,6 +220,23 @@ def test_audio_of_the_interrupted_turn_after_the_clear_is_caught() -> None:
     assert step.audio_after_clear_ms == 100.0
 
 
+def test_a_backchannel_that_paused_the_agent_is_told_from_one_that_stopped_it() -> None:
+    from ringline.caller.results import CallResult, StepResult
+    from ringline.caller.verdicts import judge
+
+    frames = lambda start, n: [(start + i * 0.02, "media", "") for i in range(n)]  # noqa: E731
+    before = [*frames(10.0, 50), (10.99, "mark", "t1:0"), *frames(11.0, 50), (11.99, "mark", "t1:1")]
+    resumed = _timeline([*before, (12.3, "clear", ""), *frames(12.9, 50), (13.9, "mark", "t1~1:1")])
+    stopped = _timeline([*before, (12.3, "clear", ""), *frames(14.0, 10), (14.2, "mark", "t2:0")])
+    outcomes = []
+    for timeline in (resumed, stopped):
+        step = StepResult(index=1, kind="backchannel", label="okay", reply_started_at=10.0,
+                          speech_onset_at=12.0, speech_end_at=12.4, ended_at=12.4)
+        judge(CallResult(call_sid="CA1", steps=[step]), timeline, playback_end=15.0)
+        outcomes.append((step.clear_received, step.agent_stopped, step.paused_ms))
+    assert outcomes == [(True, False, pytest.approx(600.0)), (True, True, None)]
+
+
 def test_an_agent_hanging_up_before_its_goodbye_mark_came_back_is_caught() -> None:
     from ringline.caller.results import CallResult, TurnResult
     from ringline.caller.verdicts import judge
