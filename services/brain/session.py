@@ -4,8 +4,9 @@ Subscriptions (all on the call's own subjects):
 - `event`: the TTS stage saying it is ready, so the greeting is not spoken into the void;
 - `speech`: the caller's voice activity. While the agent speaks, `barge_in_min_ms` of voiced
   audio pauses it at once and `barge_in_confirm_ms` interrupts it (control first, then the LLM
-  stream is cancelled); speech that starts before any of a reply went out holds the reply (see
-  `overlap`);
+  stream is cancelled). Speech that starts before any of a reply went out holds the reply, and
+  speech that starts as an answer begins to play (`barge_in_collision_ms`) pauses it at once:
+  the caller was not done (see `overlap`);
 - `transcript`: an interim with real words also interrupts (and may start a preemptive turn),
   a backchannel or a noise resumes a paused agent; a final, end-of-turn transcript starts an
   agent turn unless it is only a backchannel said while (or just after) the agent talked, or a
@@ -37,7 +38,7 @@ from typing import Any
 from faststream.nats import NatsMessage
 from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
-from ringline.contracts.events import CALL_LIMIT, STT_EMPTY
+from ringline.contracts.events import CALL_LIMIT, STT_EMPTY, TURN_FIRST_AUDIO
 from ringline.contracts.messages import (
     CallEvent,
     CallStart,
@@ -204,6 +205,8 @@ class BrainSession(CallSession):
     async def _on_event(self, event: CallEvent) -> None:
         if event.name == STT_EMPTY and self.barge_in.paused:  # a cough, a breath: nothing was said
             await self._resume("no words")
+        elif event.name == TURN_FIRST_AUDIO and event.turn_id and event.timing is not None:
+            self.speech.first_audio(event.turn_id, event.timing.edge_sent_at or event.at)
         elif event.name == STAGE_READY:
             self._ready_stages.add(str(event.data.get("stage", "")))
             if set(self.settings.greet_after_stages) <= self._ready_stages:
@@ -232,6 +235,8 @@ class BrainSession(CallSession):
             caller.utterance_id, caller.voiced_ms, caller.resumed_ms = event.utterance_id, 0.0, 0.0
             caller.started_at = event.started_at or event.at
             self.hold.caller_started()
+            if self._collision(caller.started_at):  # both started at once: the agent yields
+                await self.barge_in.pause(caller.started_at, event.voiced_ms, event.utterance_id)
         caller.voiced_ms = max(caller.voiced_ms, event.voiced_ms)
         if event.kind == "stopped":
             caller.active = False
@@ -247,6 +252,13 @@ class BrainSession(CallSession):
             await self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)
         elif caller.voiced_ms - caller.resumed_ms >= settings.barge_in_min_ms:
             await self.barge_in.pause(caller.started_at, caller.voiced_ms, event.utterance_id)
+
+    def _collision(self, onset: float) -> bool:
+        """The caller started talking as an answer was about to play (or had just begun)."""
+        window = self.settings.barge_in_collision_ms / 1000
+        return any(t.kind == "answer" and t.heard_seq < 0
+                   and (not t.first_audio_at or onset - t.first_audio_at < window)
+                   for t in self.speech.speaking_turns())
 
     async def _resume(self, why: str) -> None:
         """The paused agent goes on: the caller only said "uh-huh" (or coughed)."""

@@ -163,6 +163,11 @@ class BrainSettings(ServiceSettings):
         description="voiced caller audio that interrupts the agent even before any words are "
                     "recognised; at or below barge_in_min_ms the agent never pauses, it is interrupted",
     )
+    barge_in_collision_ms: float = Field(
+        default=400.0, ge=0,
+        description="caller speech that starts before an answer plays, or this soon after it began, "
+                    "pauses it at once: the caller was not done",
+    )
     backchannel_grace_s: float = Field(
         default=1.0, ge=0, description="a backchannel this soon after the agent finished is no new turn"
     )

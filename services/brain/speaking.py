@@ -43,6 +43,7 @@ class SpokenTurn:
     ended: Ending | None = None
     ended_at: float = 0.0
     paused: bool = False
+    first_audio_at: float = 0.0  # the edge wrote its first audio to the phone (0: not yet)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     timer: asyncio.TimerHandle | None = None
 
@@ -92,6 +93,11 @@ class SpeakingTracker:
             self._end(turn, "heard")
         elif turn.final_seq is not None and not turn.paused:
             self._arm(turn)
+
+    def first_audio(self, turn_id: str, at: float) -> None:
+        turn = self.turns.get(turn_id)
+        if turn is not None and not turn.first_audio_at:
+            turn.first_audio_at = at
 
     def pause(self, turn_id: str) -> bool:
         """The edge stopped this turn's audio and keeps it; False if it is not speaking."""
@@ -147,6 +153,11 @@ class SpeakingTracker:
     def heard_seq(self, turn_id: str) -> int:
         turn = self.turns.get(turn_id)
         return turn.heard_seq if turn is not None else -1
+
+    def played(self, turn_id: str) -> bool:
+        """Did any of the turn's audio reach the phone (first audio written, or a mark heard)?"""
+        turn = self.turns.get(turn_id)
+        return turn is not None and (bool(turn.first_audio_at) or turn.heard_seq >= 0)
 
     def sent_chunks(self, turn_id: str) -> int:
         turn = self.turns.get(turn_id)

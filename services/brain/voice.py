@@ -185,7 +185,9 @@ class AgentVoice:
         """A turn stopped speaking: write it into the history as the caller heard it."""
         cut = how in ("interrupted", "cleared")
         turn = self._unwritten.pop(turn_id, None)
-        if turn is not None:
+        if turn is not None and cut and not self.speech.played(turn_id) and not any(r.calls for r in turn.rounds):
+            log.debug("call %s: turn %s cut before any of it played; not in the history", self.call_id, turn_id)
+        elif turn is not None:
             turn.remember(self.history, self.speech.heard_seq(turn_id) if cut else None)
         elif cut:
             self.history.replace_agent(turn_id, self.speech.heard_text(turn_id))

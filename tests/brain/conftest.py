@@ -24,8 +24,10 @@ from ringline.contracts.messages import (
     ReplyChunk,
     SpeechEvent,
     Transcript,
+    TurnTiming,
     make_mark,
 )
+from ringline.contracts.events import TURN_FIRST_AUDIO
 from ringline.contracts.runtime import STAGE_READY
 from ringline.services.brain.app import create_app
 from ringline.services.brain.llm.base import ChatModel, Messages, StreamStats
@@ -115,6 +117,12 @@ class Harness:
         playback = Playback(call_id=chunk.call_id, mark=make_mark(chunk.turn_id, chunk.seq, replay),
                             turn_id=chunk.turn_id, cleared=cleared)
         await self.broker.publish(playback, subjects.playback(chunk.call_id))
+
+    async def playing_since(self, chunk: ReplyChunk, seconds: float) -> None:
+        """The edge wrote the turn's first audio to the phone `seconds` ago."""
+        timing = TurnTiming(edge_sent_at=time.time() - seconds)
+        event = CallEvent(call_id=chunk.call_id, name=TURN_FIRST_AUDIO, turn_id=chunk.turn_id, timing=timing)
+        await self.broker.publish(event, subjects.event(chunk.call_id))
 
     async def event(self, call_id: str, name: str, **data: Any) -> None:
         await self.broker.publish(CallEvent(call_id=call_id, name=name, data=data), subjects.event(call_id))

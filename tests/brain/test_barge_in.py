@@ -17,9 +17,11 @@ SLOW = ["The capital of France is Paris.", " It sits on the Seine.", " It has ma
 
 
 async def speaking_turn(h, until, call_id):
-    """Ask a question and wait until the agent has spoken its first two chunks (marks not echoed)."""
+    """Ask a question and wait until the agent has spoken its first two chunks (marks not echoed);
+    its audio has been playing for a second."""
     await h.say(call_id, "Tell me about Paris.", utterance_id="q1")
     await until(lambda: len(h.answers()) >= 2)
+    await h.playing_since(h.answers()[0], 1.0)
     return h.answers()[0].turn_id
 
 
@@ -179,6 +181,26 @@ async def test_backchannels_while_the_agent_talks_neither_interrupt_nor_start_a_
         assert {c.turn_id for c in h.answers()} == {turn_id}, "no new turn for a backchannel"
         assert len(h.model.calls) == 1
         assert h.said() == "".join(SLOW[:5]).replace("  ", " ")
+
+
+async def test_a_caller_who_goes_on_as_the_answer_starts_playing_stops_it_at_once(make_harness, scripted, until):
+    model = scripted(["Sure, a table.", " For how many?"], delay=0.05)
+    async with make_harness(model, play_s=None) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        await h.say(call_id, "I'd like to book a table.", utterance_id="u1")  # the STT ended the turn early
+        await until(lambda: len(h.answers()) >= 1)
+        answer = h.answers()[0]
+        await h.speech(call_id, "started", voiced_ms=60, utterance_id="u2")  # ... but the caller goes on
+        assert [(c.action, c.turn_id) for c in h.controls] == [("pause", answer.turn_id)], \
+            "the agent yields before its audio plays, not after 250 ms of talking over it"
+        await h.speech(call_id, "stopped", voiced_ms=900, utterance_id="u2")
+        model.pieces = ["Booked for Tuesday."]
+        await h.say(call_id, "For Tuesday evening.", utterance_id="u2")
+        await until(lambda: "Booked for Tuesday." in h.said())
+        assert [c.action for c in h.controls] == ["pause", "interrupt"]
+        # none of the first answer played: the model sees one request, not a reply it never gave
+        assert model.calls[-1][-1] == {"role": "user", "content": "I'd like to book a table. For Tuesday evening."}
 
 
 async def test_a_backchannel_then_real_words_in_one_breath_interrupts(make_harness, scripted, until):

@@ -41,6 +41,7 @@ async def test_a_key_press_while_the_agent_speaks_interrupts_it(make_harness, sc
         await h.say(call_id, "Talk to me.")
         await until(lambda: h.answers())
         turn_id = h.answers()[0].turn_id
+        await h.playing_since(h.answers()[0], 0.5)
         await h.dtmf(call_id, "5")
         assert [(c.action, c.turn_id) for c in h.controls if c.action == "interrupt"] == [("interrupt", turn_id)]
         await until(lambda: len(h.model.calls) == 2)
