@@ -4,13 +4,15 @@
 
 Starts nats-server and the five services twice (brain without, then with preemptive generation)
 and places `--calls` scripted calls on each. Every call: a sentence with a 600 ms pause in the
-middle, a long request the caller interrupts, and a long request the caller backchannels into
-("uh-huh" and the like, each at most 300 ms of speech). Printed, per configuration:
+middle, a long request the caller interrupts, a long request the caller backchannels into
+("uh-huh" and the like, at most 300 ms of speech), and one with a longer backchannel ("okay",
+"mm-hmm": 350-550 ms). Printed, per configuration:
 
   barge-in reaction   caller's interrupting speech onset -> `clear` received at the phone
                       (p50/p95; target p95 <= 300 ms), and interrupted-turn audio after the clear
   false cut-offs      agent audio during/after the 600 ms pause, before the caller finished (target 0)
-  backchannels        `clear`s caused by <= 300 ms backchannels (target 0)
+  backchannels        agent turns stopped by <= 300 ms backchannels (target 0), and by longer ones;
+                      how many paused the agent (a `clear`) before it went on, and for how long
   mouth-to-ear        caller's end of speech -> first agent audio, every answered utterance (p50/p95);
                       replies that started before the caller finished are counted, not averaged in
 
@@ -47,6 +49,7 @@ LONG_ASKS = [
 ]
 INTERRUPTIONS = ["Sorry, wait, stop. What time do you open?", "Hold on, stop there. Can I ask something else?"]
 BACKCHANNELS = ["Uh-huh.", "Right."]  # about 260 and 200 ms of speech (Piper varies a little run to run)
+LONGER_BACKCHANNELS = ["Okay.", "Mm-hmm."]  # about 380 and 520 ms
 INTERRUPT_AFTER_MS = [1000, 1500, 2000]
 BACKCHANNEL_AFTER_MS = [800, 1200, 1600]
 MAX_BACKCHANNEL_MS = 300.0
@@ -60,6 +63,9 @@ def scenario(index: int) -> Scenario:
         Interrupt(INTERRUPTIONS[index % len(INTERRUPTIONS)], after_ms=INTERRUPT_AFTER_MS[index % 3]),
         Say(LONG_ASKS[(index + 1) % len(LONG_ASKS)]),
         Backchannel(BACKCHANNELS[index % len(BACKCHANNELS)], after_ms=BACKCHANNEL_AFTER_MS[index % 3]),
+        Say(LONG_ASKS[(index + 2) % len(LONG_ASKS)]),
+        Backchannel(LONGER_BACKCHANNELS[index % len(LONGER_BACKCHANNELS)],
+                    after_ms=BACKCHANNEL_AFTER_MS[(index + 1) % 3]),
     ], name=f"conversation-{index}")
 
 
@@ -122,7 +128,9 @@ def describe(result: CallResult) -> str:
         if step.kind == "interrupt":
             parts.append(f"barge-in {step.barge_in_ms:.0f} ms" if step.barge_in_ms is not None else "NO clear")
         elif step.kind == "backchannel":
-            parts.append(f"backchannel {step.voiced_ms:.0f} ms -> " + ("CLEAR" if step.clear_received else "no clear"))
+            outcome = ("STOPPED" if step.agent_stopped else f"paused {step.paused_ms:.0f} ms"
+                       if step.clear_received else "no clear")
+            parts.append(f"backchannel {step.voiced_ms:.0f} ms -> {outcome}")
         elif step.kind == "say" and step.pauses:
             parts.append("CUT OFF" if step.false_cutoff else "pause ok")
     parts.append("m2e " + ", ".join(f"{t.mouth_to_ear_ms:.0f}" for t in result.replies))
@@ -144,7 +152,10 @@ def summary(tallies: list[Tally]) -> str:
         lambda t: f"{sum(s.audio_after_clear_ms or 0 for s in t.steps('interrupt')):.0f} ms")
     row("false cut-offs on 600 ms pauses", lambda t: f"{sum(1 for s in t.steps('say') if s.false_cutoff)}"
                                                      f"/{sum(1 for s in t.steps('say') if s.pauses)}")
-    row("backchannel (<= 300 ms speech) clears", lambda t: _backchannels(t))
+    row("agent stopped by <= 300 ms backchannels", lambda t: _backchannels(t, 0, MAX_BACKCHANNEL_MS))
+    row("  paused, then went on (pause p50)", lambda t: _paused(t, 0, MAX_BACKCHANNEL_MS))
+    row("agent stopped by longer backchannels", lambda t: _backchannels(t, MAX_BACKCHANNEL_MS, math.inf))
+    row("  paused, then went on (pause p50)", lambda t: _paused(t, MAX_BACKCHANNEL_MS, math.inf))
     row("mouth-to-ear p50 / p95", lambda t: p50_p95(t.mouth_to_ear_ms))
     row("  replies started before the caller finished",
         lambda t: f"{t.talked_over}/{sum(len(c.replies) for c in t.calls)}")
@@ -154,13 +165,24 @@ def summary(tallies: list[Tally]) -> str:
     lines = [" " * width + "".join(t.label.rjust(c) for t, c in zip(tallies, cols, strict=True))]
     lines += [name.ljust(width) + "".join(v.rjust(c) for v, c in zip(values, cols, strict=True))
               for name, values in rows]
-    lines.append("targets: barge-in p95 <= 300 ms; 0 false cut-offs; 0 backchannel clears")
+    lines.append("targets: barge-in p95 <= 300 ms; 0 false cut-offs; 0 turns stopped by backchannels")
     return "\n".join(lines)
 
 
-def _backchannels(tally: Tally) -> str:
-    short = [s for s in tally.steps("backchannel") if s.voiced_ms is not None and s.voiced_ms <= MAX_BACKCHANNEL_MS]
-    return f"{sum(1 for s in short if s.clear_received)}/{len(short)}"
+def _backchannel_steps(tally: Tally, low: float, high: float) -> list[Any]:
+    return [s for s in tally.steps("backchannel") if s.voiced_ms is not None and low < s.voiced_ms <= high]
+
+
+def _backchannels(tally: Tally, low: float, high: float) -> str:
+    steps = _backchannel_steps(tally, low, high)
+    return f"{sum(1 for s in steps if s.agent_stopped)}/{len(steps)}"
+
+
+def _paused(tally: Tally, low: float, high: float) -> str:
+    steps = _backchannel_steps(tally, low, high)
+    pauses = [s.paused_ms for s in steps if s.paused_ms is not None]
+    median = f" ({statistics.median(pauses):.0f} ms)" if pauses else ""
+    return f"{len(pauses)}/{len(steps)}{median}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,12 @@
 """Natural turn-taking on the real stack (nats-server, the five services, the offline models),
 judged as a caller hears it: pauses, interruptions, backchannels and hang-ups.
 
-The protocol under test: STT reports voice activity; the brain interrupts a turn the caller talks
-over (`Control(interrupt)`), ignores backchannels, keeps in its history only what was heard (the
-call record's `turn.barge_in`), says goodbye and hangs up only once the goodbye's last mark has
-come back; the edge clears the phone's buffer and reports flushed marks as `cleared`.
+The protocol under test: STT reports voice activity; the brain pauses a turn the caller talks over
+(`Control(pause)`), then interrupts it (`Control(interrupt)`) or, for a backchannel, resumes it
+(`Control(resume)`); it keeps in its history only what was heard (the call record's
+`turn.barge_in`), says goodbye and hangs up only once the goodbye's last mark has come back; the
+edge clears the phone's buffer (keeping a paused turn's audio) and reports flushed marks as
+`cleared`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ringline.caller.report import format_result
 from ringline.stack import Stack
 
 LONG_ASK = "Please tell me a long story about a brave knight and a friendly dragon."
+OTHER_LONG_ASK = "Tell me everything you know about how bread is baked, step by step."
 CALL = {"reply_timeout": 40.0, "record_timeout": 10.0, "max_reply_s": 60.0}
 
 
@@ -75,13 +78,22 @@ def test_an_interruption_stops_the_agent_and_the_history_keeps_only_what_was_hea
                for t in result.turns)
 
 
-def test_a_backchannel_does_not_stop_the_agent(stack: Stack, voice: Any) -> None:
-    result = call(stack, voice, [Say(LONG_ASK), Backchannel("Uh-huh.", after_ms=1000)])
+def test_backchannels_do_not_stop_the_agent(stack: Stack, voice: Any) -> None:
+    result = call(stack, voice, [Say(LONG_ASK), Backchannel("Uh-huh.", after_ms=1000),
+                                 Say(OTHER_LONG_ASK), Backchannel("Okay.", after_ms=1200)])
     assert result.ok, result.problems
-    (step,) = result.step("backchannel")
-    assert step.voiced_ms is not None and step.voiced_ms <= 300
-    assert step.clear_received is False, step.note
+    short, longer = result.step("backchannel")
+    assert short.voiced_ms is not None and short.voiced_ms <= 300
+    assert short.agent_stopped is False and longer.agent_stopped is False, (short.note, longer.note)
+    # "Okay." is long enough to pause the agent: it stopped at once, then went on
+    assert longer.clear_received and longer.paused_ms is not None and longer.paused_ms < 2000
     assert not any(t.interrupted for t in result.turns if t.speaker == "agent")
+    record = result.record
+    assert record is not None, result.record_error
+    answers = [t for t in record.turns if t.speaker == "agent" and t.kind != "greeting"]
+    assert len(answers) == 2, "a backchannel is no new turn"
+    assert not any(t.interrupted for t in answers) and answers[1].resumed >= 1
+    assert any(e.get("name") == "turn.resumed" and e.get("why") == "backchannel" for e in record.events)
 
 
 def test_the_agent_hangs_up_only_after_its_goodbye_was_played(stack: Stack, voice: Any) -> None:
