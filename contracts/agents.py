@@ -94,6 +94,39 @@ class Providers(Strict):
     keyterms: list[str] = Field(default_factory=list, description="words the STT should expect")
 
 
+class TurnTaking(Strict):
+    """How the agent takes turns; unset fields keep the services' settings. The STT's fields ride
+    on `CallStart.custom` (`stt_end_silence_ms`, ...), the brain's go into its settings."""
+
+    end_silence_ms: int | None = Field(default=None, ge=100, le=5000,
+                                       description="STT: silence that ends a turn when its words cannot tell")
+    complete_silence_ms: int | None = Field(default=None, ge=100, le=5000,
+                                            description="STT: silence after a finished sentence")
+    backstop_silence_ms: int | None = Field(default=None, ge=100, le=10000,
+                                            description="STT: silence that ends even a sentence trailing off")
+    max_turn_s: float | None = Field(default=None, ge=2, le=120,
+                                     description="STT: the longest caller turn before the agent steps in")
+    barge_in_min_ms: float | None = Field(default=None, ge=0, description="speech that pauses the agent")
+    barge_in_confirm_ms: float | None = Field(default=None, ge=0, description="speech that interrupts it")
+    preemptive_generation: bool | None = None
+    silence_reprompt_s: float | None = Field(default=None, ge=0, description="0: never re-prompt")
+    silence_goodbye_s: float | None = Field(default=None, gt=0)
+    filler_after_ms: float | None = Field(default=None, ge=0)
+
+    def stt_options(self) -> dict[str, str]:
+        """The STT's part, as `CallStart.custom` entries."""
+        values = {"end_silence_ms": self.end_silence_ms, "complete_silence_ms": self.complete_silence_ms,
+                  "backstop_silence_ms": self.backstop_silence_ms,
+                  "max_utterance_ms": round(self.max_turn_s * 1000) if self.max_turn_s else None}
+        return {f"stt_{name}": str(value) for name, value in values.items() if value is not None}
+
+    def brain_settings(self) -> dict[str, Any]:
+        """The brain's part: the brain settings this agent sets."""
+        names = ("barge_in_min_ms", "barge_in_confirm_ms", "preemptive_generation", "silence_reprompt_s",
+                 "silence_goodbye_s", "filler_after_ms")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
 class Limits(Strict):
     max_call_s: float = Field(default=1800.0, gt=0, description="then the agent says goodbye and hangs up")
     max_concurrent_calls: int | None = Field(default=None, ge=1, description="more calls go to voicemail")
@@ -191,6 +224,7 @@ class Agent(Strict):
     greeting: str | None = None
     voice: Voice = Voice()
     providers: Providers = Providers()
+    turn_taking: TurnTaking = TurnTaking()
     tools: list[WebhookTool] = Field(default_factory=list)
     allow: list[str] = Field(default_factory=list, description="caller numbers or glob patterns; empty: all")
     limits: Limits = Limits()

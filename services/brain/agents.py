@@ -1,7 +1,7 @@
 """The brain's view of an agent from the agents file: the settings its calls run with.
 
-Only what the agent sets replaces the service's settings; everything else (timeouts, the local
-model, turn-taking) stays as configured for the service. The implicit `default` agent (no
+Only what the agent sets replaces the service's settings (its `turn_taking` included); everything
+else (timeouts, the local model) stays as configured for the service. The implicit `default` agent (no
 agents file) changes nothing.
 """
 
@@ -36,6 +36,7 @@ def agent_settings(settings: BrainSettings, agent: Agent, call: CallStart | None
         update["strong_route"] = providers.strong_route
     if providers.strong_keywords is not None:
         update["strong_keywords"] = list(providers.strong_keywords)
+    update.update(agent.turn_taking.brain_settings())
     if agent.limits.daily_spend is not None:
         update["daily_spend_cap"] = agent.limits.daily_spend
     # Only what the file sets: the implicit default agent keeps the environment's values.

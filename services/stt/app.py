@@ -22,7 +22,7 @@ from ringline.contracts.runtime import (
 from .cloud import DeepgramSession, build_cloud
 from .recognizer import Recognizer, build_recognizer
 from .session import SttSession
-from .settings import SttSettings
+from .settings import SttSettings, call_configs
 
 SERVICE = "stt"
 
@@ -53,9 +53,10 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
     cloud = build_cloud(settings) if settings.use_deepgram else None
 
     def session(call: CallStart, bus: CallBus) -> SttSession:
+        endpointing, turn_taking = call_configs(config, turn, call.custom, call.call_id)  # the agent's timing
         if cloud is not None:  # Deepgram live, the local path as its in-call fallback
-            return DeepgramSession(call, bus, provider, cloud, config, turn)
-        return SttSession(call, bus, provider, config, turn)
+            return DeepgramSession(call, bus, provider, cloud, endpointing, turn_taking)
+        return SttSession(call, bus, provider, endpointing, turn_taking)
 
     router = CallRouter(broker, SERVICE, session)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +14,8 @@ from ringline.contracts.runtime import ServiceSettings
 
 from .endofturn import TurnConfig
 from .vad import EndpointerConfig
+
+log = logging.getLogger("ringline.stt.settings")
 
 
 class SttSettings(ServiceSettings):
@@ -108,3 +112,24 @@ class SttSettings(ServiceSettings):
             end_silence_ms=self.end_silence_ms,
             backstop_silence_ms=max(self.backstop_silence_ms, self.end_silence_ms),
         )
+
+
+def call_configs(config: EndpointerConfig, turn: TurnConfig, custom: dict[str, str],
+                 call_id: str = "") -> tuple[EndpointerConfig, TurnConfig]:
+    """The endpointing of one call: the service's, with the agent's end-of-turn timing from
+    `CallStart.custom` (`stt_end_silence_ms`, `stt_complete_silence_ms`, `stt_backstop_silence_ms`,
+    `stt_max_utterance_ms`). A value that is not a whole number of ms is logged and ignored."""
+    wanted: dict[str, int] = {}
+    for name in ("end_silence_ms", "complete_silence_ms", "backstop_silence_ms", "max_utterance_ms"):
+        raw = custom.get(f"stt_{name}")
+        if raw is None:
+            continue
+        try:
+            wanted[name] = max(1, int(raw))
+        except ValueError:
+            log.warning("call %s: ignoring stt_%s=%r (not a number of ms)", call_id, name, raw)
+    if not wanted:
+        return config, turn
+    config = replace(config, **{k: v for k, v in wanted.items() if k in ("end_silence_ms", "max_utterance_ms")})
+    turn = replace(turn, **{k: v for k, v in wanted.items() if k != "max_utterance_ms"})
+    return config, replace(turn, backstop_silence_ms=max(turn.backstop_silence_ms, turn.end_silence_ms))

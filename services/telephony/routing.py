@@ -2,7 +2,8 @@
 
 Pure: the agents file is read by `WatchedAgentBook`; these functions only look things up. The
 voice options travel with the call so the TTS and STT stages stay agent-agnostic: they honour
-`custom["tts_voice"]`, `custom["tts_model"]` and `custom["stt_keyterms"]` without knowing agents.
+`custom["tts_voice"]`, `custom["tts_model"]`, `custom["stt_keyterms"]` and the agent's end-of-turn
+timing (`custom["stt_end_silence_ms"]`, ...) without knowing agents.
 """
 
 from __future__ import annotations
@@ -29,4 +30,5 @@ def call_options(agent: Agent) -> dict[str, str]:
         options["tts_model"] = agent.voice.cartesia_model
     if agent.providers.keyterms:
         options["stt_keyterms"] = ",".join(agent.providers.keyterms)
+    options.update(agent.turn_taking.stt_options())
     return options

@@ -335,3 +335,24 @@ async def test_a_held_reply_goes_out_after_a_cough_or_an_um(make_harness, script
         await until(lambda: "Of course." in h.said())
         assert time.monotonic() - said < 0.8, "at once, not after hold_resume_s"
         assert len(model.calls) == 2
+
+
+async def test_an_agents_own_barge_in_thresholds_apply_to_its_calls(make_harness, scripted, until, tmp_path):
+    agents = tmp_path / "agents.yaml"
+    agents.write_text("agents:\n  - id: patient\n    turn_taking: {barge_in_min_ms: 400, barge_in_confirm_ms: 0}\n"
+                      "  - id: quick\n")
+    async with make_harness(scripted(SLOW, delay=0.05), play_s=None, agents_file=agents) as h:
+        for call_id, agent in (("c-patient", "patient"), ("c-quick", "quick")):
+            await h.start_call(call_id, agent_id=agent)
+            await h.heard(await h.greeted())
+            h.replies.clear()
+            turn_id = await speaking_turn(h, until, call_id)
+            await h.speech(call_id, "started", utterance_id=f"{call_id}-u")
+            await h.speech(call_id, "continuing", voiced_ms=300, utterance_id=f"{call_id}-u")
+            actions = [c.action for c in h.controls if c.call_id == call_id]
+            if agent == "patient":
+                assert actions == [], "300 ms is under this agent's 400 ms"
+                await h.speech(call_id, "continuing", voiced_ms=400, utterance_id=f"{call_id}-u")
+                assert [(c.action, c.turn_id) for c in h.controls if c.call_id == call_id] == [("interrupt", turn_id)]
+            else:
+                assert actions == ["pause"], "the service's 250 ms for an agent that sets nothing"

@@ -120,3 +120,24 @@ def test_ringline_agents_lists_a_good_file_and_explains_a_bad_one(tmp_path, caps
     assert "2 agent(s)" in out and "front  (Ava)" in out and "+1555*, +447700900123" in out
     assert main(["agents", str(write(tmp_path, "agents:\n  - {id: x, numbers: ['12']}\n", "bad.yaml"))]) == 1
     assert "agents[0] (agent 'x').numbers: '12' is not a phone number" in capsys.readouterr().err
+
+
+def test_turn_taking_is_per_agent_and_split_between_the_stt_and_the_brain(tmp_path):
+    book = load_agents(write(tmp_path, """
+        agents:
+          - id: patient
+            turn_taking: {end_silence_ms: 1000, backstop_silence_ms: 2500, barge_in_min_ms: 400,
+                          preemptive_generation: true}
+          - id: plain
+    """))
+    patient, plain = book.get("patient"), book.get("plain")
+    assert patient.turn_taking.stt_options() == {"stt_end_silence_ms": "1000", "stt_backstop_silence_ms": "2500"}
+    assert patient.turn_taking.brain_settings() == {"barge_in_min_ms": 400, "preemptive_generation": True}
+    assert plain.turn_taking.stt_options() == {} and plain.turn_taking.brain_settings() == {}
+    with pytest.raises(AgentsFileError) as error:
+        load_agents(write(tmp_path, """
+            agents:
+              - id: hasty
+                turn_taking: {end_silence_ms: 20, barge_in: 100}
+        """, "bad.yaml"))
+    assert "end_silence_ms" in str(error.value) and "barge_in" in str(error.value)

@@ -230,13 +230,14 @@ class Harness:
 async def harness_factory():
     opened = []
 
-    async def make(recognizer: Recognizer, **settings: object) -> Harness:
+    async def make(recognizer: Recognizer, custom: dict[str, str] | None = None, **settings: object) -> Harness:
         harness = Harness(recognizer, **settings)
         test_broker = TestNatsBroker(harness.service.broker)
         await test_broker.__aenter__()
         await harness.service.app.start()
         opened.append((harness, test_broker))
-        await harness.service.broker.publish(CallStart(call_id=SESSION_CALL), subjects.CALLS_START)
+        start = CallStart(call_id=SESSION_CALL, custom=custom or {})
+        await harness.service.broker.publish(start, subjects.CALLS_START)
         return harness
 
     yield make

@@ -73,6 +73,17 @@ async def test_the_text_decides_how_much_silence_ends_the_turn(
     assert len(stopped) == 1 and stopped[0].at == final.speech_ended_at
 
 
+async def test_the_agents_end_of_turn_timing_rides_on_the_call(harness_factory, tone, silence, caplog):
+    custom = {"stt_complete_silence_ms": "900", "stt_end_silence_ms": "soon"}  # set by the edge, per agent
+    harness = await harness_factory(ScriptedRecognizer(texts=["Book a table for two."]), custom=custom)
+    with caplog.at_level(logging.WARNING, logger="ringline.stt.settings"):
+        await harness.send(np.concatenate([silence(300), tone(800), silence(2000)]))
+        await harness.until(lambda: harness.finals)
+    [utterance] = harness.named("stt.utterance")
+    assert utterance.data["end_reason"] == "complete" and utterance.data["silence_waited_ms"] == 900
+    assert "ignoring stt_end_silence_ms='soon'" in caplog.text
+
+
 async def test_an_unfinished_sentence_waits_for_the_caller_to_go_on(harness_factory, tone, silence):
     recognizer = ScriptedRecognizer(texts=["I'd like to book a table for", "... for Tuesday."])
     harness = await harness_factory(recognizer)

@@ -24,6 +24,7 @@ agents:
     numbers: ["+15550100002", "+15550100003"]
     voice: {cartesia_voice_id: voice-sam, cartesia_model: sonic-turbo}
     providers: {keyterms: [Ringline, "Acme Pro", SKU-42]}
+    turn_taking: {end_silence_ms: 900, max_turn_s: 20, barge_in_min_ms: 300}
 """
 
 FORM = {"CallSid": "CA" + "0123456789abcdef" * 2, "AccountSid": "AC" + "fedcba9876543210" * 2,
@@ -93,11 +94,14 @@ def test_the_agents_voice_and_keyterms_ride_on_the_call_start(routed, tw) -> Non
     assert call["custom"]["tts_voice"] == "voice-sam"
     assert call["custom"]["tts_model"] == "sonic-turbo"
     assert call["custom"]["stt_keyterms"] == "Ringline,Acme Pro,SKU-42"
+    # the STT's part of the agent's turn-taking (the brain reads its own part from the agents file)
+    assert call["custom"]["stt_end_silence_ms"] == "900" and call["custom"]["stt_max_utterance_ms"] == "20000"
+    assert "stt_barge_in_min_ms" not in call["custom"]
 
 
 def test_an_agent_without_voice_options_adds_none(routed, tw) -> None:  # noqa: ANN001
     call = start_call(routed, tw, "reception")
-    assert not {"tts_voice", "tts_model", "stt_keyterms"} & set(call["custom"])
+    assert not [key for key in call["custom"] if key.startswith(("tts_", "stt_"))]
 
 
 def test_without_an_agents_file_the_edge_default_agent_answers_every_number(edge) -> None:  # noqa: ANN001
