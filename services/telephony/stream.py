@@ -4,6 +4,9 @@ Reading: Twilio messages are parsed by `twilio_protocol` and published as contra
 Writing: agent audio goes through `Playout` into one `Outbox`; control goes first.
 Barge-in: `Control(interrupt)` clears the phone's buffer; the marks that the clear flushes come
 back as `Playback(cleared=True)`, and the moment the `clear` was written is an `edge.clear` event.
+`Control(pause)` clears it too (`edge.clear` with `pause: true`) but keeps the turn's audio, and
+the echoes of its flushed marks are not published; `Control(resume)` plays it on from its last
+heard mark, with replayed mark names (`turn~n:seq`); an interrupt ends it for good.
 Ending: `stop`, a disconnect, an agent hang-up (also completed through Twilio's REST API when
 credentials are set), a transfer or shutdown publishes `CallEnd` exactly once.
 Transfer: `Control(transfer, target)` moves the call to `target` through Twilio's REST API
@@ -197,9 +200,10 @@ class CallStream:
             case tp.Start():
                 await self._start(event, now)
             case tp.Mark() if self.bus is not None:
-                cleared = self.playout.echoed(event.name) if self.playout is not None else False
-                await self.bus.publish(tp.to_playback(event, self.call_id, now, cleared=cleared),
-                                       subjects.playback(self.call_id))
+                echo = self.playout.echoed(event.name) if self.playout is not None else "heard"
+                if echo != "kept":  # a pause flushed it: the turn plays it again on resume
+                    await self.bus.publish(tp.to_playback(event, self.call_id, now, cleared=echo == "cleared"),
+                                           subjects.playback(self.call_id))
             case tp.Dtmf() if self.bus is not None:
                 await self.bus.publish(tp.to_dtmf_control(event, self.call_id, now), subjects.control(self.call_id))
             case tp.Stop():
@@ -268,6 +272,8 @@ class CallStream:
     def _clear_written(self, clear: ClearSent) -> None:
         """Runs once `clear` is written: the moment the caller stops hearing the agent."""
         data = {"at": clear.at, "unheard_marks": list(clear.unheard_marks), "dropped": clear.dropped}
+        if clear.pause:
+            data["pause"] = True
         self._publish_event(CallEvent(call_id=self.call_id, name=EDGE_CLEAR, turn_id=clear.turn_id, at=clear.at,
                                       data=data), "edge-clear")
         if self._span is not None:
@@ -280,6 +286,13 @@ class CallStream:
             dropped = self.playout.interrupt(msg.turn_id)
             log.info("call %s: interrupt of turn %s (%d queued messages dropped)",
                      self.call_id, msg.turn_id or "*", dropped)
+        elif msg.action == "pause" and self.playout is not None:
+            if self.playout.pause(msg.turn_id):
+                log.info("call %s: pause of turn %s", self.call_id, msg.turn_id or "*")
+        elif msg.action == "resume" and self.playout is not None:
+            requeued = self.playout.resume(msg.turn_id)
+            log.info("call %s: resume of turn %s (%d messages queued again)",
+                     self.call_id, msg.turn_id or "*", requeued)
         elif msg.action == "hangup" and self._hangup is None:
             log.info("call %s: agent hangs up (%s)", self.call_id, msg.reason or "no reason given")
             self.request_close(CLOSE_NORMAL, "agent hung up", "agent hung up", now=False)

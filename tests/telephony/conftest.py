@@ -22,6 +22,8 @@ from faststream.nats import TestNatsBroker
 from faststream.nats.annotations import NatsMessage
 from starlette.testclient import TestClient, WebSocketTestSession
 
+from ringline.contracts import subjects
+from ringline.contracts.messages import AgentAudio, TurnTiming
 from ringline.contracts.runtime import create_broker
 from ringline.services.telephony.app import create_app
 from ringline.services.telephony.settings import TelephonySettings
@@ -80,6 +82,13 @@ def stop(seq: int, call_sid: str = CALL_SID) -> dict[str, Any]:
             "stop": {"accountSid": ACCOUNT_SID, "callSid": call_sid}}
 
 
+def agent_audio(turn: str, seq: int, payload: bytes, mark: str | None = None, final: bool = False,
+                **timing: float) -> AgentAudio:
+    """A piece of agent turn `turn` on its way to the caller (what TTS publishes)."""
+    return AgentAudio(call_id=CALL_SID, turn_id=turn, seq=seq, payload=payload, mark=mark, final=final,
+                      timing=TurnTiming(**timing))
+
+
 # ----------------------------------------------------------------------------- harness
 
 
@@ -135,6 +144,27 @@ def nothing_sent(ws: WebSocketTestSession, within: float = 0.3) -> bool:
     raise AssertionError(f"unexpected message from the edge: {got}")
 
 
+def receive_until_mark(ws: WebSocketTestSession, name: str) -> list[dict[str, Any]]:
+    """What the edge sent up to and including mark `name`."""
+    got = []
+    while True:
+        msg = receive_json(ws)
+        got.append(msg)
+        if msg["event"] == "mark" and msg["mark"]["name"] == name:
+            return got
+
+
+def open_call(edge: Edge, headers: dict[str, str] | None = None, early_media: int = 0) -> WebSocketTestSession:
+    """Open a stream, send `connected` (+ early media) and `start`; wait for CallStart."""
+    ws = edge.client.websocket_connect("/twilio/stream", headers=dict(headers or {})).__enter__()
+    ws.send_json(connected())
+    for i in range(early_media):
+        ws.send_json(media(seq=2 + i, chunk=1 + i, payload=bytes([i]) * 160))
+    ws.send_json(start(seq=1))
+    edge.wait_for(subjects.CALLS_START)
+    return ws
+
+
 def make_edge(settings: TelephonySettings) -> Iterator[Edge]:
     broker = create_broker(settings, "telephony")
     edge_holder: list[Edge] = []
@@ -170,6 +200,7 @@ def tw() -> SimpleNamespace:
     """Message factories and socket helpers (conftest helpers are not importable by tests)."""
     return SimpleNamespace(
         CALL_SID=CALL_SID, ACCOUNT_SID=ACCOUNT_SID, STREAM_SID=STREAM_SID,
-        connected=connected, start=start, media=media, mark=mark, dtmf=dtmf, stop=stop,
+        connected=connected, start=start, media=media, mark=mark, dtmf=dtmf, stop=stop, agent_audio=agent_audio,
         receive=receive, receive_json=receive_json, nothing_sent=nothing_sent, make_edge=make_edge,
+        open_call=open_call, receive_until_mark=receive_until_mark,
     )

@@ -21,7 +21,7 @@ from doubles.twilio import TwilioApi
 from twilio.request_validator import RequestValidator
 
 from ringline.contracts import subjects
-from ringline.contracts.messages import AgentAudio, Control, make_mark
+from ringline.contracts.messages import Control, make_mark
 from ringline.services.telephony.outbox import Outbox
 from ringline.services.telephony.playout import ClearSent, Playout
 from ringline.services.telephony.settings import TelephonySettings
@@ -31,35 +31,14 @@ ACCOUNT = "AC" + "fedcba9876543210" * 2
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 
-def open_call(edge, tw, headers: dict[str, str] | None = None):  # noqa: ANN001, ANN201
-    ws = edge.client.websocket_connect("/twilio/stream", headers=dict(headers or {})).__enter__()
-    ws.send_json(tw.connected())
-    ws.send_json(tw.start(seq=1))
-    edge.wait_for(subjects.CALLS_START)
-    return ws
-
-
-def audio(turn: str, seq: int, payload: bytes, mark: str | None = None, final: bool = False) -> AgentAudio:
-    return AgentAudio(call_id=CALL, turn_id=turn, seq=seq, payload=payload, mark=mark, final=final)
-
-
-def receive_until_mark(tw, ws, name: str) -> list[dict]:  # noqa: ANN001
-    got = []
-    while True:
-        msg = tw.receive_json(ws)
-        got.append(msg)
-        if msg["event"] == "mark" and msg["mark"]["name"] == name:
-            return got
-
-
 # ------------------------------------------------------------------------------- barge-in
 
 
 def test_interrupt_clears_and_the_flushed_marks_come_back_as_not_heard(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
-    edge.publish(audio("t1", 0, b"\x01" * 800, mark=make_mark("t1", 0)), subjects.audio_out(CALL))
-    edge.publish(audio("t1", 1, b"\x01" * 800, mark=make_mark("t1", 1)), subjects.audio_out(CALL))
-    receive_until_mark(tw, ws, "t1:1")
+    ws = tw.open_call(edge)
+    edge.publish(tw.agent_audio("t1", 0, b"\x01" * 800, mark=make_mark("t1", 0)), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t1", 1, b"\x01" * 800, mark=make_mark("t1", 1)), subjects.audio_out(CALL))
+    tw.receive_until_mark(ws, "t1:1")
     # the phone played the first chunk and echoed its mark: heard
     ws.send_json(tw.mark("t1:0", seq=2))
     before_clear = time.time()
@@ -74,9 +53,11 @@ def test_interrupt_clears_and_the_flushed_marks_come_back_as_not_heard(edge, tw)
     assert clear["turn_id"] == "t1" and clear["data"]["unheard_marks"] == ["t1:1"]
     assert before_clear <= clear["data"]["at"] <= time.time()
     # later audio of the interrupted turn never reaches the phone; the next turn plays and is heard
-    edge.publish(audio("t1", 2, b"\x01" * 320, mark=make_mark("t1", 2), final=True), subjects.audio_out(CALL))
-    edge.publish(audio("t2", 0, b"\x03" * 160, mark=make_mark("t2", 0), final=True), subjects.audio_out(CALL))
-    sent = receive_until_mark(tw, ws, "t2:0")
+    edge.publish(tw.agent_audio("t1", 2, b"\x01" * 320, mark=make_mark("t1", 2), final=True),
+                 subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t2", 0, b"\x03" * 160, mark=make_mark("t2", 0), final=True),
+                 subjects.audio_out(CALL))
+    sent = tw.receive_until_mark(ws, "t2:0")
     assert [m["event"] for m in sent] == ["media", "mark"]
     assert base64.b64decode(sent[0]["media"]["payload"]) == b"\x03" * 160
     ws.send_json(tw.mark("t2:0", seq=4))
@@ -84,7 +65,7 @@ def test_interrupt_clears_and_the_flushed_marks_come_back_as_not_heard(edge, tw)
     ws.__exit__(None, None, None)
 
 
-async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio() -> None:
+async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio(tw) -> None:  # noqa: ANN001
     """The outbox has not written turn t1 yet when the interrupt comes: nothing of it goes out,
     the clear goes first, and the dropped mark is never reported as heard or cleared."""
     sent: list[dict] = []
@@ -95,8 +76,8 @@ async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio() -> 
 
     outbox = Outbox(send)
     playout = Playout(outbox, "MZ1", on_first_audio=lambda turn, timing: None, on_clear=clears.append)
-    playout.audio(audio("t1", 0, b"\x01" * 480, mark="t1:0"))
-    playout.audio(audio("t2", 0, b"\x02" * 160, mark="t2:0"))
+    playout.audio(tw.agent_audio("t1", 0, b"\x01" * 480, mark="t1:0"))
+    playout.audio(tw.agent_audio("t2", 0, b"\x02" * 160, mark="t2:0"))
     assert playout.pending_marks == 2
     assert playout.interrupt("t1") == 4  # three frames and the mark
     assert playout.pending_marks == 1
@@ -109,8 +90,8 @@ async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio() -> 
     assert sent[2]["mark"]["name"] == "t2:0"
     (clear,) = clears
     assert clear.turn_id == "t1" and clear.dropped == 4 and clear.unheard_marks == ()
-    assert playout.echoed("t2:0") is False  # written after the clear: it plays, and is heard
-    assert playout.echoed("t1:0") is False and playout.pending_marks == 0
+    assert playout.echoed("t2:0") == "heard"  # written after the clear: it plays, and is heard
+    assert playout.echoed("t1:0") == "heard" and playout.pending_marks == 0
 
 
 # ------------------------------------------------------------------------------- hang-up
@@ -132,7 +113,7 @@ def _signed_edge(tw, api_url: str):  # noqa: ANN001, ANN202
 def test_agent_hangup_completes_the_call_through_twilio_then_closes(tw, twilio_api) -> None:  # noqa: ANN001
     edges, headers = _signed_edge(tw, twilio_api.url)
     edge = next(edges)
-    ws = open_call(edge, tw, headers)
+    ws = tw.open_call(edge, headers)
     edge.publish(Control(call_id=CALL, action="hangup", reason="goodbye heard"), subjects.control(CALL))
     assert tw.receive(ws) == {"close": 1000, "reason": "agent hung up"}
     (request,) = twilio_api.requests
@@ -149,7 +130,7 @@ def test_agent_hangup_still_closes_the_stream_when_twilio_refuses(tw, caplog) ->
     with TwilioApi(status=500) as api:
         edges, headers = _signed_edge(tw, api.url)
         edge = next(edges)
-        ws = open_call(edge, tw, headers)
+        ws = tw.open_call(edge, headers)
         with caplog.at_level(logging.WARNING, logger="ringline"):
             edge.publish(Control(call_id=CALL, action="hangup"), subjects.control(CALL))
             assert tw.receive(ws) == {"close": 1000, "reason": "agent hung up"}
@@ -161,7 +142,7 @@ def test_agent_hangup_still_closes_the_stream_when_twilio_refuses(tw, caplog) ->
 
 
 def test_without_credentials_a_hangup_only_closes_the_stream(edge, tw, twilio_api) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     edge.publish(Control(call_id=CALL, action="hangup"), subjects.control(CALL))
     assert tw.receive(ws) == {"close": 1000, "reason": "agent hung up"}
     assert [e["reason"] for e in edge.wait_for(subjects.CALLS_END)] == ["agent hung up"]
@@ -171,14 +152,14 @@ def test_without_credentials_a_hangup_only_closes_the_stream(edge, tw, twilio_ap
 
 def test_caller_hanging_up_mid_reply_ends_the_call_once_without_errors(edge, tw, caplog) -> None:  # noqa: ANN001
     with caplog.at_level(logging.WARNING):
-        ws = open_call(edge, tw)
-        edge.publish(audio("t1", 0, b"\x01" * 8000 * 5, mark="t1:0"), subjects.audio_out(CALL))
+        ws = tw.open_call(edge)
+        edge.publish(tw.agent_audio("t1", 0, b"\x01" * 8000 * 5, mark="t1:0"), subjects.audio_out(CALL))
         assert tw.receive_json(ws)["event"] == "media"
         ws.send_json(tw.stop(seq=2))
         ws.__exit__(None, None, None)
         edge.wait_for(subjects.CALLS_END)
         # the rest of the reply, an interrupt and a hang-up arrive after the end: all ignored
-        edge.publish(audio("t1", 1, b"\x01" * 1600, mark="t1:1", final=True), subjects.audio_out(CALL))
+        edge.publish(tw.agent_audio("t1", 1, b"\x01" * 1600, mark="t1:1", final=True), subjects.audio_out(CALL))
         edge.publish(Control(call_id=CALL, action="interrupt", turn_id="t1"), subjects.control(CALL))
         edge.publish(Control(call_id=CALL, action="hangup"), subjects.control(CALL))
         time.sleep(0.3)

@@ -7,22 +7,11 @@ import base64
 import pytest
 
 from ringline.contracts import subjects
-from ringline.contracts.messages import AgentAudio, Control, TurnTiming, make_mark
+from ringline.contracts.messages import Control, make_mark
 from ringline.contracts.runtime import setup_telemetry
 
 CALL = "CA" + "0123456789abcdef" * 2
 AUDIO_IN = subjects.audio_in(CALL)
-
-
-def open_call(edge, tw, *, early_media: int = 0):  # noqa: ANN001, ANN201
-    """Open a stream, send `connected` (+ early media) and `start`; wait for CallStart."""
-    ws = edge.client.websocket_connect("/twilio/stream").__enter__()
-    ws.send_json(tw.connected())
-    for i in range(early_media):
-        ws.send_json(tw.media(seq=2 + i, chunk=1 + i, payload=bytes([i]) * 160))
-    ws.send_json(tw.start(seq=1))
-    edge.wait_for(subjects.CALLS_START)
-    return ws
 
 
 @pytest.fixture
@@ -30,13 +19,8 @@ def tracing() -> None:
     setup_telemetry("telephony-test", None)  # a real (non-exporting) tracer provider
 
 
-def agent_audio(turn: str, seq: int, payload: bytes, mark: str | None = None, **timing: float) -> AgentAudio:
-    return AgentAudio(call_id=CALL, turn_id=turn, seq=seq, payload=payload, mark=mark,
-                      timing=TurnTiming(**timing))
-
-
 def test_call_start_carries_custom_parameters_and_trace(tracing, edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     (start,) = edge.on(subjects.CALLS_START)
     assert start["call_id"] == CALL
     assert start["agent_id"] == "sales"
@@ -53,7 +37,7 @@ def test_call_start_carries_custom_parameters_and_trace(tracing, edge, tw) -> No
 
 
 def test_media_before_start_is_buffered_then_published_in_order(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw, early_media=3)
+    ws = tw.open_call(edge, early_media=3)
     frames = edge.wait_for(AUDIO_IN, 3)
     assert [f["seq"] for f in frames] == [2, 3, 4]
     assert [f["payload"] for f in frames] == [bytes([i]) * 160 for i in range(3)]
@@ -65,9 +49,9 @@ def test_media_before_start_is_buffered_then_published_in_order(edge, tw) -> Non
 
 
 def test_agent_audio_becomes_160_byte_media_frames_then_the_mark(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     name = make_mark("t1", 0)
-    edge.publish(agent_audio("t1", 0, b"\x01" * 400, mark=name, speech_ended_at=100.0, first_audio_at=100.5),
+    edge.publish(tw.agent_audio("t1", 0, b"\x01" * 400, mark=name, speech_ended_at=100.0, first_audio_at=100.5),
                  subjects.audio_out(CALL))
     sent = [tw.receive_json(ws) for _ in range(4)]
     assert [m["event"] for m in sent] == ["media", "media", "media", "mark"]
@@ -80,7 +64,7 @@ def test_agent_audio_becomes_160_byte_media_frames_then_the_mark(edge, tw) -> No
     (event,) = edge.wait_for(subjects.event(CALL))
     assert event["name"] == "turn.first_audio" and event["turn_id"] == "t1"
     assert event["timing"]["speech_ended_at"] == 100.0 and event["timing"]["edge_sent_at"] > 100.5
-    edge.publish(agent_audio("t1", 1, b"\x02" * 160), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t1", 1, b"\x02" * 160), subjects.audio_out(CALL))
     assert tw.receive_json(ws)["event"] == "media"
     tw.nothing_sent(ws)
     assert len(edge.on(subjects.event(CALL))) == 1
@@ -88,10 +72,10 @@ def test_agent_audio_becomes_160_byte_media_frames_then_the_mark(edge, tw) -> No
 
 
 def test_odd_sized_pieces_are_joined_without_gaps(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
-    edge.publish(agent_audio("t1", 0, b"\x01" * 100), subjects.audio_out(CALL))
+    ws = tw.open_call(edge)
+    edge.publish(tw.agent_audio("t1", 0, b"\x01" * 100), subjects.audio_out(CALL))
     tw.nothing_sent(ws, 0.1)  # less than one frame: held until more comes
-    edge.publish(agent_audio("t1", 1, b"\x02" * 100, mark="t1:1"), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t1", 1, b"\x02" * 100, mark="t1:1"), subjects.audio_out(CALL))
     sent = [tw.receive_json(ws) for _ in range(3)]
     assert [m["event"] for m in sent] == ["media", "media", "mark"]
     data = b"".join(base64.b64decode(m["media"]["payload"]) for m in sent[:2])
@@ -100,7 +84,7 @@ def test_odd_sized_pieces_are_joined_without_gaps(edge, tw) -> None:  # noqa: AN
 
 
 def test_echoed_mark_becomes_playback(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     ws.send_json(tw.mark(make_mark("turn-7", 3), seq=5))
     (playback,) = edge.wait_for(subjects.playback(CALL))
     assert playback["mark"] == "turn-7:3" and playback["turn_id"] == "turn-7"
@@ -110,21 +94,21 @@ def test_echoed_mark_becomes_playback(edge, tw) -> None:  # noqa: ANN001
 
 
 def test_interrupt_clears_and_drops_later_audio_of_that_turn(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
-    edge.publish(agent_audio("t1", 0, b"\x01" * 160), subjects.audio_out(CALL))
+    ws = tw.open_call(edge)
+    edge.publish(tw.agent_audio("t1", 0, b"\x01" * 160), subjects.audio_out(CALL))
     assert tw.receive_json(ws)["event"] == "media"
     edge.publish(Control(call_id=CALL, action="interrupt", turn_id="t1"), subjects.control(CALL))
     assert tw.receive_json(ws) == {"event": "clear", "streamSid": tw.STREAM_SID}
-    edge.publish(agent_audio("t1", 1, b"\x01" * 320, mark="t1:1"), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t1", 1, b"\x01" * 320, mark="t1:1"), subjects.audio_out(CALL))
     tw.nothing_sent(ws)
     # the next turn plays normally
-    edge.publish(agent_audio("t2", 0, b"\x03" * 160, mark="t2:0"), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t2", 0, b"\x03" * 160, mark="t2:0"), subjects.audio_out(CALL))
     assert [tw.receive_json(ws)["event"] for _ in range(2)] == ["media", "mark"]
     ws.__exit__(None, None, None)
 
 
 def test_dtmf_goes_out_as_control(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     ws.send_json(tw.dtmf("5", seq=4))
     controls = edge.wait_for(subjects.control(CALL))
     assert controls[0]["action"] == "dtmf" and controls[0]["digit"] == "5"
@@ -132,7 +116,7 @@ def test_dtmf_goes_out_as_control(edge, tw) -> None:  # noqa: ANN001
 
 
 def test_hangup_closes_the_socket_and_ends_the_call(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     edge.publish(Control(call_id=CALL, action="hangup", reason="goodbye said"), subjects.control(CALL))
     assert tw.receive(ws) == {"close": 1000, "reason": "agent hung up"}
     (end,) = edge.wait_for(subjects.CALLS_END)
@@ -141,7 +125,7 @@ def test_hangup_closes_the_socket_and_ends_the_call(edge, tw) -> None:  # noqa: 
 
 
 def test_stop_publishes_call_end_once_and_ended_control(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     ws.send_json(tw.stop(seq=3))
     assert tw.receive(ws)["close"] == 1000
     ws.__exit__(None, None, None)  # the client's disconnect must not end the call a second time
@@ -151,11 +135,11 @@ def test_stop_publishes_call_end_once_and_ended_control(edge, tw) -> None:  # no
     assert len(edge.on(subjects.CALLS_END)) == 1
     assert not edge.client.app.state.registry.calls
     # after the end, agent audio of that call goes nowhere
-    edge.publish(agent_audio("t9", 0, b"\x01" * 160), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t9", 0, b"\x01" * 160), subjects.audio_out(CALL))
 
 
 def test_disconnect_without_stop_ends_the_call(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     ws.close(1006)
     (end,) = edge.wait_for(subjects.CALLS_END)
     assert end["reason"] == "connection lost (1006)"
@@ -164,7 +148,7 @@ def test_disconnect_without_stop_ends_the_call(edge, tw) -> None:  # noqa: ANN00
 
 
 def test_oversize_message_closes_with_1009(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     ws.send_text('{"event":"media","pad":"' + "x" * (65 * 1024) + '"}')
     assert tw.receive(ws)["close"] == 1009
     (end,) = edge.wait_for(subjects.CALLS_END)
@@ -173,7 +157,7 @@ def test_oversize_message_closes_with_1009(edge, tw) -> None:  # noqa: ANN001
 
 
 def test_malformed_messages_are_skipped_and_the_call_continues(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     ws.send_text("{not json")
     ws.send_json({"event": "bogus"})
     ws.send_json({"event": "media", "sequenceNumber": "2", "media": {"payload": "!!not base64!!"}})
@@ -185,7 +169,7 @@ def test_malformed_messages_are_skipped_and_the_call_continues(edge, tw) -> None
 
 
 def test_too_many_malformed_messages_close_with_1008(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     for _ in range(5):  # max_malformed=5 in the test settings
         ws.send_text("][")
     assert tw.receive(ws)["close"] == 1008
@@ -195,7 +179,7 @@ def test_too_many_malformed_messages_close_with_1008(edge, tw) -> None:  # noqa:
 
 def test_one_bad_call_does_not_disturb_another(edge, tw) -> None:  # noqa: ANN001
     other = "CA" + "ab" * 16
-    good = open_call(edge, tw)
+    good = tw.open_call(edge)
     bad = edge.client.websocket_connect("/twilio/stream").__enter__()
     bad.send_json(tw.start(call_sid=other, seq=1))
     edge.wait_for(subjects.CALLS_START, 2)
@@ -203,7 +187,7 @@ def test_one_bad_call_does_not_disturb_another(edge, tw) -> None:  # noqa: ANN00
     assert tw.receive(bad)["close"] == 1009
     good.send_json(tw.media(seq=2, chunk=1))
     assert edge.wait_for(AUDIO_IN)[0]["call_id"] == CALL
-    edge.publish(agent_audio("t1", 0, b"\x01" * 160), subjects.audio_out(CALL))
+    edge.publish(tw.agent_audio("t1", 0, b"\x01" * 160), subjects.audio_out(CALL))
     assert tw.receive_json(good)["event"] == "media"
     assert [e["call_id"] for e in edge.on(subjects.CALLS_END)] == [other]
     bad.__exit__(None, None, None)
@@ -211,7 +195,7 @@ def test_one_bad_call_does_not_disturb_another(edge, tw) -> None:  # noqa: ANN00
 
 
 def test_a_second_stream_for_a_live_call_is_refused(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     dup = edge.client.websocket_connect("/twilio/stream").__enter__()
     dup.send_json(tw.start(seq=1))
     assert tw.receive(dup)["close"] == 1008
@@ -229,7 +213,7 @@ def test_invalid_call_sid_is_refused(edge, tw) -> None:  # noqa: ANN001
 
 
 def test_shutdown_ends_live_calls(edge, tw) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     # what the lifespan does on shutdown, before the broker stops (TestClient cannot leave its
     # context while a socket is open, so the step is driven directly)
     registry = edge.client.app.state.registry

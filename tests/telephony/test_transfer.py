@@ -31,14 +31,6 @@ def credentialed_edge(tw, api_url: str):  # noqa: ANN001, ANN201
     return tw.make_edge(settings), {"X-Twilio-Signature": signature}
 
 
-def open_call(edge, tw, headers: dict[str, str] | None = None):  # noqa: ANN001, ANN201
-    ws = edge.client.websocket_connect("/twilio/stream", headers=dict(headers or {})).__enter__()
-    ws.send_json(tw.connected())
-    ws.send_json(tw.start(seq=1))
-    edge.wait_for(subjects.CALLS_START)
-    return ws
-
-
 def transfer_events(edge) -> list[dict]:  # noqa: ANN001
     return [e for e in edge.on(subjects.event(CALL)) if e["name"] == CALL_TRANSFER]
 
@@ -58,7 +50,7 @@ def twilio_api() -> Iterator[TwilioApi]:
 def test_transfer_dials_the_number_through_twilio_then_closes(tw, twilio_api) -> None:  # noqa: ANN001
     edges, headers = credentialed_edge(tw, twilio_api.url)
     edge = next(edges)
-    ws = open_call(edge, tw, headers)
+    ws = tw.open_call(edge, headers)
     edge.publish(Control(call_id=CALL, action="transfer", target=HUMAN), subjects.control(CALL))
     assert tw.receive(ws) == {"close": 1000, "reason": "call transferred"}
     (request,) = twilio_api.requests
@@ -79,7 +71,7 @@ def test_a_transfer_twilio_refuses_is_recorded_as_failed_and_the_call_ends(tw, c
     with TwilioApi(status=400) as api:
         edges, headers = credentialed_edge(tw, api.url)
         edge = next(edges)
-        ws = open_call(edge, tw, headers)
+        ws = tw.open_call(edge, headers)
         with caplog.at_level(logging.WARNING, logger="ringline"):
             edge.publish(Control(call_id=CALL, action="transfer", target=HUMAN), subjects.control(CALL))
             assert tw.receive(ws) == {"close": 1000, "reason": "call transferred"}
@@ -97,7 +89,7 @@ def test_a_transfer_twilio_refuses_is_recorded_as_failed_and_the_call_ends(tw, c
 
 def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(edge, tw, twilio_api,
                                                                            caplog) -> None:  # noqa: ANN001
-    ws = open_call(edge, tw)
+    ws = tw.open_call(edge)
     with caplog.at_level(logging.WARNING, logger="ringline"):
         edge.publish(Control(call_id=CALL, action="transfer", target=HUMAN), subjects.control(CALL))
         assert tw.receive(ws) == {"close": 1000, "reason": "call transferred"}
@@ -113,7 +105,7 @@ def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(edge,
 def test_a_transfer_without_a_number_fails_and_the_call_is_hung_up(tw, twilio_api) -> None:  # noqa: ANN001
     edges, headers = credentialed_edge(tw, twilio_api.url)
     edge = next(edges)
-    ws = open_call(edge, tw, headers)
+    ws = tw.open_call(edge, headers)
     edge.publish(Control(call_id=CALL, action="transfer"), subjects.control(CALL))
     assert tw.receive(ws)["close"] == 1000
     edge.wait_for(subjects.CALLS_END)
