@@ -180,7 +180,15 @@ class Playout:
     def pause(self, turn_id: str) -> bool:
         """Stop the caller hearing `turn_id` ("" = every playing turn) but keep its audio: take its
         queued messages back, queue a `clear` ahead of everything else and hold its later audio.
-        False (and nothing done) for a turn not playing, interrupted or already paused."""
+        A turn with no audio here yet is held from its first frame, with no `clear` (nothing of it
+        is at the phone): the brain pauses an answer the caller talked into before it played.
+        False (and nothing done) for a turn finished, interrupted or already paused."""
+        if turn_id and turn_id not in self._started and turn_id not in self._interrupted:
+            if turn_id in self._paused:
+                return False
+            self._paused.add(turn_id)
+            self._logs.setdefault(turn_id, _ReplayLog())
+            return True
         candidates = [turn_id] if turn_id else list(self._logs)
         targets = {turn for turn in candidates if turn in self._logs and turn not in self._paused}
         if not targets:

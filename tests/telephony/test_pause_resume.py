@@ -167,6 +167,26 @@ def test_a_turn_can_be_paused_and_resumed_again(edge, tw, ws) -> None:  # noqa: 
     tw.nothing_sent(ws)
 
 
+def test_an_answer_paused_before_its_audio_came_is_held_from_its_first_frame(edge, tw, ws) -> None:  # noqa: ANN001
+    """The caller went on talking as the answer was on its way: none of it may reach the phone."""
+    say(edge, tw, "t0", 0, [1], final=True)
+    tw.receive_until_mark(ws, "t0:0")
+    control(edge, tw, "pause", "t1")  # before any audio of t1: nothing to clear
+    say(edge, tw, "t1", 0, [2, 3], final=True)
+    tw.nothing_sent(ws)
+    assert published_echoes(edge, tw, ws, ["t0:0"], seq=2) == [("t0:0", False)]  # t0 was not cleared
+    control(edge, tw, "resume", "t1")  # only a cough: the answer plays from its start
+    sent = tw.receive_until_mark(ws, "t1~1:0")
+    assert frames(sent) == [2, 3]
+    # and an answer paused early, then interrupted, never plays at all
+    control(edge, tw, "pause", "t2")
+    say(edge, tw, "t2", 0, [4], final=True)
+    control(edge, tw, "interrupt", "t2")
+    assert tw.receive_json(ws)["event"] == "clear"
+    say(edge, tw, "t3", 0, [5], final=True)
+    assert frames(tw.receive_until_mark(ws, "t3:0")) == [5]
+
+
 async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None:  # noqa: ANN001
     """The writer has not sent turn t1 yet when the pause comes: only the clear goes out; on
     resume the whole turn does, its first audio reported once."""
@@ -180,7 +200,6 @@ async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None
     outbox = Outbox(send)
     playout = Playout(outbox, "MZ1", on_first_audio=lambda turn, timing: first_audio.append(turn),
                       on_clear=cleared.append)
-    assert playout.pause("t1") is False  # nothing of it yet: nothing to pause
     playout.audio(tw.agent_audio("t1", 0, b"\x01" * 480, mark="t1:0"))
     assert playout.pause("t1") is True and playout.pause("t1") is False
     assert outbox.pending == 1  # the clear: the turn's queued messages were taken back
