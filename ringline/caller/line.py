@@ -64,6 +64,7 @@ class Listening:
     frames: int = 0
     marks: list[str] = field(default_factory=list)
     cleared: int = 0
+    marks_before_clear: int = 0  # how many of `marks` had come when the last `clear` came
     got_media: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -257,5 +258,6 @@ class PhoneLine:
             self._echoes.extend((self.messages.mark(name), name, True) for name in echoes)
             if window is not None and window.first_media_at is not None:  # a clear before any audio cut nothing
                 window.cleared += 1
+                window.marks_before_clear = len(window.marks)
         else:
             self.unexpected.append(f"unknown event {event!r}")

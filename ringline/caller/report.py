@@ -32,6 +32,8 @@ def _line(turn: TurnResult, index: int) -> str:
         text += f"\n          mouth-to-ear {turn.mouth_to_ear_ms:.0f} ms (caller){_stages(turn)}"
     if turn.interrupted:
         text += "  [cleared]"
+    elif turn.paused:
+        text += f"  [paused {turn.paused}x, went on]"
     if turn.note:
         text += f"  [{turn.note}]"
     return text

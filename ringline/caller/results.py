@@ -20,7 +20,8 @@ class TurnResult:
     mouth_to_ear_ms: float | None = None  # agent replies: caller's end of speech -> first agent audio
     stages_ms: dict[str, float] = field(default_factory=dict)  # stt/brain/tts/edge/total (record)
     audio_s: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False  # a `clear` came and the agent did not go on after it
+    paused: int = 0  # `clear`s the agent went on after (it paused for a backchannel)
     note: str = ""
 
 

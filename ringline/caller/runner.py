@@ -48,9 +48,13 @@ def agent_turn(window: Listening, line: PhoneLine, speaking: Speaking | None) ->
         turn_id = parse_mark(name)[0] or name
         if turn_id not in turn_ids:
             turn_ids.append(turn_id)
+    # The agent went on after the last clear (it only paused) when its marks came back replayed
+    # ("turn~n:seq": the edge sending the paused audio again).
+    resumed = any("~" in name.rpartition(":")[0] for name in window.marks[window.marks_before_clear:])
     turn = TurnResult(speaker="agent", turn_ids=turn_ids, started_at=window.first_media_at or 0.0,
                       ended_at=max(line.playback.clock, window.last_media_at),
-                      audio_s=round(window.frames * 0.02, 2), interrupted=window.cleared > 0)
+                      audio_s=round(window.frames * 0.02, 2), interrupted=window.cleared > 0 and not resumed,
+                      paused=window.cleared if resumed else max(0, window.cleared - 1))
     if speaking is not None and window.first_media_at is not None:
         speech_end = speaking.speech_end_at or speaking.ended_at
         turn.mouth_to_ear_ms = round((window.first_media_at - speech_end) * 1000, 1)
