@@ -2,11 +2,8 @@
 
 Subscriptions (all on the call's own subjects):
 - `event`: the TTS stage saying it is ready, so the greeting is not spoken into the void;
-- `speech`: the caller's voice activity. While the agent speaks, `barge_in_min_ms` of voiced
-  audio pauses it at once and `barge_in_confirm_ms` interrupts it (control first, then the LLM
-  stream is cancelled). Speech that starts before any of a reply went out holds the reply, and
-  speech that starts as an answer begins to play (`barge_in_collision_ms`) pauses it at once:
-  the caller was not done (see `overlap`);
+- `speech`: the caller's voice activity, which pauses, interrupts or holds what the agent says
+  (`talkover`, `overlap`);
 - `transcript`: an interim with real words also interrupts (and may start a preemptive turn),
   a backchannel or a noise resumes a paused agent; a final, end-of-turn transcript starts an
   agent turn unless it is only a backchannel said while (or just after) the agent talked, or a
@@ -32,7 +29,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from faststream.nats import NatsMessage
@@ -68,6 +64,7 @@ from .recall import CallerRecall, memory_block
 from .settings import BrainSettings
 from .silence import SilenceWatch
 from .speaking import Ending, SpeakingTracker
+from .talkover import TalkOver
 from .tools import ToolBox
 from .turn import wait_briefly
 from .voice import AgentVoice
@@ -77,17 +74,6 @@ log = logging.getLogger("ringline.brain.session")
 
 END_ACTIONS = frozenset({"ended", "hangup"})
 _DIGIT = re.compile(r"^[0-9*#A-Da-d]$")
-
-
-@dataclass
-class CallerSpeech:
-    """The caller's current utterance, from voice activity events."""
-
-    utterance_id: str = ""
-    started_at: float = 0.0
-    voiced_ms: float = 0.0
-    active: bool = False
-    resumed_ms: float = 0.0  # voiced when the agent last resumed over this utterance
 
 
 class BrainSession(CallSession):
@@ -114,10 +100,11 @@ class BrainSession(CallSession):
         self.folds = FoldKeeper(bus, self.history, model, fold_with_model)
         self.silence = SilenceWatch(bus.spawn, self._on_silence, settings.silence_reprompt_s,
                                     settings.silence_goodbye_s)
-        self.caller = CallerSpeech()
         self.greeting_turn_id = ""
         self.barge_in = BargeIn(call.call_id, bus, self.speech, self.voice, settings.hold_resume_s)
         self.hold = ReplyHold(call.call_id, bus, self.voice, settings.hold_resume_s)
+        self.talk = TalkOver(settings, self.speech, self.barge_in, self.hold)
+        self.caller = self.talk.caller
         self.voicemail = VoicemailTaker(bus, self.voice, self.speech, self.agent.voicemail)
         self._tts_ready = asyncio.Event()  # every stage in `greet_after_stages` owns the call
         self._ready_stages: set[str] = set()
@@ -204,7 +191,7 @@ class BrainSession(CallSession):
 
     async def _on_event(self, event: CallEvent) -> None:
         if event.name == STT_EMPTY and self.barge_in.paused:  # a cough, a breath: nothing was said
-            await self._resume("no words")
+            await self.talk.resume("no words")
         elif event.name == TURN_FIRST_AUDIO and event.turn_id and event.timing is not None:
             self.speech.first_audio(event.turn_id, event.timing.edge_sent_at or event.at)
         elif event.name == STAGE_READY:
@@ -230,40 +217,11 @@ class BrainSession(CallSession):
         if self.voicemail.active:
             self.voicemail.on_speech(event)
             return
-        caller = self.caller
-        if event.utterance_id != caller.utterance_id:
-            caller.utterance_id, caller.voiced_ms, caller.resumed_ms = event.utterance_id, 0.0, 0.0
-            caller.started_at = event.started_at or event.at
-            self.hold.caller_started()
-            if self._collision(caller.started_at):  # both started at once: the agent yields
-                await self.barge_in.pause(caller.started_at, event.voiced_ms, event.utterance_id)
-        caller.voiced_ms = max(caller.voiced_ms, event.voiced_ms)
+        await self.talk.on_speech(event)
         if event.kind == "stopped":
-            caller.active = False
-            self.hold.caller_stopped()
-            self.barge_in.caller_stopped()
             self._arm_silence()
-            return
-        caller.active = True
-        self.silence.disarm()
-        self.barge_in.caller_started()
-        settings = self.settings
-        if caller.voiced_ms >= max(settings.barge_in_confirm_ms, settings.barge_in_min_ms):
-            await self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)
-        elif caller.voiced_ms - caller.resumed_ms >= settings.barge_in_min_ms:
-            await self.barge_in.pause(caller.started_at, caller.voiced_ms, event.utterance_id)
-
-    def _collision(self, onset: float) -> bool:
-        """The caller started talking as an answer was about to play (or had just begun)."""
-        window = self.settings.barge_in_collision_ms / 1000
-        return any(t.kind == "answer" and t.heard_seq < 0
-                   and (not t.first_audio_at or onset - t.first_audio_at < window)
-                   for t in self.speech.speaking_turns())
-
-    async def _resume(self, why: str) -> None:
-        """The paused agent goes on: the caller only said "uh-huh" (or coughed)."""
-        if await self.barge_in.resume(why):
-            self.caller.resumed_ms = self.caller.voiced_ms
+        else:
+            self.silence.disarm()
 
     # -- the caller's words -------------------------------------------------------------------
 
@@ -279,7 +237,7 @@ class BrainSession(CallSession):
             return
         if not has_words(transcript.text) or is_backchannel(transcript.text):
             if self.barge_in.paused:
-                await self._resume("backchannel" if has_words(transcript.text) else "no words")
+                await self.talk.resume("backchannel" if has_words(transcript.text) else "no words")
             return
         self.silence.disarm()
         started_at = transcript.speech_started_at or self.caller.started_at
@@ -305,13 +263,13 @@ class BrainSession(CallSession):
         self.hold.drop()
         if not has_words(transcript.text) or self.voice.ending:
             self.voice.discard_guess()
-            await self._resume("no words")
+            await self.talk.resume("no words")
             self._arm_silence()
             return
         if self._just_a_backchannel(transcript):
             log.info("call %s: backchannel %r while the agent talks; no new turn", self.call_id, transcript.text)
             self.voice.discard_guess()
-            await self._resume("backchannel")
+            await self.talk.resume("backchannel")
             self._arm_silence()
             return
         started_at = transcript.speech_started_at or self.caller.started_at

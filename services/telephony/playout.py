@@ -14,9 +14,10 @@ Pause and resume: every turn keeps a replay log, the messages queued since the l
 marks the caller heard. `pause` clears the phone as an interrupt does but keeps the turn: its
 messages still queued in the edge are taken back (the log has them), its later audio is logged
 and not sent, and the echoes of its marks that the `clear` flushes are no news (`echoed` says
-"kept": no `Playback`; the turn plays them again). `resume` sends the log again, from the chunk
-after the last heard mark, with the marks renamed `make_mark(turn, seq, replay=n)` for the n-th
-resume, so their echoes are never taken for those of the cleared copy; then the turn goes on
+"kept": no `Playback`; the turn plays them again). `resume` sends the log again, from where the
+pause cut in less `rewind_s` (the phone plays in real time, so the edge estimates how much of the
+chunk after the last heard mark was played), with the marks renamed `make_mark(turn, seq,
+replay=n)` for the n-th resume, so their echoes are never taken for those of the cleared copy; then the turn goes on
 live. A turn's log goes when it is over: its final mark heard (or cleared, the turn not paused),
 or the turn interrupted.
 """
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ringline.contracts.messages import FRAME_BYTES, AgentAudio, TurnTiming, make_mark, parse_mark
+from ringline.contracts.messages import FRAME_BYTES, FRAME_MS, AgentAudio, TurnTiming, make_mark, parse_mark
 
 from . import twilio_protocol as tp
 from .outbox import Outbox
@@ -54,7 +55,7 @@ class ClearSent:
     pause: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Logged:
     """One message of a turn's replay log: a `media` message as written, or a mark."""
 
@@ -62,6 +63,7 @@ class _Logged:
     mark: str = ""  # the name TTS gave it; a replay renames it
     final: bool = False  # the turn's last mark
     on_sent: Callable[[], None] | None = None  # the turn's first-audio report (runs once)
+    played_by: float = 0.0  # media: when the phone should have played it (0: not written)
 
 
 @dataclass(slots=True)
@@ -91,8 +93,14 @@ class Playout:
         stream_sid: str,
         on_first_audio: Callable[[str, TurnTiming], None],
         on_clear: Callable[[ClearSent], None],
+        rewind_s: float = 0.4,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.outbox = outbox
+        self.rewind_s = rewind_s  # a resume plays this much again before where the pause cut in
+        self._clock = clock
+        self._phone_free_at = 0.0  # when the phone has played everything written (an estimate)
+        self._paused_at: dict[str, float] = {}
         self.stream_sid = stream_sid
         self._on_first_audio = on_first_audio
         self._on_clear = on_clear
@@ -134,12 +142,22 @@ class Playout:
 
     def _send(self, turn_id: str, entry: _Logged, replay: int) -> None:
         if entry.media:
-            self.outbox.audio(entry.media, turn_id, entry.on_sent)
+            self.outbox.audio(entry.media, turn_id, self._frame_written(entry))
             return
         seq = parse_mark(entry.mark)[1]
         name = make_mark(turn_id, seq, replay) if replay and seq >= 0 else entry.mark
         self._marks[name] = _QUEUED
         self.outbox.audio(tp.mark_message(self.stream_sid, name), turn_id, self._written(name))
+
+    def _frame_written(self, entry: _Logged) -> Callable[[], None]:
+        """The phone plays frames in real time, in the order written: estimate when this one is played."""
+        def written() -> None:
+            self._phone_free_at = max(self._phone_free_at, self._clock()) + FRAME_MS / 1000
+            entry.played_by = self._phone_free_at
+            if entry.on_sent is not None:
+                entry.on_sent()
+
+        return written
 
     def _first_audio_callback(self, turn_id: str, timing: TurnTiming) -> Callable[[], None]:
         pending = [timing]  # a replay may write the first frame again: report it once
@@ -187,6 +205,7 @@ class Playout:
             if turn_id in self._paused:
                 return False
             self._paused.add(turn_id)
+            self._paused_at[turn_id] = 0.0  # nothing of it played
             self._logs.setdefault(turn_id, _ReplayLog())
             return True
         candidates = [turn_id] if turn_id else list(self._logs)
@@ -194,6 +213,7 @@ class Playout:
         if not targets:
             return False
         self._paused.update(targets)
+        self._paused_at.update(dict.fromkeys(targets, self._clock()))
         taken = sum(self.outbox.drop_turn(turn) for turn in targets)  # the logs have them
         for name, state in list(self._marks.items()):
             if parse_mark(name)[0] not in targets:
@@ -215,10 +235,22 @@ class Playout:
             self._paused.discard(turn)
             replay = self._logs[turn]
             replay.replays += 1
-            for entry in replay.entries:
+            entries = replay.entries[self._played(replay, self._paused_at.pop(turn, 0.0)):]
+            for entry in entries:
                 self._send(turn, entry, replay.replays)
-            requeued += len(replay.entries)
+            requeued += len(entries)
         return requeued
+
+    def _played(self, replay: _ReplayLog, paused_at: float) -> int:
+        """How many frames at the start of the log the caller had surely heard when the pause cut
+        in (all but the last `rewind_s`): the resume picks up there, not at the chunk's start."""
+        cutoff = paused_at - self.rewind_s
+        played = 0
+        for entry in replay.entries:
+            if not entry.media or not entry.played_by or entry.played_by > cutoff:
+                break
+            played += 1
+        return played
 
     def _clear_written(self, turn_id: str, dropped: int, pause: bool = False) -> Callable[[], None]:
         def written() -> None:
@@ -226,6 +258,7 @@ class Playout:
             flushed = tuple(name for name, state in self._marks.items() if state in (_WRITTEN, _HELD))
             for name in flushed:
                 self._marks[name] = _KEPT if self._marks[name] == _HELD else _UNHEARD
+            self._phone_free_at = 0.0  # the phone's buffer is empty
             self._on_clear(ClearSent(turn_id=turn_id, at=at, unheard_marks=flushed, dropped=dropped, pause=pause))
 
         return written

@@ -218,3 +218,38 @@ async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None
     (clear,) = cleared
     assert clear.pause and clear.turn_id == "t1" and clear.dropped == 4 and clear.unheard_marks == ()
     assert playout.echoed("t1~1:1") == "heard" and playout.pending_marks == 1
+
+
+async def test_a_resume_picks_up_where_the_pause_cut_in_less_a_short_rewind(tw) -> None:  # noqa: ANN001
+    """A 2 s sentence, paused after 1 s of it played: the caller hears it again from 0.6 s, not
+    from its start (an "uh-huh" costs a short hesitation, not the whole sentence again)."""
+    now = [100.0]
+    sent: list[dict] = []
+
+    async def send(text: str) -> None:
+        sent.append(json.loads(text))
+
+    async def written() -> None:
+        while outbox.pending:
+            await asyncio.sleep(0.005)
+
+    outbox = Outbox(send)
+    writer = asyncio.create_task(outbox.run())
+    playout = Playout(outbox, "MZ1", on_first_audio=lambda turn, timing: None, on_clear=lambda clear: None,
+                      rewind_s=0.4, clock=lambda: now[0])
+    sentence = b"".join(bytes([i]) * 160 for i in range(100))  # 100 frames of 20 ms, each its own byte
+    playout.audio(tw.agent_audio("t1", 0, sentence, mark="t1:0"))
+    playout.audio(tw.agent_audio("t1", 1, b"\xff" * 160, mark="t1:1", final=True))
+    await written()  # all written at t=100: the phone plays them until t=102.02
+    now[0] = 101.0
+    assert playout.pause("t1")
+    await written()
+    sent.clear()
+    now[0] = 101.5
+    playout.resume("t1")
+    await written()
+    outbox.close()
+    await writer
+    replayed = frames(sent)
+    assert replayed[0] in (29, 30) and replayed[-2:] == [99, 255], "from 0.6 s in: 1.0 s played less 0.4 s"
+    assert marks(sent) == ["t1~1:0", "t1~1:1"]
