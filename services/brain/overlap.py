@@ -3,7 +3,7 @@
 - `BargeIn`: the caller talks over the agent. First the agent pauses (`turn.paused`): the edge
   clears the phone's buffer and keeps the audio, so the caller stops hearing the agent within
   `barge_in_min_ms` of speech without anything being lost. If the words are a backchannel or a
-  noise, it resumes (`turn.resumed`) from the start of the sentence the caller was hearing. If
+  noise, it resumes (`turn.resumed`): the edge plays it on from where it stopped. If
   they are real words (or long speech), it is an interruption: the interrupt control goes out
   (the edge drops the audio, TTS stops), the LLM stream is cancelled and the agent's turn is cut
   to what the caller heard; a `turn.barge_in` event records it.

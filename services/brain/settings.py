@@ -154,7 +154,7 @@ class BrainSettings(ServiceSettings):
     # `barge_in_min_ms` the agent pauses (the edge stops its audio at once and keeps it); the
     # caller's words then decide. Real words, or `barge_in_confirm_ms` of speech, make it an
     # interruption; a backchannel, a cough, or no words within `hold_resume_s` of the speech ending
-    # resume the agent from the start of the sentence it was in.
+    # resume the agent where it stopped (the edge replays its kept audio from there, less 400 ms).
     barge_in_min_ms: float = Field(
         default=250.0, ge=0, description="voiced caller audio that stops the agent while it speaks"
     )
