@@ -70,6 +70,10 @@ class BargeIn:
             self.speech.pause(turn.turn_id)
         if not self.paused_at:
             self.paused_at, self._pause_started_at = paused_at, started_at
+        # A backstop for a pause that nothing decides (a noise the STT reports no end of): more
+        # speech cancels it, the end of the speech starts the usual, shorter wait.
+        self._cancel_timer()
+        self._timer = self.bus.spawn(self._later(2 * self.resume_after_s), "resume-agent")
         reaction_ms = round((paused_at - started_at) * 1000, 1) if started_at else None
         for turn in turns:
             data = {"reaction_ms": reaction_ms, "voiced_ms": voiced_ms, "utterance_id": utterance_id,
@@ -106,7 +110,7 @@ class BargeIn:
         """The caller stopped talking: without words soon, the paused agent goes on."""
         if self.paused:
             self._cancel_timer()
-            self._timer = self.bus.spawn(self._later(), "resume-agent")
+            self._timer = self.bus.spawn(self._later(self.resume_after_s), "resume-agent")
 
     async def __call__(self, trigger: str, started_at: float, voiced_ms: float, utterance_id: str) -> bool:
         """Stop every turn the agent is speaking; False when it was not speaking (or says goodbye)."""
@@ -151,8 +155,8 @@ class BargeIn:
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
 
-    async def _later(self) -> None:
-        await asyncio.sleep(self.resume_after_s)
+    async def _later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
         self._timer = None
         await self.resume("no words")
 

@@ -45,6 +45,8 @@ class TalkOver:
 
     async def on_speech(self, event: SpeechEvent) -> None:
         caller = self.caller
+        if event.kind != "stopped":
+            self.barge_in.caller_started()  # more speech: whatever it is decides, not the clock
         if event.utterance_id != caller.utterance_id:
             caller.utterance_id, caller.voiced_ms, caller.resumed_ms = event.utterance_id, 0.0, 0.0
             caller.started_at = event.started_at or event.at
@@ -58,7 +60,6 @@ class TalkOver:
             self.barge_in.caller_stopped()
             return
         caller.active = True
-        self.barge_in.caller_started()
         settings = self.settings
         if caller.voiced_ms >= max(settings.barge_in_confirm_ms, settings.barge_in_min_ms):
             await self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)

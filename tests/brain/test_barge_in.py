@@ -203,6 +203,20 @@ async def test_a_caller_who_goes_on_as_the_answer_starts_playing_stops_it_at_onc
         assert model.calls[-1][-1] == {"role": "user", "content": "I'd like to book a table. For Tuesday evening."}
 
 
+async def test_a_pause_nothing_decides_does_not_last(make_harness, scripted, until):
+    """Deepgram reports the start of a noise but no end and no words: the answer still plays."""
+    async with make_harness(scripted(["Sure, a table.", " For how many?"], delay=0.05), play_s=None,
+                            hold_resume_s=0.2) as h:
+        call_id = await h.start_call()
+        await heard_greeting(h)
+        await h.say(call_id, "I'd like to book a table.", utterance_id="u1")
+        await until(lambda: len(h.answers()) >= 1)
+        await h.speech(call_id, "started", utterance_id="n1")  # as the answer starts: it yields
+        assert [c.action for c in h.controls] == ["pause"]
+        await until(lambda: [c.action for c in h.controls] == ["pause", "resume"], timeout=2)
+        assert h.named(TURN_RESUMED)[0].data["why"] == "no words"
+
+
 async def test_a_backchannel_then_real_words_in_one_breath_interrupts(make_harness, scripted, until):
     async with make_harness(scripted(SLOW, delay=0.05), play_s=None) as h:
         call_id = await h.start_call()
