@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ringline.contracts import subjects
@@ -29,6 +30,30 @@ from .turn import AgentTurn
 from .voice import AgentVoice
 
 log = logging.getLogger("ringline.brain.overlap")
+
+
+class Later:
+    """One pending call of `action` after a delay; starting it again replaces the pending one."""
+
+    def __init__(self, bus: CallBus, action: Callable[[], Awaitable[Any]], name: str) -> None:
+        self.bus = bus
+        self.action = action
+        self.name = name
+        self._task: asyncio.Task[Any] | None = None
+
+    def start(self, delay: float) -> None:
+        self.cancel()
+        self._task = self.bus.spawn(self._run(delay), self.name)
+
+    def cancel(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _run(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._task = None  # from here on a cancel must not stop the action
+        await self.action()
 
 
 class BargeIn:
@@ -50,7 +75,7 @@ class BargeIn:
         self.owed = False  # the agent was cut off: the caller's next words get an answer
         self.paused_at = 0.0  # when the agent was paused (0: it is not)
         self._pause_started_at = 0.0  # the onset of the speech that paused it
-        self._timer: asyncio.Task[Any] | None = None
+        self._timer = Later(bus, lambda: self.resume("no words"), "resume-agent")
 
     @property
     def paused(self) -> bool:
@@ -72,8 +97,7 @@ class BargeIn:
             self.paused_at, self._pause_started_at = paused_at, started_at
         # A backstop for a pause that nothing decides (a noise the STT reports no end of): more
         # speech cancels it, the end of the speech starts the usual, shorter wait.
-        self._cancel_timer()
-        self._timer = self.bus.spawn(self._later(2 * self.resume_after_s), "resume-agent")
+        self._timer.start(2 * self.resume_after_s)
         reaction_ms = round((paused_at - started_at) * 1000, 1) if started_at else None
         for turn in turns:
             data = {"reaction_ms": reaction_ms, "voiced_ms": voiced_ms, "utterance_id": utterance_id,
@@ -86,7 +110,7 @@ class BargeIn:
 
     async def resume(self, why: str) -> bool:
         """It was only a backchannel or a noise: the agent goes on. False when nothing was paused."""
-        self._cancel_timer()
+        self._timer.cancel()
         turns = [t for t in self.speech.speaking_turns() if t.paused]
         paused_at, self.paused_at = self.paused_at, 0.0
         if not turns:
@@ -104,17 +128,16 @@ class BargeIn:
 
     def caller_started(self) -> None:
         """More speech: whatever it is decides, not the clock."""
-        self._cancel_timer()
+        self._timer.cancel()
 
     def caller_stopped(self) -> None:
         """The caller stopped talking: without words soon, the paused agent goes on."""
         if self.paused:
-            self._cancel_timer()
-            self._timer = self.bus.spawn(self._later(self.resume_after_s), "resume-agent")
+            self._timer.start(self.resume_after_s)
 
     async def __call__(self, trigger: str, started_at: float, voiced_ms: float, utterance_id: str) -> bool:
         """Stop every turn the agent is speaking; False when it was not speaking (or says goodbye)."""
-        self._cancel_timer()
+        self._timer.cancel()
         paused_at, pause_started_at, self.paused_at = self.paused_at, self._pause_started_at, 0.0
         if self.voice.ended or self.voice.ending:
             return False
@@ -150,15 +173,6 @@ class BargeIn:
             await self.bus.publish(event, subjects.event(self.call_id))
         return True
 
-    def _cancel_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-
-    async def _later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._timer = None
-        await self.resume("no words")
 
 
 class ReplyHold:
@@ -168,7 +182,7 @@ class ReplyHold:
         self.voice = voice
         self.resume_after_s = resume_after_s
         self.turn: AgentTurn | None = None
-        self._timer: asyncio.Task[Any] | None = None
+        self._timer = Later(bus, self.let_go, "resume-reply")
 
     @property
     def active(self) -> bool:
@@ -186,27 +200,17 @@ class ReplyHold:
     def caller_stopped(self) -> None:
         """Let the reply go if no words come soon."""
         if self.turn is not None:
-            self._cancel_timer()
-            self._timer = self.bus.spawn(self._later(), "resume-reply")
+            self._timer.start(self.resume_after_s)
 
     async def let_go(self) -> None:
         """Publish the held reply now (the caller only coughed or said "um")."""
         turn, self.turn = self.turn, None
-        self._cancel_timer()
+        self._timer.cancel()
         if turn is not None and turn is self.voice.turn and self.voice.running:
             await turn.resume()
 
     def drop(self) -> None:
         """Forget it: the caller's new words replace the reply (the new turn cancels it)."""
         self.turn = None
-        self._cancel_timer()
+        self._timer.cancel()
 
-    def _cancel_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-
-    async def _later(self) -> None:
-        await asyncio.sleep(self.resume_after_s)
-        self._timer = None
-        await self.let_go()
