@@ -7,6 +7,7 @@ from .audio import (
     AgentAudio,
     AudioFrame,
     Playback,
+    is_replayed_mark,
     make_mark,
     parse_mark,
 )
@@ -45,7 +46,7 @@ __all__ = [
     "AgentAudio", "AudioFrame", "CallEnd", "CallEvent", "CallGetReply", "CallGetRequest",
     "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
     "Message", "Playback", "SpendReply", "SpendRequest", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
-    "TurnTiming", "make_mark", "now", "parse_mark",
+    "TurnTiming", "is_replayed_mark", "make_mark", "now", "parse_mark",
     "CallNotes", "CallerMemory", "Fact", "RecallForgetReply", "RecallForgetRequest", "RecallGetReply",
     "RecallGetRequest", "RecallListReply", "RecallListRequest", "RecallPutReply", "RecallPutRequest",
 ]

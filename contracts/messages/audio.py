@@ -23,6 +23,11 @@ def make_mark(turn_id: str, seq: int, replay: int = 0) -> str:
     return f"{turn_id}~{replay}:{seq}" if replay else f"{turn_id}:{seq}"
 
 
+def is_replayed_mark(name: str) -> bool:
+    """Was this mark's audio sent again after a pause (`make_mark(..., replay=n)`)?"""
+    return "~" in name.rpartition(":")[0]
+
+
 def parse_mark(name: str) -> tuple[str, int]:
     """(turn_id, seq) of a mark made by `make_mark` (any replay); ("", -1) for a foreign mark."""
     turn_id, _, seq = name.rpartition(":")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ringline.contracts.messages import parse_mark
+from ringline.contracts.messages import is_replayed_mark, parse_mark
 
 from .line import Listening, PhoneLine, Speaking
 from .results import CallResult, StepResult, TurnResult
@@ -50,7 +50,7 @@ def agent_turn(window: Listening, line: PhoneLine, speaking: Speaking | None) ->
             turn_ids.append(turn_id)
     # The agent went on after the last clear (it only paused) when its marks came back replayed
     # ("turn~n:seq": the edge sending the paused audio again).
-    resumed = any("~" in name.rpartition(":")[0] for name in window.marks[window.marks_before_clear:])
+    resumed = any(is_replayed_mark(name) for name in window.marks[window.marks_before_clear:])
     turn = TurnResult(speaker="agent", turn_ids=turn_ids, started_at=window.first_media_at or 0.0,
                       ended_at=max(line.playback.clock, window.last_media_at),
                       audio_s=round(window.frames * 0.02, 2), interrupted=window.cleared > 0 and not resumed,

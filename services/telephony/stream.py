@@ -5,8 +5,9 @@ Writing: agent audio goes through `Playout` into one `Outbox`; control goes firs
 Barge-in: `Control(interrupt)` clears the phone's buffer; the marks that the clear flushes come
 back as `Playback(cleared=True)`, and the moment the `clear` was written is an `edge.clear` event.
 `Control(pause)` clears it too (`edge.clear` with `pause: true`) but keeps the turn's audio, and
-the echoes of its flushed marks are not published; `Control(resume)` plays it on from its last
-heard mark, with replayed mark names (`turn~n:seq`); an interrupt ends it for good.
+the echoes of its flushed marks are not published; `Control(resume)` plays it on from where the
+pause cut in (less a short rewind), with replayed mark names (`turn~n:seq`); an interrupt ends it
+for good.
 Ending: `stop`, a disconnect, an agent hang-up (also completed through Twilio's REST API when
 credentials are set), a transfer or shutdown publishes `CallEnd` exactly once.
 Transfer: `Control(transfer, target)` moves the call to `target` through Twilio's REST API
