@@ -2,6 +2,7 @@
 
 from .broker import create_broker
 from .calls import STAGE_QUERY, STAGE_READY, CallBus, CallRouter, CallSession
+from .load import LoadGauge
 from .logs import configure_logging
 from .service import serve, service_app
 from .settings import ServiceSettings
@@ -15,7 +16,7 @@ from .telemetry import (
 )
 
 __all__ = [
-    "STAGE_QUERY", "STAGE_READY", "CallBus", "CallRouter", "CallSession", "ServiceSettings", "configure_logging",
+    "STAGE_QUERY", "STAGE_READY", "CallBus", "CallRouter", "CallSession", "LoadGauge", "ServiceSettings", "configure_logging",
     "create_broker", "extract_context", "inject_headers", "seconds_to_ns", "serve",
     "service_app", "setup_telemetry", "shutdown_telemetry", "tracer",
 ]

@@ -33,3 +33,13 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("RINGLINE_AGENTS_FILE"),
         description="YAML file of agents (numbers, persona, voice, limits...); unset: one default agent",
     )
+    max_calls: int = Field(
+        default=100, ge=1,
+        description="calls one replica of this stage owns at most; past it the replica refuses new calls "
+        "(env RINGLINE_<SERVICE>_MAX_CALLS, e.g. RINGLINE_STT_MAX_CALLS)",
+    )
+    max_loop_lag_ms: float = Field(
+        default=250.0, gt=0,
+        description="a replica whose event loop runs later than this (smoothed) refuses new calls "
+        "(env RINGLINE_<SERVICE>_MAX_LOOP_LAG_MS)",
+    )
