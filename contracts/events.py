@@ -26,3 +26,7 @@ VOICEMAIL_MESSAGE = "voicemail.message"  # the message is taken: data["text"], [
 CALL_SUMMARY = "call.summary"  # after the call, from the brain's LLM: data["summary"], ["facts"]
 CALL_TRANSFER = "call.transfer"  # the call was handed to a human: data["target"], ["outcome"]
 CALL_LIMIT = "call.limit"  # the agent's max call length was reached: data["max_call_s"]
+
+# Issue 9: calls that never drop.
+EDGE_TAKEOVER = "edge.takeover"  # a reconnected stream re-attached to a live call on another edge: data["stream_sid"]
+EDGE_HANDOVER = "edge.handover"  # a draining edge ended its stream so the call reconnects elsewhere (not a call end)
