@@ -52,8 +52,8 @@ async def test_the_probe_measures_a_loop_blocked_by_work() -> None:
     gauge = LoadGauge(max_calls=20, max_loop_lag_s=0.25, on_lag=samples.append)
     gauge.start()
     await asyncio.sleep(0.12)
-    time.sleep(0.4)  # a handler that blocks the loop
-    await asyncio.sleep(0.12)
+    asyncio.get_running_loop().call_soon(time.sleep, 0.4)  # a handler that blocks the loop
+    await asyncio.sleep(0.5)
     await gauge.stop()
     assert max(samples) >= 0.3
     ok, reason = gauge.can_claim(0)
