@@ -4,6 +4,12 @@ from __future__ import annotations
 
 STAGE_READY = "stage.ready"  # a stage owns the call and listens on its subjects
 STAGE_QUERY = "stage.query"  # ask every owner to repeat STAGE_READY
+# Issue 9: ownership changes hands. data: {"stage", "replica", ...}
+STAGE_TAKEOVER = "stage.takeover"  # a replica took the call over from one that died or drained:
+#   data["previous"] (replica), ["gap_s"] (seconds the stage had no owner), ["restored"] (checkpoint found)
+STAGE_RELEASED = "stage.released"  # a draining replica let go of the call for another to take: data["reason"]
+CALL_REFUSED = "call.refused"  # a replica could not claim the call: data["stage"], ["reason"]
+CALL_HOLD = "call.hold"  # the edge played the hold line: no owner yet for data["stages"]
 
 STT_UTTERANCE = "stt.utterance"  # one utterance recognised, with decode timings
 STT_EMPTY = "stt.empty"  # speech that recognised as nothing

@@ -15,6 +15,7 @@ from .base import CallMessage, Message, now
 from .calls import CallEnd, CallStart
 from .control import Control
 from .dialogue import ReplyChunk, TurnTiming
+from .ownership import Checkpoint, Lease, LiveCall
 from .records import (
     CallEvent,
     CallGetReply,
@@ -43,7 +44,7 @@ from .transcript import SpeechEvent, Transcript
 
 __all__ = [
     "FRAME_BYTES", "FRAME_MS", "SAMPLE_RATE",
-    "AgentAudio", "AudioFrame", "CallEnd", "CallEvent", "CallGetReply", "CallGetRequest",
+    "AgentAudio", "AudioFrame", "CallEnd", "Checkpoint", "Lease", "LiveCall", "CallEvent", "CallGetReply", "CallGetRequest",
     "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
     "Message", "Playback", "SpendReply", "SpendRequest", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
     "TurnTiming", "is_replayed_mark", "make_mark", "now", "parse_mark",

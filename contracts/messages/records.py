@@ -97,8 +97,11 @@ class CallRecord(BaseModel):
     started_at: float = 0.0
     ended_at: float = 0.0
     end_reason: str = ""
+    trace_id: str = ""  # the call's OpenTelemetry trace (32 hex digits), from the `calls.start` headers
     turns: list[TurnRecord] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    replicas: dict[str, str] = Field(default_factory=dict)  # stage -> the replica serving it (last known)
+    takeovers: int = 0  # times a stage's replica took the call over from another (events `stage.takeover`)
     cost: dict[str, Any] = Field(default_factory=dict)  # the sum of the turns' costs
     voicemail: VoicemailRecord | None = None
     summary: SummaryRecord | None = None
@@ -114,6 +117,8 @@ class CallSummary(BaseModel):
     call_id: str
     agent_id: str
     caller: str
+    callee: str = ""
+    direction: str = "inbound"
     started_at: float
     ended_at: float
     turns: int
@@ -136,7 +141,13 @@ class SpendReply(BaseModel):
 
 
 class CallListRequest(BaseModel):
+    """The newest calls first; every filter that is set must match."""
+
     limit: int = Field(default=20, ge=1, le=1000)
+    agent_id: str = ""
+    number: str = ""  # a part of the caller's or the callee's number ("555 01" matches +15550123)
+    since: float = 0.0  # started at or after (epoch seconds)
+    until: float = 0.0  # started before
 
 
 class CallGetRequest(BaseModel):

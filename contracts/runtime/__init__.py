@@ -1,7 +1,10 @@
 """Bus runtime shared by every service: settings, broker, call affinity, health, telemetry."""
 
 from .broker import create_broker
-from .calls import STAGE_QUERY, STAGE_READY, CallBus, CallRouter, CallSession
+from ..events import STAGE_QUERY, STAGE_READY
+from .calls import CallBus, CallSession
+from .leases import CallAnnouncer
+from .router import CallRouter
 from .load import LoadGauge
 from .logs import configure_logging
 from .service import serve, service_app
@@ -16,7 +19,7 @@ from .telemetry import (
 )
 
 __all__ = [
-    "STAGE_QUERY", "STAGE_READY", "CallBus", "CallRouter", "CallSession", "LoadGauge", "ServiceSettings", "configure_logging",
+    "STAGE_QUERY", "STAGE_READY", "CallAnnouncer", "CallBus", "CallRouter", "CallSession", "LoadGauge", "ServiceSettings", "configure_logging",
     "create_broker", "extract_context", "inject_headers", "seconds_to_ns", "serve",
     "service_app", "setup_telemetry", "shutdown_telemetry", "tracer",
 ]

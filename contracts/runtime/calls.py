@@ -1,26 +1,22 @@
-"""Call affinity: one replica of each stage claims a call and owns its per-call state.
+"""A call as one stage replica serves it: its bus view (`CallBus`) and its state (`CallSession`).
 
-`calls.start` is consumed through a queue group named after the stage, so exactly one replica
-receives it. That replica builds a `CallSession` which subscribes to the call's own subjects
-(dynamic subscriptions, so other replicas never see this call's audio). `calls.end` reaches
-every replica; the owner closes the session and drops its subscriptions.
+The replica that owns a call (see `router.CallRouter`) builds a `CallSession`, which subscribes
+to the call's own subjects (dynamic subscriptions, so other replicas never see this call's
+audio). A session that another replica may take over writes its state down (`snapshot`) and
+can be built again from it (`restore`, before `start`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker
 from opentelemetry.context import Context
 
-from .. import subjects
-from ..events import STAGE_QUERY, STAGE_READY
-from ..messages import CallEnd, CallEvent, CallStart
-from .telemetry import extract_context
+from ..messages import CallStart
 
 log = logging.getLogger("ringline.calls")
 
@@ -80,6 +76,8 @@ class CallSession:
         self.bus = bus
         # The call's trace (from the `calls.start` headers): per-turn spans hang off it.
         self.trace_context: Context | None = None
+        # Set by the router on a replica that takes the call over from another (before `restore`).
+        self.taken_over = False
 
     @property
     def call_id(self) -> str:
@@ -89,68 +87,18 @@ class CallSession:
         return None
 
     async def close(self, reason: str) -> None:
+        """The call is over: finish what the stage does at a call's end."""
         return None
 
+    def snapshot(self) -> dict[str, Any] | None:
+        """What another replica needs to carry this call on (plain data), or None for nothing."""
+        return None
 
-SessionFactory = Callable[[CallStart, CallBus], CallSession | Awaitable[CallSession]]
+    def restore(self, state: dict[str, Any]) -> None:
+        """Called before `start` on a replica that takes the call over, with the last snapshot."""
+        return None
 
-
-class CallRouter:
-    """Claims calls for one stage and keeps a session per owned call."""
-
-    def __init__(self, broker: NatsBroker, stage: str, factory: SessionFactory) -> None:
-        self.broker = broker
-        self.stage = stage
-        self.factory = factory
-        self.sessions: dict[str, CallSession] = {}
-        broker.subscriber(subjects.CALLS_START, queue=stage)(self._on_start)
-        broker.subscriber(subjects.CALLS_END)(self._on_end)
-
-    async def _on_start(self, call: CallStart, msg: NatsMessage) -> None:
-        if call.call_id in self.sessions:
-            log.info("%s already owns call %s; duplicate start ignored", self.stage, call.call_id)
-            return
-        bus = CallBus(self.broker, call.call_id)
-        made = self.factory(call, bus)
-        session = await made if inspect.isawaitable(made) else made
-        if call.call_id in self.sessions:  # a duplicate start arrived while the factory awaited
-            await bus.close()
-            return
-        session.trace_context = extract_context(msg.headers)
-        self.sessions[call.call_id] = session
-        try:
-            await session.start()
-        except Exception:
-            log.exception("%s could not start call %s", self.stage, call.call_id)
-            await self.end(call.call_id, "stage failed to start")
-            return
-        log.info("%s claimed call %s (%d active)", self.stage, call.call_id, len(self.sessions))
-        # Tell the other stages this one is listening (the brain waits for TTS before greeting),
-        # and tell again whenever asked: a stage that subscribed later may have missed it.
-        ready = CallEvent(call_id=call.call_id, name=STAGE_READY, data={"stage": self.stage})
-
-        async def answer_query(event: CallEvent) -> None:
-            if event.name == STAGE_QUERY:
-                await bus.publish(ready, subjects.event(call.call_id))
-
-        await bus.subscribe(subjects.event(call.call_id), answer_query)
-        await bus.publish(ready, subjects.event(call.call_id))
-
-    async def _on_end(self, end: CallEnd) -> None:
-        await self.end(end.call_id, end.reason)
-
-    async def end(self, call_id: str, reason: str) -> None:
-        session = self.sessions.pop(call_id, None)
-        if session is None:
-            return
-        try:
-            await session.close(reason)
-        except Exception:
-            log.exception("%s: closing call %s failed", self.stage, call_id)
-        finally:
-            await session.bus.close()
-        log.info("%s released call %s: %s", self.stage, call_id, reason)
-
-    async def drain(self) -> None:
-        """Graceful shutdown: close every owned call's session."""
-        await asyncio.gather(*(self.end(cid, "service shutting down") for cid in list(self.sessions)))
+    async def detach(self) -> None:
+        """The call goes on elsewhere (this replica drains or lost its lease): let go of what the
+        session holds without ending the call. The router closes the bus afterwards."""
+        return None

@@ -79,12 +79,13 @@ def create_app(settings: BrainSettings, model: ChatModel | None = None) -> AsgiF
         for agent in book.book.agents:  # every agent's chain ready before its first call
             await model_for(agent_settings(settings, agent))
 
-    router = CallRouter(broker, SERVICE, factory)
+    router = CallRouter(broker, SERVICE, factory, settings)
     return service_app(
         broker,
         SERVICE,
         on_startup=[load_models],
-        on_shutdown=[router.drain, finish_after_calls, close_all],
+        on_shutdown=[finish_after_calls, close_all],
+        routers=[router],
     )
 
 

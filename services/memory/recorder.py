@@ -20,6 +20,7 @@ from ringline.contracts.events import (
     CALL_TRANSFER,
     STAGE_QUERY,
     STAGE_READY,
+    STAGE_TAKEOVER,
     STT_UTTERANCE,
     TURN_BARGE_IN,
     TURN_FIRST_AUDIO,
@@ -76,8 +77,16 @@ class CallRecorder:
         return chunk.final
 
     def on_event(self, event: CallEvent) -> bool:
-        if event.name in (STAGE_READY, STAGE_QUERY):
+        if event.name == STAGE_QUERY:
             return False
+        if event.name == STAGE_READY:  # who serves each stage: changes only on a takeover or a handover
+            stage, replica = str(event.data.get("stage", "")), str(event.data.get("replica", ""))
+            if not stage or not replica or self.record.replicas.get(stage) == replica:
+                return False
+            self.record.replicas[stage] = replica
+            return True
+        if event.name == STAGE_TAKEOVER:
+            self.record.takeovers += 1
         if event.name == TURN_FIRST_AUDIO and event.timing is not None:
             turn = self._turn(event.turn_id, "agent")
             turn.latency_ms = event.timing.stages_ms()

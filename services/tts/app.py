@@ -54,7 +54,7 @@ def build_service(settings: TtsSettings, synthesizer: Synthesizer | None = None)
     def new_session(call: CallStart, bus: CallBus) -> TtsSession:
         return TtsSession(call, bus, synth, settings)
 
-    router = CallRouter(broker, SERVICE, new_session)
+    router = CallRouter(broker, SERVICE, new_session, settings)
     return TtsService(settings=settings, broker=broker, synthesizer=synth, router=router)
 
 
@@ -64,7 +64,8 @@ def create_app(settings: TtsSettings, synthesizer: Synthesizer | None = None) ->
         service.broker,
         SERVICE,
         on_startup=[service.startup],
-        on_shutdown=[service.router.drain, service.shutdown],
+        on_shutdown=[service.shutdown],
+        routers=[service.router],
     )
 
 

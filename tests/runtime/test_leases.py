@@ -1,0 +1,191 @@
+"""Call ownership with a real nats-server and real replica processes (tests/runtime/lease_host.py):
+one owner per call, takeover after `kill -9` from the last checkpoint, drain hands calls over,
+a replica that starts late still claims, a full replica leaves calls to others."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from ringline.contracts import subjects
+from ringline.contracts.codec import CONTENT_TYPE, pack, unpack
+from ringline.contracts.messages import CallEnd, CallStart
+from ringline.contracts.runtime import CallAnnouncer, create_broker
+from ringline.contracts.runtime.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+HOST = Path(__file__).with_name("lease_host.py")
+
+
+class Replica:
+    def __init__(self, url: str, name: str, max_calls: int = 20) -> None:
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, str(HOST), url, name, str(max_calls)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        assert line.strip() == "ready", f"replica {name} did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class Calls:
+    """The edge's side: announce calls, end them, and watch what the replicas publish."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+
+    async def __aenter__(self) -> Calls:
+        self.broker = create_broker(ServiceSettings(nats_url=self.url), "test-edge")
+        await self.broker.start()
+        self.announcer = CallAnnouncer(self.broker)
+        self.nc = await nats.connect(self.url)
+
+        async def on_event(msg: Any) -> None:
+            body = unpack(msg.data)
+            self.events.append((time.monotonic(), msg.subject.split(".")[1], {"name": body["name"], **body["data"]}))
+
+        await self.nc.subscribe(subjects.EVENT_WILDCARD, cb=on_event)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.nc.close()
+        await self.broker.stop()
+
+    async def start(self, call_id: str) -> None:
+        call = CallStart(call_id=call_id, agent_id="default", caller="+15550100001")
+        await self.announcer.announce(call, {})
+        await self.nc.publish(subjects.CALLS_START, pack(call), headers={"content-type": CONTENT_TYPE})
+
+    async def end(self, call_id: str) -> None:
+        end = CallEnd(call_id=call_id, reason="caller hung up")
+        await self.announcer.ended(end)
+        await self.nc.publish(subjects.CALLS_END, pack(end), headers={"content-type": CONTENT_TYPE})
+
+    def ticks(self, call_id: str, since: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, d) for t, c, d in self.events if c == call_id and d["name"] == "probe.tick" and t >= since]
+
+    def named(self, call_id: str, name: str) -> list[dict[str, Any]]:
+        return [d for _, c, d in self.events if c == call_id and d["name"] == name]
+
+    async def until(self, check: Any, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            await asyncio.sleep(0.02)
+        raise AssertionError("timed out")
+
+
+@pytest.fixture
+def replicas(nats_server: Any):
+    started: list[Replica] = []
+
+    def start(name: str, max_calls: int = 20) -> Replica:
+        replica = Replica(nats_server.url, name, max_calls)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        replica.stop()
+
+
+async def test_one_owner_then_a_takeover_after_kill_9(nats_server: Any, replicas: Any) -> None:
+    a, b = replicas("probe-a"), replicas("probe-b")
+    by_name = {a.name: a, b.name: b}
+    async with Calls(nats_server.url) as calls:
+        await calls.start("c1")
+        await calls.until(lambda: len(calls.ticks("c1")) >= 10)
+        owners = {d["replica"] for _, d in calls.ticks("c1")}
+        assert len(owners) == 1, f"two replicas served one call: {owners}"
+        owner = owners.pop()
+        other = ({a.name, b.name} - {owner}).pop()
+
+        killed_at = time.monotonic()
+        last_count = calls.ticks("c1")[-1][1]["count"]
+        by_name[owner].kill()
+        first = await calls.until(lambda: [x for x in calls.ticks("c1", killed_at) if x[1]["replica"] == other])
+        gap = first[0][0] - killed_at
+        print(f"takeover gap after kill -9: {gap:.2f} s")
+        assert gap < 6.0
+        assert first[0][1]["taken_over"] is True
+        # The count goes on from the last checkpoint (written every 0.5 s), not from zero.
+        assert last_count - 10 <= first[0][1]["count"] <= last_count + 2
+        takeover = await calls.until(lambda: calls.named("c1", "stage.takeover"))
+        assert takeover[0]["previous"] == owner and takeover[0]["replica"] == other
+        # ...and only the survivor serves it from then on.
+        await asyncio.sleep(0.5)
+        assert {d["replica"] for _, d in calls.ticks("c1", killed_at)} == {other}
+
+
+async def test_sigterm_serves_until_the_deadline_then_hands_over(nats_server: Any, replicas: Any) -> None:
+    a, b = replicas("probe-a"), replicas("probe-b")
+    by_name = {a.name: a, b.name: b}
+    async with Calls(nats_server.url) as calls:
+        await calls.start("c2")
+        await calls.until(lambda: len(calls.ticks("c2")) >= 3)
+        owner = calls.ticks("c2")[-1][1]["replica"]
+        other = ({a.name, b.name} - {owner}).pop()
+        term_at = time.monotonic()
+        by_name[owner].terminate()
+        released = await calls.until(lambda: calls.named("c2", "stage.released"))
+        assert released[0]["replica"] == owner
+        served_on = [t for t, d in calls.ticks("c2", term_at) if d["replica"] == owner]
+        assert served_on and served_on[-1] - term_at >= 0.8, "the draining replica stopped serving before its deadline"
+        first = await calls.until(lambda: [x for x in calls.ticks("c2", term_at) if x[1]["replica"] == other])
+        handover_gap = first[0][0] - served_on[-1]
+        print(f"drain hand-over gap: {handover_gap:.2f} s")
+        assert handover_gap < 2.0
+        assert not calls.named("c2", "probe.closed"), "a drained replica ended the call instead of handing it over"
+
+
+async def test_a_replica_that_starts_after_the_call_still_claims_it(nats_server: Any, replicas: Any) -> None:
+    async with Calls(nats_server.url) as calls:
+        await calls.start("c3")
+        await asyncio.sleep(1.0)  # nobody serves the stage yet
+        replicas("probe-late")
+        ticks = await calls.until(lambda: calls.ticks("c3"), timeout=10)
+        assert ticks[0][1]["count"] == 1 and ticks[0][1]["taken_over"] is False
+
+
+async def test_a_full_replica_leaves_the_call_to_another_and_takes_it_when_free(nats_server: Any, replicas: Any) -> None:
+    replicas("probe-a", max_calls=1)
+    replicas("probe-b", max_calls=1)
+    async with Calls(nats_server.url) as calls:
+        await calls.start("d1")
+        await calls.until(lambda: calls.ticks("d1"))
+        await calls.start("d2")
+        await calls.until(lambda: calls.ticks("d2"))
+        assert calls.ticks("d1")[-1][1]["replica"] != calls.ticks("d2")[-1][1]["replica"]
+        await calls.start("d3")
+        refused = await calls.until(lambda: calls.named("d3", "call.refused"))
+        assert "max_calls" in refused[0]["reason"]
+        await asyncio.sleep(0.5)
+        assert not calls.ticks("d3")
+        freed = calls.ticks("d1")[-1][1]["replica"]
+        await calls.end("d1")
+        ticks = await calls.until(lambda: calls.ticks("d3"), timeout=5)
+        assert ticks[0][1]["replica"] == freed
+        assert calls.named("d1", "probe.closed")[0]["reason"] == "caller hung up"
