@@ -19,7 +19,8 @@ from .telemetry import (
 )
 
 __all__ = [
-    "STAGE_QUERY", "STAGE_READY", "CallAnnouncer", "CallBus", "CallRouter", "CallSession", "LoadGauge", "ServiceSettings", "configure_logging",
+    "STAGE_QUERY", "STAGE_READY", "CallAnnouncer", "CallBus", "CallRouter", "CallSession", "LoadGauge",
+    "ServiceSettings", "configure_logging",
     "create_broker", "extract_context", "inject_headers", "seconds_to_ns", "serve",
     "service_app", "setup_telemetry", "shutdown_telemetry", "tracer",
 ]

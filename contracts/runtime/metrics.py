@@ -4,9 +4,9 @@ Names follow Prometheus conventions (`ringline_` prefix, base units: seconds, `_
 Labels are bounded: stage, provider, model, reason, kind. Never a call id or a phone number.
 
 Who fills what:
-- the call claimer (contracts.runtime.calls) counts claims, refusals and takeovers;
-- each service's `MetricsReporter` (contracts.runtime.reporter) fills the latency histograms,
-  fallbacks, errors, tokens and cost from the domain events (`call.<id>.event`) of its stage;
+- each service's `MetricsReporter` (contracts.runtime.reporter) fills claims, refusals and
+  takeovers (from the claimer's `stage.ready` / `call.refused` / `stage.takeover`), the latency
+  histograms, fallbacks, errors, tokens and cost from the call events of its stage;
 - `watch_load` (active calls, load, loop lag from a `LoadGauge`) and `watch_nats` read state at
   scrape time, so nothing on the audio path does metrics work.
 """
@@ -25,7 +25,7 @@ from .load import LoadGauge
 # Phone-call latencies: tens of milliseconds (edge) to seconds (a slow model).
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
-# -- calls: the claimer updates these --------------------------------------------------------
+# -- calls: claims from the claimer's events, active calls from the replica's router --------
 ACTIVE_CALLS = Gauge("ringline_active_calls", "Calls this replica owns now", ["stage"])
 CALLS_CLAIMED = Counter("ringline_calls_claimed_total", "Calls this replica claimed", ["stage"])
 CALLS_REFUSED = Counter(

@@ -12,6 +12,7 @@ replicas of a stage exactly one counts each event, and the sums over pods stay r
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from . import metrics as m
 
 log = logging.getLogger("ringline.metrics")
 
+_REMEMBERED_CLAIMS = 10_000
 STT_FALLBACK = "stt.fallback"  # services/stt/cloud.py: Deepgram handed the call to local Whisper
 
 
@@ -42,12 +44,14 @@ class MetricsReporter:
             },
             "tts": {events.TTS_TURN: self._tts_turn, events.TTS_ERROR: self._tts_error},
         }
-        self._handlers = handlers.get(stage, {})
+        ownership: dict[str, Callable[[CallEvent], None]] = {
+            events.STAGE_READY: self._ready, events.CALL_REFUSED: self._refused, events.STAGE_TAKEOVER: self._takeover,
+        }
+        self._handlers = {**ownership, **handlers.get(stage, {})}
+        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()  # (call, replica) already counted
 
     def subscribe(self, broker: NatsBroker) -> None:
         """Observe every call's events (one replica of this service per event)."""
-        if not self._handlers:
-            return
 
         async def on_event(event: CallEvent) -> None:
             self.observe(event)
@@ -62,6 +66,27 @@ class MetricsReporter:
             handler(event)
         except Exception:  # a malformed event must not take the reporter down
             log.warning("metrics: could not read %s event of call %s", event.name, event.call_id, exc_info=True)
+
+    # -- ownership (the claimer's events; a replica counts only its own stage's) -------------------
+
+    def _ready(self, event: CallEvent) -> None:
+        if event.data.get("stage") != self.stage:
+            return
+        key = (event.call_id, str(event.data.get("replica", "")))
+        if key in self._claimed:  # said again for a stage that subscribed late (`stage.query`)
+            return
+        self._claimed[key] = None
+        if len(self._claimed) > _REMEMBERED_CLAIMS:
+            self._claimed.popitem(last=False)
+        m.CALLS_CLAIMED.labels(stage=self.stage).inc()
+
+    def _refused(self, event: CallEvent) -> None:
+        if event.data.get("stage") == self.stage:
+            m.CALLS_REFUSED.labels(stage=self.stage, reason=refusal_kind(str(event.data.get("reason", "")))).inc()
+
+    def _takeover(self, event: CallEvent) -> None:
+        if event.data.get("stage") == self.stage:
+            m.CALLS_TAKEN_OVER.labels(stage=self.stage).inc()
 
     # -- telephony -----------------------------------------------------------------------------
 
@@ -164,6 +189,14 @@ class MetricsReporter:
                                         ("tts", usage.tts_provider, cost.tts)):
             if amount > 0:
                 m.COST.labels(stage=stage, provider=provider, currency=cost.currency).inc(amount)
+
+
+def refusal_kind(reason: str) -> str:
+    """A bounded label for a refusal reason ("at max_calls 20" -> "max_calls")."""
+    for kind in ("max_calls", "loop lag", "draining"):
+        if kind in reason:
+            return kind.replace(" ", "_")
+    return "other"
 
 
 def _usage(raw: Any) -> Usage | None:

@@ -57,7 +57,7 @@ def one_answer() -> list[tuple[str, CallEvent]]:
 def test_one_answered_turn_shows_in_every_stage_latency_and_cost() -> None:
     reporters = {stage: MetricsReporter(stage) for stage in ("telephony", "stt", "brain", "tts", "memory")}
     before = scrape()
-    for stage, event in one_answer():
+    for _, event in one_answer():
         for reporter in reporters.values():  # every service sees every event; each counts only its own
             reporter.observe(event)
     after = scrape()
@@ -97,3 +97,25 @@ def test_a_replica_reports_its_calls_and_load() -> None:
     assert samples[("ringline_load_ratio", (("stage", "tts"),))] == pytest.approx(0.75)
     active[0] = 4
     assert scrape()[("ringline_load_ratio", (("stage", "tts"),))] == pytest.approx(1.0)
+
+
+def test_claims_refusals_and_takeovers_count_once_per_stage() -> None:
+    stt, brain = MetricsReporter("stt"), MetricsReporter("brain")
+    before = scrape()
+    for reporter in (stt, brain):
+        for data in ({"stage": "stt", "replica": "stt-a"}, {"stage": "stt", "replica": "stt-a"},
+                     {"stage": "brain", "replica": "brain-b"}):  # said twice: a late stage asked again
+            reporter.observe(CallEvent(call_id="CA0002", name=events.STAGE_READY, data=data))
+        reporter.observe(CallEvent(call_id="CA0003", name=events.CALL_REFUSED,
+                                   data={"stage": "stt", "replica": "stt-a", "reason": "at max_calls 20"}))
+        reporter.observe(CallEvent(call_id="CA0003", name=events.CALL_REFUSED,
+                                   data={"stage": "stt", "replica": "stt-b", "reason": "loop lag 0.31 s"}))
+        reporter.observe(CallEvent(call_id="CA0004", name=events.STAGE_TAKEOVER,
+                                   data={"stage": "brain", "replica": "brain-b", "previous": "brain-a"}))
+    after = scrape()
+    assert grew(before, after, "ringline_calls_claimed_total", stage="stt") == 1
+    assert grew(before, after, "ringline_calls_claimed_total", stage="brain") == 1
+    assert grew(before, after, "ringline_calls_refused_total", stage="stt", reason="max_calls") == 1
+    assert grew(before, after, "ringline_calls_refused_total", stage="stt", reason="loop_lag") == 1
+    assert grew(before, after, "ringline_calls_taken_over_total", stage="brain") == 1
+    assert grew(before, after, "ringline_calls_taken_over_total", stage="stt") == 0
