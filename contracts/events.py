@@ -10,6 +10,8 @@ STAGE_TAKEOVER = "stage.takeover"  # a replica took the call over from one that 
 STAGE_RELEASED = "stage.released"  # a draining replica let go of the call for another to take: data["reason"]
 CALL_REFUSED = "call.refused"  # a replica could not claim the call: data["stage"], ["reason"]
 CALL_HOLD = "call.hold"  # the edge played the hold line: no owner yet for data["stages"]
+CALL_BUSY = "call.busy"  # no replica of data["stage"] could take the call: the edge played the busy line
+#   (data["reason"]: the refusal, ["line"]: what the caller heard) and hangs up
 
 STT_UTTERANCE = "stt.utterance"  # one utterance recognised, with decode timings
 STT_EMPTY = "stt.empty"  # speech that recognised as nothing
