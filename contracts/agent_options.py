@@ -60,6 +60,11 @@ class TurnTaking(Strict):
                                             description="STT: silence that ends even a sentence trailing off")
     max_turn_s: float | None = Field(default=None, ge=2, le=120,
                                      description="STT: the longest caller turn before the agent steps in")
+    turn_model: bool | None = Field(default=None, description="STT: the learned end-of-turn model judges pauses")
+    turn_model_threshold: float | None = Field(default=None, ge=0, le=1,
+                                               description="STT: the model's probability of a finished turn")
+    turn_model_silence_ms: int | None = Field(default=None, ge=100, le=5000,
+                                              description="STT: silence after a turn the model calls finished")
     barge_in_min_ms: float | None = Field(default=None, ge=0, description="speech that pauses the agent")
     barge_in_confirm_ms: float | None = Field(default=None, ge=0, description="speech that interrupts it")
     preemptive_generation: bool | None = None
@@ -71,7 +76,10 @@ class TurnTaking(Strict):
         """The STT's part, as `CallStart.custom` entries."""
         values = {"end_silence_ms": self.end_silence_ms, "complete_silence_ms": self.complete_silence_ms,
                   "backstop_silence_ms": self.backstop_silence_ms,
-                  "max_utterance_ms": round(self.max_turn_s * 1000) if self.max_turn_s else None}
+                  "max_utterance_ms": round(self.max_turn_s * 1000) if self.max_turn_s else None,
+                  "turn_model": None if self.turn_model is None else ("on" if self.turn_model else "off"),
+                  "turn_model_threshold": self.turn_model_threshold,
+                  "turn_model_silence_ms": self.turn_model_silence_ms}
         return {f"stt_{name}": str(value) for name, value in values.items() if value is not None}
 
     def brain_settings(self) -> dict[str, Any]:

@@ -11,3 +11,5 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
 echo "installing Ringline and its offline models into .venv (first time: ~10 minutes) ..."
 .venv/bin/python -m pip install --quiet -e ".[test]"
+echo "taking the end-of-turn model (Smart Turn v3.2, BSD-2) out of the pipecat-ai wheel into models/ ..."
+.venv/bin/python scripts/smart_turn_model.py models

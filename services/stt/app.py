@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from .cloud import DeepgramSession, build_cloud
 from .recognizer import Recognizer, build_recognizer
 from .session import SttSession
 from .settings import SttSettings, call_configs
+from .smart_turn import SmartTurn
 
 SERVICE = "stt"
 
@@ -33,6 +35,7 @@ class SttService:
     recognizer: Recognizer
     router: CallRouter
     app: AsgiFastStream
+    turn_model: SmartTurn | None = None
 
 
 def create_app(settings: SttSettings) -> AsgiFastStream:
@@ -40,10 +43,13 @@ def create_app(settings: SttSettings) -> AsgiFastStream:
 
 
 def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -> SttService:
-    """Build the broker, the recognizer (loaded on startup) and the call router.
+    """Build the broker, the recognizer and the end-of-turn model (loaded on startup) and the
+    call router.
 
     `recognizer` lets tests inject their own; by default `build_recognizer(settings)` picks one.
     With `settings.use_deepgram` calls go to Deepgram's live stream, the recognizer as fallback.
+    The end-of-turn model is loaded unless `turn_model` is off; an agent may switch it off (or on,
+    when loaded) per call. A missing model file leaves every call to the text rules.
     """
     broker = create_broker(settings, SERVICE)
     provider = recognizer or build_recognizer(settings)
@@ -51,17 +57,20 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
     turn = settings.turn_config()
 
     cloud = build_cloud(settings) if settings.use_deepgram else None
+    turn_model = SmartTurn(settings.turn_model_path)
 
     def session(call: CallStart, bus: CallBus) -> SttSession:
         endpointing, turn_taking = call_configs(config, turn, call.custom, call.call_id)  # the agent's timing
         if cloud is not None:  # Deepgram live, the local path as its in-call fallback
-            return DeepgramSession(call, bus, provider, cloud, endpointing, turn_taking)
-        return SttSession(call, bus, provider, endpointing, turn_taking)
+            return DeepgramSession(call, bus, provider, cloud, endpointing, turn_taking, turn_model)
+        return SttSession(call, bus, provider, endpointing, turn_taking, turn_model)
 
-    router = CallRouter(broker, SERVICE, session)
+    router = CallRouter(broker, SERVICE, session, settings)
 
     async def load_recognizer() -> None:
         await provider.load()
+        if settings.turn_model:
+            await asyncio.to_thread(turn_model.load)
 
     async def close_recognizer() -> None:
         await provider.close()
@@ -72,9 +81,10 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
         broker,
         SERVICE,
         on_startup=[load_recognizer],
-        on_shutdown=[router.drain, close_recognizer],
+        on_shutdown=[close_recognizer],
+        routers=[router],
     )
-    return SttService(broker, provider, router, app)
+    return SttService(broker, provider, router, app, turn_model)
 
 
 def main() -> None:

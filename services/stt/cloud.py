@@ -3,9 +3,11 @@
 `DeepgramSession` is an `SttSession` (the local webrtcvad + Whisper path) that routes frames:
 
 - `connecting`: the stream is being opened (in a task); frames go to the local path.
-- `deepgram`: each frame's mu-law payload goes out as is; Deepgram's events become speech
-  events and transcripts. The local path sees no audio (no local VAD, so no `continuing`
-  speech events in this mode). Frames since the last end of turn are kept (bounded).
+- `deepgram`: each frame's mu-law payload goes out as is; Deepgram's events become
+  transcripts. The local VAD still hears every frame (`cloud_voice`), so speech events carry the
+  caller's voiced length as they speak (`continuing`), for barge-in, and a turn longer than
+  `max_utterance_ms` is finalized (`max_length`). Frames since the last end of turn are kept
+  (bounded) for a fallback.
 - `local`: after any `DeepgramError` (429/5xx on connect, stall, disconnect, failed send) an
   `stt.fallback` call event goes out, the kept frames are replayed through the local path (so
   the utterance in progress is still transcribed) and the rest of the call stays local. Audio
@@ -19,20 +21,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections import deque
 from typing import Literal
 
 from ringline.contracts import subjects
 from ringline.contracts.events import STAGE_QUERY, STAGE_READY, STT_UTTERANCE
+from ringline.contracts.audio import mulaw_decode
 from ringline.contracts.messages import AudioFrame, CallEvent, CallStart, SpeechEvent, Transcript, TurnTiming, now
 from ringline.contracts.pricing import Usage
 from ringline.contracts.runtime import CallBus
 
+from .cloud_voice import CloudVoice
 from .deepgram import DeepgramError, DeepgramOptions, DeepgramRecognizer, DeepgramStream, SttEvent
 from .endofturn import TurnConfig
 from .recognizer import Recognizer
 from .session import SttSession
+from .smart_turn import SmartTurn
 from .settings import SttSettings
 from .vad import EndpointerConfig
 
@@ -55,8 +59,9 @@ class DeepgramSession(SttSession):
         cloud: DeepgramRecognizer,
         config: EndpointerConfig | None = None,
         turn: TurnConfig | None = None,
+        turn_model: SmartTurn | None = None,
     ) -> None:
-        super().__init__(call, bus, recognizer, config, turn)
+        super().__init__(call, bus, recognizer, config, turn, turn_model)
         self.cloud = cloud
         self.mode: Mode = "connecting"
         self.stream: DeepgramStream | None = None
@@ -65,8 +70,7 @@ class DeepgramSession(SttSession):
         self._kept: deque[AudioFrame] = deque(maxlen=REPLAY_FRAMES)
         self._connect: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._cloud_utterance: str | None = None
-        self._cloud_started_at = 0.0
+        self.voice = CloudVoice(call.call_id, self.endpointer.config)
         self._billed_audio_s = 0.0  # stream audio already charged to an utterance
         self._recorder = asyncio.Event()  # the memory service listens to this call's events
 
@@ -136,6 +140,20 @@ class DeepgramSession(SttSession):
                 await self.stream.send(bytes(frame.payload), frame.captured_at)
             except DeepgramError as exc:
                 await self._fall_back(exc)
+                return
+            await self._hear(frame)
+
+    async def _hear(self, frame: AudioFrame) -> None:
+        """The local VAD on the frame Deepgram got: speech events, and the maximum turn length."""
+        pcm = mulaw_decode(bytes(frame.payload))
+        await self._speech(self.voice.push(pcm, frame.captured_at))
+        if self.stream is not None and self.voice.too_long(frame.captured_at + pcm.size / 8000):
+            log.info("call %s: turn longer than %d ms; asking deepgram to finalize", self.call_id,
+                     self.voice.max_turn_ms)
+            try:
+                await self.stream.finalize()
+            except Exception as exc:  # the stream's failure reaches `_read`, which falls back
+                log.warning("call %s: finalize failed: %r", self.call_id, exc)
 
     async def _fall_back(self, error: DeepgramError) -> None:
         """Hand the rest of the call to the local path (the caller holds `_route`)."""
@@ -148,7 +166,7 @@ class DeepgramSession(SttSession):
         event = CallEvent(
             call_id=self.call_id,
             name=STT_FALLBACK,
-            turn_id=self._cloud_utterance or "",
+            turn_id=self.voice.utterance_id or "",
             data={"from": "deepgram", "to": "whisper", "reason": str(error),
                   "error": type(error).__name__, "status": error.status,
                   "replayed_frames": len(self._kept)},
@@ -157,7 +175,7 @@ class DeepgramSession(SttSession):
             self.bus.spawn(self._publish_for_record(event), "stt-fallback-event")
         else:
             await self.bus.publish(event, subjects.event(self.call_id))
-        self._cloud_utterance = None
+        self.voice.reset()
         kept, self._kept = list(self._kept), deque(maxlen=REPLAY_FRAMES)
         for frame in kept:  # the utterance in progress, through the local VAD and Whisper
             await super().on_frame(frame)
@@ -179,42 +197,30 @@ class DeepgramSession(SttSession):
 
     async def _publish(self, event: SttEvent, stream: DeepgramStream) -> None:
         if event.kind == "speech_started":
-            utterance_id = self._begin(event.started_at)
-            await self._speech(utterance_id, "started", event.started_at)
+            await self._speech(self.voice.cloud_started(event.started_at))
         elif event.kind == "interim" and event.text:
-            utterance_id = self._begin(event.started_at)
+            utterance_id = self.voice.begin(event.started_at)
             await self.bus.publish(
                 Transcript(call_id=self.call_id, utterance_id=utterance_id, text=event.text, is_final=False,
-                           end_of_turn=False, speech_started_at=self._cloud_started_at,
+                           end_of_turn=False, speech_started_at=self.voice.started_at,
                            speech_ended_at=event.ended_at or event.started_at, provider=self.provider),
                 subjects.transcript(self.call_id),
             )
         elif event.kind == "final" and event.end_of_turn and event.text:
             await self._final(event, stream)
 
-    def _begin(self, started_at: float) -> str:
-        if self._cloud_utterance is None:
-            self._cloud_utterance = f"u-{uuid.uuid4().hex[:12]}"
-            self._cloud_started_at = started_at
-            self.stats.utterances += 1
-        return self._cloud_utterance
-
-    async def _speech(self, utterance_id: str, kind: Literal["started", "stopped"], at: float) -> None:
-        await self.bus.publish(
-            SpeechEvent(call_id=self.call_id, utterance_id=utterance_id, kind=kind, at=at,
-                        started_at=self._cloud_started_at,
-                        voiced_ms=max(0.0, (at - self._cloud_started_at) * 1000) if kind == "stopped" else 0.0),
-            subjects.speech(self.call_id),
-        )
+    async def _speech(self, events: list[SpeechEvent]) -> None:
+        for speech in events:
+            await self.bus.publish(speech, subjects.speech(self.call_id))
 
     async def _final(self, event: SttEvent, stream: DeepgramStream) -> None:
-        utterance_id = self._begin(event.started_at)
-        started_at = min(self._cloud_started_at, event.started_at) if self._cloud_started_at else event.started_at
-        self._cloud_started_at = started_at
-        self._cloud_utterance = None
+        utterance_id = self.voice.begin(event.started_at)
+        started_at = min(self.voice.started_at, event.started_at) if self.voice.started_at else event.started_at
+        end_reason = "max_length" if self.voice.finalizing and event.end_reason == "finalize" else event.end_reason
         self._kept.clear()  # this turn is done: a fallback from here replays only what follows
-        self.stats.end_reasons[event.end_reason] += 1
-        await self._speech(utterance_id, "stopped", event.ended_at)
+        self.stats.end_reasons[end_reason] += 1
+        self.stats.utterances += 1
+        await self._speech(self.voice.turn_ended(event.ended_at))
         emitted_at = now()
         end_of_turn_ms = round((emitted_at - event.ended_at) * 1000, 1)
         audio_s = stream.stats.audio_s
@@ -222,7 +228,7 @@ class DeepgramSession(SttSession):
         await self.bus.publish(
             Transcript(call_id=self.call_id, utterance_id=utterance_id, text=event.text, is_final=True,
                        end_of_turn=True, speech_started_at=started_at, speech_ended_at=event.ended_at,
-                       emitted_at=emitted_at, provider=self.provider, end_reason=event.end_reason),
+                       emitted_at=emitted_at, provider=self.provider, end_reason=end_reason),
             subjects.transcript(self.call_id),
         )
         usage = Usage(stt_provider=self.provider, stt_seconds=round(seconds, 3))
@@ -230,7 +236,7 @@ class DeepgramSession(SttSession):
             CallEvent(
                 call_id=self.call_id, name=STT_UTTERANCE, turn_id=utterance_id,
                 data={"utterance_id": utterance_id, "usage": usage.model_dump(), "end_of_turn_ms": end_of_turn_ms,
-                      "latency_ms": end_of_turn_ms, "end_reason": event.end_reason,
+                      "latency_ms": end_of_turn_ms, "end_reason": end_reason,
                       "audio_ms": round((event.ended_at - started_at) * 1000), "confidence": event.confidence},
                 timing=TurnTiming(speech_ended_at=event.ended_at, transcript_at=emitted_at,
                                   stt_provider=self.provider),

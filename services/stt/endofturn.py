@@ -14,6 +14,12 @@ text:
 
 Pure: no I/O, no models. Whisper writes the punctuation, so "complete" means Whisper heard a
 finished sentence; fillers ("um") it mostly leaves out, but the trailing words it keeps.
+
+With the learned end-of-turn model (`smart_turn`) its verdict on the caller's voice leads and the
+text is the second opinion: the model says complete -> the turn ends after `model_silence_ms`, once
+the early text (if one is being decoded; the final transcript waits for it anyway) does not trail
+off; the model says incomplete -> the turn waits up to the backstop (Whisper punctuates a half
+sentence followed by a pause as a finished one, so the text does not overrule the voice there).
 """
 
 from __future__ import annotations
@@ -104,18 +110,38 @@ class TurnConfig:
     """Silence that ends a turn when the text cannot tell (or there is no early text)."""
     backstop_silence_ms: int = 1500
     """Silence that ends a turn whose text trails off: the caller did not go on after all."""
+    model: bool = True
+    """Ask the end-of-turn model (when it is installed)."""
+    model_threshold: float = 0.5
+    """The model's probability from which a turn counts as complete."""
+    model_silence_ms: int = 200
+    """Silence that ends a turn the model calls complete."""
+
+    def model_verdict(self, probability: float) -> Verdict:
+        return COMPLETE if probability >= self.model_threshold else INCOMPLETE
 
 
 def end_reason(
-    silence_ms: float, verdict: Verdict | None, pending: bool, config: TurnConfig
+    silence_ms: float, verdict: Verdict | None, pending: bool, config: TurnConfig,
+    model: Verdict | None = None, model_pending: bool = False,
 ) -> str | None:
     """Why the turn ends now, or None to keep listening.
 
     `verdict` is that of the text of everything said so far (None: no such text yet);
     `pending` says a decode of everything said so far is running, so a verdict is coming.
+    `model`/`model_pending`: the same for the end-of-turn model's verdict on the voice.
     """
     if silence_ms <= 0:
         return None
+    if model is not None or model_pending:
+        if silence_ms >= config.backstop_silence_ms:
+            return "backstop"
+        if model_pending:
+            return None
+        if model == COMPLETE and verdict != INCOMPLETE:
+            return "model" if silence_ms >= config.model_silence_ms and not pending else None
+        if model == INCOMPLETE:
+            return None  # the voice goes on: the words (often punctuated as if done) do not overrule it
     if silence_ms >= config.backstop_silence_ms:
         return "backstop" if verdict == INCOMPLETE or pending else "silence"
     if verdict is None:

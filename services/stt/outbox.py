@@ -38,6 +38,12 @@ class Utterance:
     """End-of-turn verdict of the early text, while that text still covers all that was said."""
     interim: str = ""
     """The last interim text published."""
+    judged_at: float = 0.0
+    """Voiced end the end-of-turn model is judging (or judged) in `judging` (0: none)."""
+    judging: asyncio.Task[float] | None = None
+    model: Verdict | None = None
+    """The end-of-turn model's verdict on the voice, while it still covers all that was said."""
+    probability: float | None = None
 
 
 class Outbox:
@@ -91,6 +97,8 @@ class Outbox:
             "decode_ms": round(result.decode_s * 1000, 1),
             "early_decode": early_used,
             "verdict": verdict or "",
+            "turn_model": utterance.model or "",
+            "turn_probability": round(utterance.probability, 3) if utterance.probability is not None else None,
             "interim_equal": bool(utterance.interim) and utterance.interim == result.text,
             "level_dbfs": round(result.level_dbfs, 1),
         }

@@ -11,6 +11,11 @@ that trails off waits for more speech up to `backstop_silence_ms`, anything else
 `end_silence_ms`. If the caller speaks again first, the early result is stale and the utterance
 simply goes on. When the turn ends, the early result (it covers every voiced frame) is the final
 transcript, so no second decode is needed.
+
+With the end-of-turn model (`smart_turn`, when installed and the call's `TurnConfig.model` is on)
+the same pause also has the model judge the caller's voice (off the event loop, like a decode):
+complete ends the turn after `model_silence_ms` (the text may still veto it), incomplete waits
+up to the backstop. Speech that resumes makes its verdict stale too.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ringline.contracts.runtime import CallBus, CallSession, seconds_to_ns, trac
 from .endofturn import UNKNOWN, TurnConfig, Verdict, end_reason, text_verdict
 from .outbox import Outbox, Utterance
 from .recognizer import RecognitionResult, Recognizer
+from .smart_turn import SmartTurn
 from .vad import Endpointer, EndpointerConfig, VadEvent
 
 log = logging.getLogger("ringline.stt.session")
@@ -44,6 +50,7 @@ class SessionStats:
     early_started: int = 0
     early_used: int = 0
     early_discarded: int = 0
+    judged: int = 0
     interims: int = 0
     frames_skipped: int = 0
     seq_gaps: int = 0
@@ -58,10 +65,12 @@ class SttSession(CallSession):
         recognizer: Recognizer,
         config: EndpointerConfig | None = None,
         turn: TurnConfig | None = None,
+        turn_model: SmartTurn | None = None,
     ) -> None:
         super().__init__(call, bus)
         self.recognizer = recognizer
         self.turn = turn or TurnConfig()
+        self.turn_model = turn_model if turn_model is not None and turn_model.loaded and self.turn.model else None
         self.endpointer = Endpointer(config, end_policy=self._end_policy)
         self.outbox = Outbox(bus, call.call_id)
         self.stats = SessionStats()
@@ -146,7 +155,9 @@ class SttSession(CallSession):
                 utterance.early_at = event.at
                 utterance.early = self._spawn(self._early(utterance, event.audio, event.at), "early-decode")
                 self.stats.early_started += 1
+                self._judge_later(utterance, event.audio, event.at)
             elif event.kind == "resumed":
+                self._drop_judgement(utterance)
                 if self._drop_early(utterance):
                     self.stats.early_discarded += 1
             elif event.kind == "stopped":
@@ -157,7 +168,9 @@ class SttSession(CallSession):
         utterance = self._utterance
         verdict = utterance.verdict if utterance else None
         pending = bool(utterance and utterance.early is not None and utterance.verdict is None)
-        return end_reason(silence_ms, verdict, pending, self.turn)
+        model = utterance.model if utterance else None
+        judging = bool(utterance and utterance.judging is not None and utterance.model is None)
+        return end_reason(silence_ms, verdict, pending, self.turn, model, judging)
 
     async def _started(self, event: VadEvent) -> None:
         utterance_id = f"u-{uuid.uuid4().hex[:12]}"
@@ -189,6 +202,44 @@ class SttSession(CallSession):
             await self._handle(events)
         return result
 
+    # -- the end-of-turn model ----------------------------------------------------------------
+
+    def _judge_later(self, utterance: Utterance, audio: np.ndarray, voiced_end: float) -> None:
+        if self.turn_model is None:
+            return
+        self._drop_judgement(utterance)
+        utterance.judged_at = voiced_end
+        utterance.judging = self._spawn(self._judge(utterance, audio, voiced_end), "turn-model")
+
+    async def _judge(self, utterance: Utterance, audio: np.ndarray, voiced_end: float) -> float:
+        """The model's verdict on the voice so far; it decides the end if still current."""
+        assert self.turn_model is not None
+        try:
+            judgement = await asyncio.to_thread(self.turn_model.judge, audio)
+        except Exception:
+            log.exception("call %s: end-of-turn model failed; text rules decide", self.call_id)
+            async with self._lock:
+                if self._utterance is utterance and utterance.judged_at == voiced_end:
+                    utterance.judging = None
+                    await self._handle(self.endpointer.check())
+            return -1.0
+        async with self._lock:
+            if self._utterance is not utterance or utterance.judged_at != voiced_end:
+                return judgement.probability  # stale: the caller went on, or the turn ended
+            utterance.probability = judgement.probability
+            utterance.model = self.turn.model_verdict(judgement.probability)
+            self.stats.judged += 1
+            log.debug("call %s %s: turn model %.2f (%s) in %.0f ms", self.call_id, utterance.id,
+                      judgement.probability, utterance.model, judgement.ms)
+            await self._handle(self.endpointer.check())
+        return judgement.probability
+
+    def _drop_judgement(self, utterance: Utterance) -> None:
+        task, utterance.judging, utterance.judged_at = utterance.judging, None, 0.0
+        utterance.model = None
+        if task is not None:
+            task.cancel()
+
     def _drop_early(self, utterance: Utterance) -> bool:
         """Forget a speculative decode (a queued one never runs; a running one is ignored)."""
         task, utterance.early, utterance.early_at = utterance.early, None, 0.0
@@ -202,6 +253,8 @@ class SttSession(CallSession):
 
     async def _stopped(self, utterance: Utterance, event: VadEvent) -> None:
         self._utterance = None
+        if utterance.judging is not None and not utterance.judging.done():
+            utterance.judging.cancel()  # too late to matter
         self.stats.end_reasons[event.reason] += 1
         await self.outbox.speech(utterance, "stopped", event.at, event.voiced_ms)
         early_used = utterance.early is not None and utterance.early_at == event.at

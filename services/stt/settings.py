@@ -63,6 +63,18 @@ class SttSettings(ServiceSettings):
     backstop_silence_ms: int = Field(
         default=1500, ge=40, description="silence that ends a turn whose text trails off"
     )
+    turn_model: bool = Field(
+        default=True, description="the learned end-of-turn model (Smart Turn v3.2) judges pauses, when installed"
+    )
+    turn_model_path: Path | None = Field(
+        default=None, description="its ONNX file; default: models/smart-turn-v3.2-cpu.onnx from scripts/install.sh"
+    )
+    turn_model_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="the model's probability from which a turn is complete"
+    )
+    turn_model_silence_ms: int = Field(
+        default=200, ge=40, description="silence that ends a turn the model calls complete"
+    )
     early_decode_ms: int = Field(
         default=160, ge=0, description="silence that starts a speculative (interim) decode; 0 disables"
     )
@@ -111,14 +123,44 @@ class SttSettings(ServiceSettings):
             complete_silence_ms=self.complete_silence_ms,
             end_silence_ms=self.end_silence_ms,
             backstop_silence_ms=max(self.backstop_silence_ms, self.end_silence_ms),
+            model=self.turn_model,
+            model_threshold=self.turn_model_threshold,
+            model_silence_ms=self.turn_model_silence_ms,
         )
+
+
+_SWITCH = {"true": True, "1": True, "on": True, "yes": True, "false": False, "0": False, "off": False, "no": False}
+
+
+def _model_options(turn: TurnConfig, custom: dict[str, str], call_id: str) -> TurnConfig:
+    """The agent's end-of-turn model options: `stt_turn_model` (on/off), `stt_turn_model_threshold`
+    (0-1) and `stt_turn_model_silence_ms`."""
+    changes: dict[str, object] = {}
+    raw = custom.get("stt_turn_model")
+    if raw is not None and raw.strip().lower() in _SWITCH:
+        changes["model"] = _SWITCH[raw.strip().lower()]
+    elif raw is not None:
+        log.warning("call %s: ignoring stt_turn_model=%r (not on/off)", call_id, raw)
+    for name, kind in (("threshold", float), ("silence_ms", int)):
+        raw = custom.get(f"stt_turn_model_{name}")
+        if raw is None:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            log.warning("call %s: ignoring stt_turn_model_%s=%r", call_id, name, raw)
+            continue
+        changes[f"model_{name}"] = min(1.0, max(0.0, value)) if kind is float else max(1, value)
+    return replace(turn, **changes) if changes else turn  # type: ignore[arg-type]
 
 
 def call_configs(config: EndpointerConfig, turn: TurnConfig, custom: dict[str, str],
                  call_id: str = "") -> tuple[EndpointerConfig, TurnConfig]:
     """The endpointing of one call: the service's, with the agent's end-of-turn timing from
     `CallStart.custom` (`stt_end_silence_ms`, `stt_complete_silence_ms`, `stt_backstop_silence_ms`,
-    `stt_max_utterance_ms`). A value that is not a whole number of ms is logged and ignored."""
+    `stt_max_utterance_ms`) and end-of-turn model options (`_model_options`). A value that is not a
+    whole number of ms is logged and ignored."""
+    turn = _model_options(turn, custom, call_id)
     wanted: dict[str, int] = {}
     for name in ("end_silence_ms", "complete_silence_ms", "backstop_silence_ms", "max_utterance_ms"):
         raw = custom.get(f"stt_{name}")
