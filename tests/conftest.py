@@ -31,6 +31,37 @@ def load_doubles() -> None:
 load_doubles()
 
 
+TIERS = ("unit", "service", "integration", "e2e", "bench")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test exactly one tier, and refuse a run in which a test has none.
+
+    A file states its tier with `pytestmark = pytest.mark.<tier>`; a test (or class, or a
+    `pytest.param(..., marks=...)`) that needs another tier marks itself, and the closest tier
+    wins. The losing tiers are taken off, so `-m unit` never picks an integration test from a
+    unit file. Runs before pytest's own `-m` deselection (tryfirst).
+    """
+    untiered: list[str] = []
+    parents: set[pytest.Node] = set()
+    for item in items:
+        tier = next((mark.name for mark in item.iter_markers() if mark.name in TIERS), None)
+        if tier is None:
+            untiered.append(item.nodeid)
+            continue
+        item.own_markers[:] = [m for m in item.own_markers if m.name not in TIERS]
+        item.add_marker(tier)
+        parents.update(node for node in item.listchain() if node is not item)
+    for node in parents:  # the item now carries its own tier; the file's default would add a second
+        node.own_markers[:] = [m for m in node.own_markers if m.name not in TIERS]
+    if untiered:
+        files = sorted({nodeid.split("::")[0] for nodeid in untiered})
+        raise pytest.UsageError(
+            f"{len(untiered)} tests have no tier marker ({', '.join(TIERS)}); add e.g. "
+            f"`pytestmark = pytest.mark.unit` to: {', '.join(files)}")
+
+
 class NatsServer:
     def __init__(self, store: Path) -> None:
         self.store = store

@@ -50,7 +50,15 @@ def load_doubles() -> None:
 
 load_doubles()
 
-from doubles.anthropic import text_pieces  # noqa: E402
+from ringline.caller import CallResult, place_call  # noqa: E402
+from ringline.caller.report import format_result  # noqa: E402
+from ringline.caller.speech import load_synth, say  # noqa: E402
+from ringline.contracts import subjects  # noqa: E402
+from ringline.contracts.codec import unpack  # noqa: E402
+from ringline.contracts.events import TURN_FIRST_AUDIO  # noqa: E402
+from ringline.contracts.messages import TurnTiming  # noqa: E402
+from ringline.stack import Stack  # noqa: E402
+
 from doubles import (  # noqa: E402
     AnthropicDouble,
     AnthropicFaults,
@@ -60,14 +68,7 @@ from doubles import (  # noqa: E402
     DeepgramFaults,
     InThread,
 )
-from ringline.caller import CallResult, place_call  # noqa: E402
-from ringline.caller.report import format_result  # noqa: E402
-from ringline.caller.speech import load_synth, say  # noqa: E402
-from ringline.contracts import subjects  # noqa: E402
-from ringline.contracts.codec import unpack  # noqa: E402
-from ringline.contracts.events import TURN_FIRST_AUDIO  # noqa: E402
-from ringline.contracts.messages import TurnTiming  # noqa: E402
-from ringline.stack import Stack  # noqa: E402
+from doubles.anthropic import text_pieces  # noqa: E402
 
 DEEPGRAM_ENDPOINTING_MS, DEEPGRAM_LATENCY_MS = 200, 50
 CLAUDE_FIRST_TOKEN_MS, CLAUDE_TOKEN_MS = 350, 15

@@ -15,6 +15,7 @@ from aiohttp import web
 from faststream.nats import NatsMessage, TestNatsBroker
 
 from ringline.contracts import subjects
+from ringline.contracts.events import TURN_FIRST_AUDIO
 from ringline.contracts.messages import (
     CallEnd,
     CallEvent,
@@ -27,13 +28,10 @@ from ringline.contracts.messages import (
     TurnTiming,
     make_mark,
 )
-from ringline.contracts.events import TURN_FIRST_AUDIO
 from ringline.contracts.runtime import STAGE_READY
 from ringline.services.brain.app import create_app
 from ringline.services.brain.llm.base import ChatModel, Messages, StreamStats
 from ringline.services.brain.settings import BrainSettings
-
-
 
 
 class ScriptedModel(ChatModel):

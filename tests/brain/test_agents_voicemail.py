@@ -11,6 +11,8 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from ringline.contracts import subjects
 from ringline.contracts.events import (
     CALL_HANGUP,
@@ -19,6 +21,8 @@ from ringline.contracts.events import (
     VOICEMAIL_STARTED,
 )
 from ringline.contracts.messages import SpendReply, SpendRequest
+
+pytestmark = pytest.mark.service
 
 AGENTS = """
 agents:

@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from ringline.contracts.events import STT_EMPTY, TURN_BARGE_IN, TURN_PAUSED, TURN_RESUMED
+
+pytestmark = pytest.mark.service
 
 SLOW = ["The capital of France is Paris.", " It sits on the Seine.", " It has many museums.",
         " The Louvre is the largest.", " Spring is lovely there."] + [" More words."] * 40

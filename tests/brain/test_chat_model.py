@@ -9,6 +9,8 @@ import pytest
 from ringline.services.brain.llm.base import LLMError, StreamStats, build_chat_model
 from ringline.services.brain.settings import BrainSettings
 
+pytestmark = pytest.mark.unit
+
 
 async def collect(model, **kwargs) -> list[str]:
     return [piece async for piece in model.stream([{"role": "user", "content": "hi"}], 20, **kwargs)]

@@ -6,6 +6,8 @@ import pytest
 
 from ringline.services.brain.chunker import SentenceChunker, clean
 
+pytestmark = pytest.mark.unit
+
 
 def chunks_of(text: str, step: int = 1) -> list[str]:
     """Feed `text` in pieces of `step` characters, as a token stream would arrive."""

@@ -7,6 +7,8 @@ import pytest
 from ringline.services.brain.llm.base import LLMError, StreamStats, ToolCall, ToolSpec
 from ringline.services.brain.llm.claude import CALL_OPENED, ClaudeChatModel, to_anthropic
 
+pytestmark = pytest.mark.service
+
 
 HISTORY = [
     {"role": "system", "content": "You are Ringline, an AI assistant."},

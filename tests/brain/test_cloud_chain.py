@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from doubles.anthropic import AnthropicDouble, AnthropicFaults, ScriptedReply
 from ringline.services.brain.llm.base import StreamStats
 from ringline.services.brain.llm.claude import ClaudeChatModel
 from ringline.services.brain.llm.fallback import FallbackChatModel, Link
 from ringline.services.brain.llm.routing import RoutingRule
+
+from doubles.anthropic import AnthropicDouble, AnthropicFaults, ScriptedReply
+
+pytestmark = pytest.mark.service
 
 
 FAST, STRONG = "claude-haiku-4-5", "claude-sonnet-4-6"

@@ -17,6 +17,8 @@ from ringline.services.brain.folding import FOLD_SYSTEM
 from ringline.services.brain.llm.base import ChatModel, Messages, StreamStats
 from ringline.services.brain.settings import BrainSettings
 
+pytestmark = pytest.mark.unit
+
 TOPICS = ["the opening hours on Sunday", "parking near the restaurant", "a vegetarian menu",
           "the price of the tasting menu", "gift vouchers", "a birthday party of twelve people",
           "the wine list", "whether dogs are allowed"]
@@ -80,6 +82,7 @@ def test_between_folds_the_prompt_only_grows_at_its_end() -> None:
     assert changed <= len(prompts) // 4, f"the prefix changed on {changed} of {len(prompts)} turns"
 
 
+@pytest.mark.integration  # the real model's tokenizer
 def test_the_real_prompt_fits_the_local_models_context() -> None:
     """Measured with Qwen2.5's own tokenizer and chat template (skipped without the weights)."""
     llama_cpp = pytest.importorskip("llama_cpp")
@@ -152,6 +155,7 @@ class Folder(ChatModel):
         yield "Sure, noted."
 
 
+@pytest.mark.service
 async def test_a_long_call_on_the_service_folds_with_the_models_summary(make_harness, until) -> None:
     model = Folder()
     async with make_harness(model, history_max_messages=8, context_keep_messages=2, context_summary="llm") as h:

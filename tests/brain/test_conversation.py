@@ -1,6 +1,10 @@
 """Call history as chat messages."""
 
+import pytest
+
 from ringline.services.brain.conversation import Conversation
+
+pytestmark = pytest.mark.unit
 
 
 def test_messages_start_with_the_system_prompt_and_alternate():

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+pytestmark = pytest.mark.service
+
 
 async def test_a_key_press_is_a_caller_turn_the_model_answers(make_harness, scripted, until):
     async with make_harness(scripted(["You pressed one: billing."])) as h:

@@ -10,6 +10,8 @@ from ringline.services.brain.llm.fallback import FallbackChatModel, Link, withou
 from ringline.services.brain.llm.routing import RoutingRule
 from ringline.services.brain.settings import BrainSettings
 
+pytestmark = pytest.mark.service
+
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
 
 

@@ -12,6 +12,8 @@ pytest.importorskip("llama_cpp")
 from ringline.services.brain.llm.base import StreamStats  # noqa: E402
 from ringline.services.brain.settings import BrainSettings  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 
 def ask(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": BrainSettings().persona}, {"role": "user", "content": question}]

@@ -18,6 +18,8 @@ from ringline.services.brain.llm.local_gguf import (
 )
 from ringline.services.brain.settings import BrainSettings
 
+pytestmark = pytest.mark.unit
+
 
 def fake_parts(tmp_path: Path) -> tuple[list[Path], int, str]:
     parts, digest, size = [], hashlib.sha256(), 0

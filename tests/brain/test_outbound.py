@@ -10,6 +10,8 @@ from ringline.contracts.messages import CallStart
 from ringline.services.brain.outbound import instructions, outbound_opening, purpose_phrase
 from ringline.services.brain.settings import BrainSettings
 
+pytestmark = pytest.mark.unit
+
 PURPOSE = "confirm your dentist appointment on Tuesday at 10"
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from ringline.services.brain.phrases import has_words, is_agent_goodbye, is_backchannel, is_caller_goodbye, normalize
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("text", ["Uh-huh.", "Mm-hmm.", "Okay.", "Right.", "Yeah.", "Yeah, right.", "Okay, okay.",
                                   "I see.", "Oh.", "(coughs)", "[BLANK_AUDIO]", "", "Hmm?"])

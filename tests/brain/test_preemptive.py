@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
+pytestmark = pytest.mark.service
+
 PARIS = ["The capital", " of France", " is Paris.", " It is lovely."]
 
 

@@ -8,13 +8,15 @@ from ringline.services.brain.llm.base import ChatModel, StreamStats
 from ringline.services.brain.llm.claude import ClaudeChatModel
 from ringline.services.brain.llm.fallback import FallbackChatModel, Link
 
+pytestmark = pytest.mark.service
+
 QUESTION = [
     {"role": "system", "content": "You are a helpful AI assistant on the phone. Answer briefly."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
 
 
-@pytest.fixture(params=["scripted", "anthropic", "local", "chain"])
+@pytest.fixture(params=["scripted", "anthropic", pytest.param("local", marks=pytest.mark.integration), "chain"])
 async def provider(request, scripted, fake_anthropic) -> ChatModel:
     if request.param == "scripted":
         yield scripted(["The capital", " of France", " is Paris."], delay=0.01)

@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from ringline.contracts import subjects
 from ringline.contracts.events import CALL_SUMMARY
 from ringline.contracts.messages import CallEnd
@@ -26,9 +28,10 @@ from ringline.contracts.messages.recall import (
     RecallPutRequest,
     merge_call,
 )
-
 from ringline.services.brain.llm.base import Capabilities, ChatModel, Messages, StreamStats, ToolCall, ToolSpec
 from ringline.services.brain.summary import NOTES_SYSTEM
+
+pytestmark = pytest.mark.service
 
 SAM = "+15550100001"
 STRANGER = "+15550100077"

@@ -9,6 +9,8 @@ from ringline.services.brain.extract import caller_name, wants
 from ringline.services.brain.phrases import is_forget_request
 from ringline.services.brain.recall import follow_up
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(("said", "name"), [
     ("Hi, my name is Sam. I'd like to book a table.", "Sam"), ("my name is sam", "Sam"),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ringline.services.brain.llm.routing import RoutingRule, last_caller_text
 from ringline.services.brain.settings import BrainSettings
+
+pytestmark = pytest.mark.unit
 
 
 def test_short_questions_go_to_the_fast_model_long_ones_and_keywords_to_the_strong_one():

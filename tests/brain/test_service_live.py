@@ -24,7 +24,8 @@ from ringline.contracts import codec, subjects  # noqa: E402
 from ringline.contracts.messages import CallEnd, CallStart, Transcript  # noqa: E402
 
 NATS_SERVER = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
-pytestmark = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server binary not installed")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(NATS_SERVER is None, reason="nats-server binary not installed")]
 HEADERS = {"content-type": codec.CONTENT_TYPE}
 
 

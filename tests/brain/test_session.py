@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ringline.contracts.runtime import inject_headers
+
+pytestmark = pytest.mark.service
 
 GREETING = "Hi, this is Ringline, an AI assistant. How can I help you today?"
 RECOVERY = "Sorry, I didn't catch that. Could you say it again?"

@@ -1,6 +1,10 @@
 """Brain settings: defaults a caller would notice, and the provider switch."""
 
+import pytest
+
 from ringline.services.brain.settings import BrainSettings
+
+pytestmark = pytest.mark.unit
 
 
 def test_defaults(monkeypatch):

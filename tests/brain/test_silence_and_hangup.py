@@ -6,7 +6,11 @@ import asyncio
 import logging
 import time
 
+import pytest
+
 from ringline.contracts.events import CALL_HANGUP
+
+pytestmark = pytest.mark.service
 
 FAST = {"silence_reprompt_s": 0.25, "silence_goodbye_s": 0.25}
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ringline.contracts.messages import Playback, ReplyChunk, make_mark
 from ringline.services.brain.speaking import SpeakingTracker
+
+pytestmark = pytest.mark.unit
 
 
 def chunk(turn: str, seq: int, text: str, final: bool = False) -> ReplyChunk:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
+
 from ringline.contracts import subjects
 from ringline.contracts.events import VOICEMAIL_STARTED
 from ringline.contracts.messages import SpendReply, SpendRequest
+
+pytestmark = pytest.mark.service
 
 
 async def memory_answers(h, spent: float, delay: float = 0.0) -> list[SpendRequest]:

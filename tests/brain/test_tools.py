@@ -16,6 +16,8 @@ from ringline.services.brain.llm.base import Capabilities, ChatModel, Messages, 
 from ringline.services.brain.settings import BrainSettings
 from ringline.services.brain.tools import ToolBox, WebhookTool
 
+pytestmark = pytest.mark.service
+
 
 class ToolUsingModel(ChatModel):
     """Asks for `order_status` on the caller's words, then reads the tool's answer out."""

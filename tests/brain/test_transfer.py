@@ -8,9 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from ringline.contracts.events import CALL_HANGUP
 from ringline.services.brain.llm.base import Capabilities, ChatModel, Messages, StreamStats, ToolCall, ToolSpec
 from ringline.services.brain.tools import TRANSFER_LINE
+
+pytestmark = pytest.mark.service
 
 HUMAN = "+15550100099"
 AGENTS = "agents:\n  - id: support\n    transfer_number: '+1 555 010 0099'\n  - id: sales\n"

@@ -19,6 +19,8 @@ from ringline.caller.speech import read_wav, write_wav
 from ringline.contracts.audio import mulaw_decode
 from ringline.contracts.messages import CallRecord, TurnRecord
 
+pytestmark = pytest.mark.unit
+
 FRAME = b"\x00" * 160  # loud-ish mu-law
 
 
@@ -124,6 +126,7 @@ def test_8_bit_wav_is_refused_with_a_reason(tmp_path) -> None:  # noqa: ANN001
         read_wav(path)
 
 
+@pytest.mark.integration  # the real Piper voice
 def test_say_uses_the_local_piper_voice() -> None:
     pytest.importorskip("piper")
     (utterance,) = prepare([("say", "Hello there.")])

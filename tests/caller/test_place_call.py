@@ -17,6 +17,8 @@ from ringline.contracts.messages import Control
 from ringline.contracts.runtime import create_broker
 from ringline.services.telephony.settings import TelephonySettings
 
+pytestmark = pytest.mark.service
+
 
 async def test_a_scripted_conversation(memory_edge, helpers, tmp_path) -> None:  # noqa: ANN001
     agent = memory_edge.agent

@@ -23,6 +23,8 @@ from ringline.contracts.messages import (
 )
 from ringline.contracts.runtime import ServiceSettings, create_broker
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def nats_url(nats_server) -> str:  # noqa: ANN001  (the shared real nats-server of tests/conftest.py)

@@ -28,6 +28,8 @@ from ringline.caller import (
 from ringline.caller.report import format_result
 from ringline.caller.speech import compose, write_wav
 
+pytestmark = pytest.mark.service
+
 QUICK = {"nats_url": None, "reply_timeout": 5.0, "quiet_s": 0.4, "max_reply_s": 15.0}
 
 

@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from ringline.contracts.agents import (
     AgentBook,
     AgentsFileError,
     WatchedAgentBook,
     load_agents,
 )
+
+pytestmark = pytest.mark.unit
 
 GOOD = """
 default_agent: front

@@ -22,6 +22,8 @@ from ringline.contracts.messages import (
     parse_mark,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_message_carries_type_tag_and_version() -> None:
     frame = AudioFrame(call_id="CA1", seq=3, payload=b"\xff" * 160)

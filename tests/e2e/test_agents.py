@@ -5,10 +5,12 @@ call record (and its audio in the memory service's object store).
 
 from __future__ import annotations
 
-
+import pytest
 
 from ringline.caller import CallResult, ExpectHangup, Say, Wait
 from ringline.stack import Stack
+
+pytestmark = pytest.mark.e2e
 
 FRONT, FAMILY = "+15550100001", "+15550100002"
 AGENTS = f"""

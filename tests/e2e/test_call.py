@@ -16,6 +16,8 @@ import pytest
 from ringline.caller import place_call, read_wav
 from ringline.stack import Stack
 
+pytestmark = pytest.mark.e2e
+
 GARBAGE = [
     "{not json",
     json.dumps({"event": "surprise", "streamSid": "MZ0"}),

@@ -20,16 +20,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-
-
 from aiohttp import web  # noqa: E402
 
-from doubles.anthropic import AnthropicDouble, AnthropicFaults  # noqa: E402
 from ringline.caller import CallResult, place_call  # noqa: E402
 from ringline.caller.report import format_result  # noqa: E402
 from ringline.caller.speech import load_synth, say  # noqa: E402
 from ringline.stack import Stack  # noqa: E402
+
+from doubles.anthropic import AnthropicDouble, AnthropicFaults  # noqa: E402
+
+pytestmark = pytest.mark.e2e
 
 MOUTH_TO_EAR_LIMIT_MS = 2000.0
 CLAUDE = AnthropicFaults(first_token_ms=350, token_ms=15)

@@ -19,12 +19,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from doubles import AnthropicDouble, AnthropicFaults, DeepgramDouble, DeepgramFaults, InThread
 
 from ringline.caller import CallResult, place_call
 from ringline.caller.report import format_result
 from ringline.caller.speech import load_synth, say
 from ringline.stack import Stack
+
+from doubles import AnthropicDouble, AnthropicFaults, DeepgramDouble, DeepgramFaults, InThread
+
+pytestmark = pytest.mark.e2e
 
 QUESTIONS = ("What is the capital of France?", "And what is the capital of Spain?")
 DEEPGRAM = "deepgram-nova-3"

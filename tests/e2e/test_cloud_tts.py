@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from doubles import AnthropicDouble, AnthropicFaults, CartesiaDouble, CartesiaFaults, InThread
 
 from ringline.caller import CallResult, place_call
 from ringline.caller.report import format_result
 from ringline.caller.speech import load_synth, say
 from ringline.stack import Stack
+
+from doubles import AnthropicDouble, AnthropicFaults, CartesiaDouble, CartesiaFaults, InThread
+
+pytestmark = pytest.mark.e2e
 
 QUESTION = "What is the capital of France?"
 FAILURES = {

@@ -15,6 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 
 from ringline.caller import (
     Backchannel,
@@ -30,6 +31,8 @@ from ringline.caller import (
 )
 from ringline.caller.report import format_result
 from ringline.stack import Stack
+
+pytestmark = pytest.mark.e2e
 
 LONG_ASK = "Please tell me a long story about a brave knight and a friendly dragon."
 OTHER_LONG_ASK = "Tell me everything you know about how bread is baked, step by step."

@@ -15,6 +15,8 @@ from ringline.memory_cli import get_memory
 from ringline.records import get_call
 from ringline.stack import Stack
 
+pytestmark = pytest.mark.e2e
+
 RECEPTION, SALES = "+15550100011", "+15550100012"
 SAM, OTHER = "+15550100077", "+15550100078"
 RECEPTION_GREETING = "Hi, this is Ava, an AI assistant at Bell's Bistro. How can I help?"

@@ -17,13 +17,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from doubles.twilio import TwilioApi
 
 from ringline.caller import CallResult, place_call
 from ringline.caller.report import format_result
 from ringline.caller.scenario import ExpectHangup, Say, Scenario
 from ringline.dial import request_call
 from ringline.stack import Stack
+
+from doubles.twilio import TwilioApi
+
+pytestmark = pytest.mark.e2e
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"

@@ -15,6 +15,8 @@ import pytest
 from ringline.caller import place_call, read_wav
 from ringline.stack import Stack, free_port
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def otlp_receiver(tmp_path: Path):

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ringline.stack import SERVICES, free_port
+
+pytestmark = pytest.mark.e2e
 
 
 def _children(pid: int) -> set[int]:

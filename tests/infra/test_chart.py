@@ -32,6 +32,8 @@ from .manifests import (
     service_deployment,
 )
 
+pytestmark = pytest.mark.integration
+
 
 
 # -- the chart as a whole ---------------------------------------------------------------------

@@ -9,8 +9,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from .conftest import NAMESPACE, RELEASE, Chart
 from .manifests import RENDERS, SERVICES, env, main_container, nats_conf, objects, one, service_deployment
+
+pytestmark = pytest.mark.integration
 
 # -- NATS -------------------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 DOCKERIGNORE = (REPO / ".dockerignore").read_text().split("\n")
@@ -65,6 +67,7 @@ def python_snippet(needle: str) -> tuple[str, list[str]]:
     raise AssertionError(f"no builder RUN with {needle!r}")
 
 
+@pytest.mark.integration  # runs the Dockerfile's snippet in a subprocess
 def test_dependency_step_installs_exactly_the_project_dependencies() -> None:
     code, _ = python_snippet("tomllib")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -123,6 +126,7 @@ def test_build_context_carries_every_package_folder() -> None:
     assert needed <= allowed, f"the image build would miss {sorted(needed - allowed)}"
 
 
+@pytest.mark.integration  # ldd on the installed wheels
 @pytest.mark.skipif(shutil.which("ldd") is None, reason="ldd is not available")
 def test_runtime_stage_has_the_native_libraries_the_wheels_need() -> None:
     """The compiled llama.cpp links the OpenMP runtime, which python:3.11-slim lacks."""

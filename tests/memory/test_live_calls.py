@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from ringline.contracts import subjects
 from ringline.contracts.codec import unpack
 from ringline.contracts.messages import CallEnd, CallStart, SpendReply, SpendRequest
 
 from .conftest import claimed
+
+pytestmark = pytest.mark.integration
 
 
 async def _active(client, agent_id: str, call_id: str = "") -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from faststream.nats import NatsBroker
 
 from ringline.contracts import subjects
@@ -20,6 +21,8 @@ from ringline.contracts.messages import (
 from ringline.records import format_record, get_call, list_calls, wait_for_ended
 from ringline.services.memory.app import MemoryService
 from ringline.services.memory.settings import MemorySettings
+
+pytestmark = pytest.mark.integration
 
 
 async def _claimed(url: str, call_id: str) -> None:

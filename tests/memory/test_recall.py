@@ -27,6 +27,8 @@ from ringline.contracts.messages.recall import (
 from ringline.services.memory.app import MemoryService
 from ringline.services.memory.settings import MemorySettings
 
+pytestmark = pytest.mark.integration
+
 SAM = "+1 (555) 010-0001"
 
 

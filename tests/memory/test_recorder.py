@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ringline.contracts import events
 from ringline.contracts.messages import CallEvent, CallStart, ReplyChunk, Transcript, TurnTiming
 from ringline.records import format_record
 from ringline.services.memory.recorder import CallRecorder
+
+pytestmark = pytest.mark.unit
 
 
 def _recorder() -> CallRecorder:

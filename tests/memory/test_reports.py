@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ringline.contracts import events, subjects
 from ringline.contracts.messages import CallEnd, CallEvent, CallStart, ReplyChunk, Transcript, TurnTiming
@@ -19,6 +20,8 @@ from ringline.records import get_call
 from ringline.services.memory.reports import ReportSender, ReportTarget, verify
 
 from .conftest import claimed, stop
+
+pytestmark = pytest.mark.integration
 
 SECRET = "s3cret-key"
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ringline.contracts.audio import mulaw_decode, mulaw_encode
 from ringline.services.memory.tapes import CallTape, VoicemailTape
+
+pytestmark = pytest.mark.unit
 
 RATE = 8000
 SILENT = b"\xff" * 160

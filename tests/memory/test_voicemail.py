@@ -21,6 +21,8 @@ from ringline.voicemail_cli import fetch_wav
 
 from .conftest import claimed, stop
 
+pytestmark = pytest.mark.integration
+
 RATE = 8000
 
 

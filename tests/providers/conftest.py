@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ringline.contracts.audio import mulaw_decode  # noqa: E402
+from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer  # noqa: E402
 
 from doubles.audio import frames  # noqa: E402
 from doubles.deepgram import DeepgramDouble, DeepgramFaults  # noqa: E402
-from ringline.contracts.audio import mulaw_decode  # noqa: E402
-from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer  # noqa: E402
+
 
 def run_in_fresh_loop(coro: Any) -> Any:
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -112,7 +113,7 @@ def whisper_recognizer() -> Any:
     run_in_fresh_loop(recognizer.close())
 
 
-@pytest.fixture(params=["deepgram", "whisper"])
+@pytest.fixture(params=["deepgram", pytest.param("whisper", marks=pytest.mark.integration)])
 def stt(request: pytest.FixtureRequest) -> Any:
     if request.param == "deepgram":
         return DeepgramUnderTest(stall_timeout_s=1.0, connect_timeout_s=1.0)
@@ -129,12 +130,13 @@ def piper_voice() -> Any:
     return PiperSynth(threads=1)
 
 
-@pytest.fixture(params=["cartesia", "piper"])
+@pytest.fixture(params=["cartesia", pytest.param("piper", marks=pytest.mark.integration)])
 async def tts(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """(name, synthesizer, double or None) with the synthesizer started."""
     if request.param == "cartesia":
-        from doubles.cartesia import CartesiaDouble
         from ringline.services.tts.cartesia import CartesiaOptions, CartesiaSynthesizer
+
+        from doubles.cartesia import CartesiaDouble
 
         async with CartesiaDouble() as double:
             synth = CartesiaSynthesizer(CartesiaOptions(api_key="ct-test", websocket_base_url=double.ws_url))

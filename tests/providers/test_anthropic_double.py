@@ -8,9 +8,12 @@ import anthropic
 import httpx2
 import pytest
 
-from doubles.anthropic import AnthropicDouble, AnthropicFaults, ScriptedReply, ToolCall
 from ringline.services.brain.llm.base import LLMError, StreamStats
 from ringline.services.brain.llm.claude import ClaudeChatModel
+
+from doubles.anthropic import AnthropicDouble, AnthropicFaults, ScriptedReply, ToolCall
+
+pytestmark = pytest.mark.service
 
 SYSTEM = [{"type": "text", "text": "You are Ringline, on the phone.", "cache_control": {"type": "ephemeral"}}]
 HANG_UP = {"name": "hang_up", "description": "End the call.",

@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from doubles.cartesia import CartesiaDouble, CartesiaFaults
+import pytest
+
 from ringline.services.tts.cartesia import CartesiaOptions, CartesiaSynthesizer
+
+from doubles.cartesia import CartesiaDouble, CartesiaFaults
+
+pytestmark = pytest.mark.service
 
 SENTENCES = ["Sure, I can take a message.", " Who should I say is calling?"]
 

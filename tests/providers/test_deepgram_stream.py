@@ -8,9 +8,12 @@ import time
 import numpy as np
 import pytest
 
+from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer, SttEvent
+
 from doubles.audio import frames, silence, tone
 from doubles.deepgram import DeepgramDouble, DeepgramFaults
-from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer, SttEvent
+
+pytestmark = pytest.mark.service
 
 QUESTION = "What is the capital of France?"
 

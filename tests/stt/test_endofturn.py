@@ -9,6 +9,8 @@ import pytest
 
 from ringline.services.stt.endofturn import TurnConfig, end_reason, text_verdict
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "text",

@@ -18,6 +18,8 @@ from ringline.services.stt.whisper import (
     is_hallucination,
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def whisper():

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_encode
@@ -23,6 +24,8 @@ from ringline.services.stt.app import build_service
 from ringline.services.stt.settings import SttSettings
 
 from .conftest import CALL
+
+pytestmark = pytest.mark.integration
 
 LEAD_S = 0.5
 

@@ -21,6 +21,8 @@ from ringline.contracts.messages import CallEnd, Control
 from .conftest import SESSION_CALL as CALL
 from .conftest import ScriptedRecognizer
 
+pytestmark = pytest.mark.service
+
 
 async def test_startup_loads_the_recognizer_and_claims_the_call(harness_factory):
     recognizer = ScriptedRecognizer()

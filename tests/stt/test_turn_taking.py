@@ -12,11 +12,14 @@ import logging
 import time
 
 import numpy as np
+import pytest
 
 from ringline.contracts import subjects
 from ringline.contracts.messages import CallEnd
 
 from .conftest import CALL
+
+pytestmark = pytest.mark.integration
 
 
 def words(text: str) -> set[str]:

@@ -7,6 +7,8 @@ import pytest
 
 from ringline.services.stt.vad import FRAME_SAMPLES, Endpointer, EndpointerConfig, VadEvent
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_700_000_000.0  # captured_at of the first sample
 
 

@@ -13,6 +13,8 @@ import pytest
 from ringline.contracts import subjects
 from ringline.services.telephony.settings import TelephonySettings
 
+pytestmark = pytest.mark.service
+
 AGENTS = """
 default_agent: reception
 agents:

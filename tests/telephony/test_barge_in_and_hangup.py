@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from doubles.twilio import TwilioApi
 from twilio.request_validator import RequestValidator
 
 from ringline.contracts import subjects
@@ -25,6 +24,10 @@ from ringline.contracts.messages import Control, make_mark
 from ringline.services.telephony.outbox import Outbox
 from ringline.services.telephony.playout import ClearSent, Playout
 from ringline.services.telephony.settings import TelephonySettings
+
+from doubles.twilio import TwilioApi
+
+pytestmark = pytest.mark.service
 
 CALL = "CA" + "0123456789abcdef" * 2
 ACCOUNT = "AC" + "fedcba9876543210" * 2

@@ -25,6 +25,8 @@ from ringline.contracts.runtime import ServiceSettings, create_broker
 from ringline.services.telephony.app import create_app
 from ringline.services.telephony.settings import TelephonySettings
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "dial-token"
 PURPOSE = "remind you of the library book that is due on Friday"
 

@@ -17,7 +17,6 @@ from xml.etree import ElementTree
 
 import nats
 import pytest
-from doubles.twilio import TwilioApi
 from faststream.nats.annotations import NatsMessage
 from nats.js.errors import NoKeysError
 from starlette.testclient import TestClient
@@ -27,6 +26,10 @@ from ringline.contracts import subjects
 from ringline.contracts.runtime import create_broker
 from ringline.services.telephony.app import create_app
 from ringline.services.telephony.settings import TelephonySettings
+
+from doubles.twilio import TwilioApi
+
+pytestmark = pytest.mark.service
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -177,6 +180,7 @@ def test_without_twilio_credentials_placing_a_call_is_503(tw, agents_file) -> No
 # ----------------------------------------------------------- placed, answered, streamed (real NATS)
 
 
+@pytest.mark.integration  # real nats-server
 def test_an_outbound_call_is_placed_answered_and_starts_as_outbound(nats_server, agents_file,
                                                                     twilio_api, tw) -> None:  # noqa: ANN001
     settings = edge_settings(agents_file, nats_server.url, twilio_api.url)
@@ -215,6 +219,7 @@ def test_an_outbound_call_is_placed_answered_and_starts_as_outbound(nats_server,
     assert call["custom"]["purpose"] == PURPOSE and call["custom"]["answered_by"] == "human"
 
 
+@pytest.mark.integration  # real nats-server
 def test_a_machine_answer_and_an_unknown_outbound_id_still_connect(nats_server, agents_file,
                                                                    twilio_api, caplog) -> None:  # noqa: ANN001
     settings = edge_settings(agents_file, nats_server.url, twilio_api.url)
@@ -233,6 +238,7 @@ def test_a_machine_answer_and_an_unknown_outbound_id_still_connect(nats_server, 
     assert any("no stored context" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.integration  # real nats-server
 def test_twilio_refusing_the_call_is_502_and_nothing_is_kept(nats_server, agents_file) -> None:  # noqa: ANN001
     with TwilioApi(status=400) as api, RealEdge(edge_settings(agents_file, nats_server.url, api.url)) as edge:
         response = edge.client.post("/calls", headers=AUTH, json={"to": "+15550100777", "purpose": PURPOSE})
@@ -253,6 +259,7 @@ async def stored_keys(nats_url: str) -> list[str]:
         await connection.close()
 
 
+@pytest.mark.integration  # real nats-server
 def test_a_simulated_call_is_stored_but_not_placed(nats_server, agents_file) -> None:  # noqa: ANN001
     with RealEdge(edge_settings(agents_file, nats_server.url)) as edge:  # no Twilio credentials at all
         response = edge.client.post("/calls", headers=AUTH, json={

@@ -26,6 +26,8 @@ from ringline.contracts.messages import Control, make_mark, parse_mark
 from ringline.services.telephony.outbox import Outbox
 from ringline.services.telephony.playout import ClearSent, Playout
 
+pytestmark = pytest.mark.service
+
 
 @pytest.fixture
 def ws(edge, tw) -> Iterator[WebSocketTestSession]:  # noqa: ANN001

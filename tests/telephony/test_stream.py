@@ -10,6 +10,8 @@ from ringline.contracts import subjects
 from ringline.contracts.messages import Control, make_mark
 from ringline.contracts.runtime import setup_telemetry
 
+pytestmark = pytest.mark.service
+
 CALL = "CA" + "0123456789abcdef" * 2
 AUDIO_IN = subjects.audio_in(CALL)
 

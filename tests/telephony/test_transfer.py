@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from xml.etree import ElementTree
 
 import pytest
-from doubles.twilio import TwilioApi
 from twilio.request_validator import RequestValidator
 
 from ringline.contracts import subjects
 from ringline.contracts.events import CALL_TRANSFER
 from ringline.contracts.messages import Control
 from ringline.services.telephony.settings import TelephonySettings
+
+from doubles.twilio import TwilioApi
+
+pytestmark = pytest.mark.service
 
 CALL = "CA" + "0123456789abcdef" * 2
 ACCOUNT = "AC" + "fedcba9876543210" * 2

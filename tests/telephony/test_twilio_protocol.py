@@ -9,6 +9,8 @@ import pytest
 
 from ringline.services.telephony import twilio_protocol as tp
 
+pytestmark = pytest.mark.unit
+
 
 def dumps(msg: dict) -> str:
     return json.dumps(msg)

@@ -12,6 +12,8 @@ from twilio.request_validator import RequestValidator
 from ringline.contracts import subjects
 from ringline.services.telephony.settings import TelephonySettings
 
+pytestmark = pytest.mark.service
+
 TOKEN = "12345678901234567890123456789012"
 FORM = {
     "CallSid": "CA" + "0123456789abcdef" * 2,

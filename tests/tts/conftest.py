@@ -26,8 +26,6 @@ from ringline.services.tts.provider import Synthesizer
 from ringline.services.tts.settings import TtsSettings
 
 
-
-
 @pytest.fixture(scope="session")
 def piper_synth() -> PiperSynth:
     """The packaged voice, loaded once (about a second) and shared by every test."""

@@ -9,12 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from doubles.cartesia import CartesiaDouble, CartesiaFaults, encode, speech_like
 
 from ringline.contracts.messages import SAMPLE_RATE
 from ringline.contracts.pricing import DEFAULT_PRICES, Usage, turn_cost
 from ringline.services.tts.piper_provider import PiperSynthesizer
 from ringline.services.tts.provider import build_synthesizer
+
+from doubles.cartesia import CartesiaDouble, CartesiaFaults, encode, speech_like
+
+pytestmark = pytest.mark.integration
 
 SENTENCES = ["Sure, I can take a message.", "Who should I say is calling?", "And the best number to call back?"]
 

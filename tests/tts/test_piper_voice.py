@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from ringline.contracts.audio import mulaw_decode, rms_dbfs
 from ringline.contracts.messages import SAMPLE_RATE
@@ -14,6 +15,8 @@ from ringline.services.tts.piper_voice import (
     default_voice_path,
     synthesize_phone_audio,
 )
+
+pytestmark = pytest.mark.integration
 
 SENTENCE = "Thanks for calling Ringline, how can I help you today?"
 

@@ -18,6 +18,8 @@ from ringline.services.tts.piper_voice import PiperSynth, SynthCancel
 from ringline.services.tts.provider import SynthCapabilities, SynthesisError, Synthesizer, build_synthesizer
 from ringline.services.tts.settings import TtsSettings
 
+pytestmark = pytest.mark.integration
+
 LONG = " ".join(f"This is sentence number {n} of a rather long answer." for n in range(1, 9))
 
 

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from doubles.cartesia import CartesiaDouble, CartesiaFaults
 from pydantic import ValidationError
 
 from ringline.contracts.messages import SAMPLE_RATE
@@ -15,6 +14,10 @@ from ringline.services.tts.cartesia import CartesiaOptions, CartesiaSynthesizer
 from ringline.services.tts.fallback import FallbackSynthesizer, Link
 from ringline.services.tts.provider import SynthCapabilities, Synthesizer, build_synthesizer
 from ringline.services.tts.settings import TtsSettings
+
+from doubles.cartesia import CartesiaDouble, CartesiaFaults
+
+pytestmark = pytest.mark.integration
 
 LONG = " ".join(["This answer goes on for quite a while, so there is time to interrupt it."] * 4)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from faststream.nats import NatsBroker
 
 from ringline.contracts import subjects
@@ -14,6 +15,8 @@ from ringline.contracts.runtime import STAGE_READY
 from ringline.services.tts.app import build_service
 from ringline.services.tts.piper_provider import PiperSynthesizer
 from ringline.services.tts.settings import TtsSettings
+
+pytestmark = pytest.mark.integration
 
 
 async def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]

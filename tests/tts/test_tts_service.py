@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 from opentelemetry import trace
 
 from ringline.contracts.audio import mulaw_decode, rms_dbfs
 from ringline.contracts.messages import SAMPLE_RATE, make_mark
 from ringline.contracts.runtime import inject_headers
 from ringline.services.tts.provider import SynthCapabilities, Synthesizer
+
+pytestmark = pytest.mark.integration
 
 LONG_TURN = (
     "Let me walk you through the options we have. First, I can take a message for the team. "

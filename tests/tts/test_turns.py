@@ -10,6 +10,8 @@ from opentelemetry.context import Context
 from ringline.contracts.messages import ReplyChunk
 from ringline.services.tts.turns import TurnQueue
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self) -> None:
