@@ -17,7 +17,10 @@ DEFAULT_NATS = "nats://127.0.0.1:4222"
 
 
 def _nats_url(args: argparse.Namespace) -> str:
-    return getattr(args, "nats", None) or os.environ.get("NATS_URL") or DEFAULT_NATS
+    """--nats, $NATS_URL, the operator URL of a `ringline up` run from here, or the default."""
+    from .nats_config import operator_url
+
+    return getattr(args, "nats", None) or os.environ.get("NATS_URL") or operator_url() or DEFAULT_NATS
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -45,7 +48,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"ringline up failed: {exc}", file=sys.stderr)
         return 1
     print(f"Ringline is up. Edge: {stack.edge_url}  (Twilio webhook: {stack.edge_url}/twilio/voice)")
-    print(f"NATS: {stack.url}.  Try: ringline call --say 'What can you do?'   Ctrl-C stops everything.",
+    print(f"NATS: {stack.server_url}{' (one user per service; the CLIs log in as operator)' if stack.users else ''}."
+          f"  Try: ringline call --say 'What can you do?'   Ctrl-C stops everything.",
           flush=True)
     try:
         while not stop:

@@ -27,6 +27,7 @@ import httpx
 from .caller.call import CallResult, place_call
 from .caller.report import format_result
 from .caller.scenario import ExpectHangup, Say, Scenario
+from .nats_config import client_url
 
 SIMULATED_FROM = "+15550100000"  # the From of a simulated call whose agent has no number
 
@@ -50,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--say", action="append", default=[], metavar="TEXT",
                         help="with --simulate: what the callee says after the agent's opening (repeatable)")
     parser.add_argument("--out", type=Path, default=None, metavar="WAV", help="with --simulate: save what was heard")
-    parser.add_argument("--nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+    parser.add_argument("--nats", default=client_url(),
                         help="with --simulate: NATS URL to fetch the call record from ('' to skip)")
     parser.add_argument("--reply-timeout", type=float, default=20.0, metavar="S",
                         help="with --simulate: seconds to wait for the opening and each reply")

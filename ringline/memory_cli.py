@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from datetime import datetime
 
@@ -30,6 +29,7 @@ from ringline.contracts.messages.recall import (
     RecallListRequest,
 )
 
+from .nats_config import client_options, client_url, safe_url
 from .records import MemoryUnavailable
 
 DEFAULT_NATS = "nats://127.0.0.1:4222"
@@ -37,9 +37,9 @@ DEFAULT_NATS = "nats://127.0.0.1:4222"
 
 async def _ask(nats_url: str, subject: str, request: object, timeout: float = 5.0) -> object:
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
     except Exception as exc:
-        raise MemoryUnavailable(f"cannot reach NATS at {nats_url}: {exc}") from exc
+        raise MemoryUnavailable(f"cannot reach NATS at {safe_url(nats_url)}: {exc}") from exc
     try:
         reply = await nc.request(subject, pack(request), timeout=timeout, headers={"content-type": CONTENT_TYPE})
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
@@ -105,7 +105,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.nats or os.environ.get("NATS_URL") or DEFAULT_NATS
+    url = client_url(args.nats)
     if args.action != "list" and not (args.number and args.agent):
         print(f"usage: ringline memory {args.action} NUMBER --agent AGENT (a caller's memory belongs to one agent)",
               file=sys.stderr)

@@ -18,6 +18,8 @@ from ringline.contracts.messages import (
     CallSummary,
 )
 
+from .nats_config import client_options, safe_url
+
 
 class MemoryUnavailable(RuntimeError):
     """No memory service answered."""
@@ -25,9 +27,9 @@ class MemoryUnavailable(RuntimeError):
 
 async def memory_request(nats_url: str, subject: str, payload: bytes, timeout: float) -> object:
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
     except Exception as exc:
-        raise MemoryUnavailable(f"cannot reach NATS at {nats_url}: {exc}") from exc
+        raise MemoryUnavailable(f"cannot reach NATS at {safe_url(nats_url)}: {exc}") from exc
     try:
         reply = await nc.request(subject, payload, timeout=timeout, headers={"content-type": CONTENT_TYPE})
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from .nats_config import NatsUsers, with_credentials, write_users
 
 SERVICES = ("memory", "tts", "stt", "brain", "telephony")
 DEFAULT_PORTS = {"telephony": 8080, "stt": 8081, "brain": 8082, "tts": 8083, "memory": 8084}
@@ -75,15 +78,27 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     services: tuple[str, ...] = SERVICES
     quiet: bool = False
+    auth: bool = True  # the nats-server it starts has one user per service (contracts/runtime/permissions.py)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    users: NatsUsers | None = None
+    stream_secret: str = field(default_factory=lambda: os.environ.get("RINGLINE_TELEPHONY_STREAM_SECRET")
+                               or secrets.token_urlsafe(32))
 
     @classmethod
     def on_free_ports(cls, **kwargs) -> Stack:
         return cls(ports={name: free_port() for name in SERVICES}, nats_port=free_port(), **kwargs)
 
     @property
-    def url(self) -> str:
+    def server_url(self) -> str:
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def url(self) -> str:
+        """The URL a client (the CLIs, the simulated caller) uses: as `operator` when the stack's
+        own nats-server has users."""
+        if self.users is None:
+            return self.server_url
+        return with_credentials(self.server_url, "operator", self.users.passwords["operator"])
 
     @property
     def edge_url(self) -> str:
@@ -119,6 +134,9 @@ class Stack:
             raise StackError(f"port {self.nats_port} is taken; set NATS_URL to use a running nats-server")
         store = (self.data_dir / "jetstream").resolve()
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js", "-sd", str(store)]
+        if self.auth:
+            self.users = write_users(self.data_dir, self.server_url)
+            argv += ["-c", str(self.users.config)]
         self._spawn("nats", argv, dict(os.environ))
         deadline = time.monotonic() + 15
         while not port_open("127.0.0.1", self.nats_port):
@@ -130,7 +148,10 @@ class Stack:
         prefix = f"RINGLINE_{name.upper()}_"
         env = {
             **os.environ,
-            "NATS_URL": self.url,
+            "NATS_URL": self.server_url,
+            **(self.users.env(name) if self.users is not None else {}),
+            # Every edge replica signs and checks the same per-call stream tokens.
+            **({"RINGLINE_TELEPHONY_STREAM_SECRET": self.stream_secret} if name == "telephony" else {}),
             f"{prefix}PORT": str(self.ports[name]),
             "OMP_WAIT_POLICY": "PASSIVE",
             "OMP_NUM_THREADS": "1",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from ringline.contracts.messages.voicemail import (
     VoicemailSummary,
 )
 
+from .nats_config import client_options, client_url, safe_url
 from .records import MemoryUnavailable, memory_request
 
 DEFAULT_NATS = "nats://127.0.0.1:4222"
@@ -50,9 +50,9 @@ async def fetch_wav(nats_url: str, call_id: str, subject: str = subjects.MEMORY_
                     timeout: float = 10.0) -> bytes:
     """The whole WAV file, asked for piece by piece (a NATS message holds about 1 MB)."""
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
     except Exception as exc:
-        raise MemoryUnavailable(f"cannot reach NATS at {nats_url}: {exc}") from exc
+        raise MemoryUnavailable(f"cannot reach NATS at {safe_url(nats_url)}: {exc}") from exc
     wav = bytearray()
     try:
         while True:
@@ -109,7 +109,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.nats or os.environ.get("NATS_URL") or DEFAULT_NATS
+    url = client_url(args.nats)
     try:
         if args.action == "list":
             messages = asyncio.run(list_voicemail(url, args.limit, args.agent))

@@ -22,8 +22,9 @@ class ServiceSettings(BaseSettings):
         description="the NATS server every service connects to",
     )
     # NATS credentials: unset, the connection is anonymous (a server without authorization).
-    nats_user: str | None = Field(default=None, validation_alias=AliasChoices("NATS_USER", "RINGLINE_NATS_USER"),
-                                  description="NATS user of this service (its grants: contracts/runtime/permissions.py)")
+    nats_user: str | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_USER", "RINGLINE_NATS_USER"),
+        description="NATS user of this service (its grants: contracts/runtime/permissions.py)")
     nats_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("NATS_PASSWORD", "RINGLINE_NATS_PASSWORD"),
         description="password of nats_user")
@@ -37,8 +38,9 @@ class ServiceSettings(BaseSettings):
     nats_tls_cert: Path | None = Field(
         default=None, validation_alias=AliasChoices("NATS_TLS_CERT", "RINGLINE_NATS_TLS_CERT"),
         description="client certificate for NATS servers that verify clients (with nats_tls_key)")
-    nats_tls_key: Path | None = Field(default=None, validation_alias=AliasChoices("NATS_TLS_KEY", "RINGLINE_NATS_TLS_KEY"),
-                                      description="private key of nats_tls_cert")
+    nats_tls_key: Path | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_TLS_KEY", "RINGLINE_NATS_TLS_KEY"),
+        description="private key of nats_tls_cert")
     host: str = Field(default="127.0.0.1", description="bind address of the HTTP/health endpoint")
     port: int = Field(default=0, ge=0, le=65535, description="health/HTTP port; 0 picks a free one")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..nats_config import client_url
 from .call import CallResult, place_call
 from .report import format_result
 from .scenario import Scenario, ScenarioError
@@ -49,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", default=None, help="agent id (?agent= on the voice webhook)")
     parser.add_argument("--out", type=Path, default=None, metavar="WAV",
                         help="save what the caller heard (8 kHz 16-bit WAV, silences included)")
-    parser.add_argument("--nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+    parser.add_argument("--nats", default=client_url(),
                         help="NATS URL to fetch the call record from ('' to skip)")
     parser.add_argument("--reply-timeout", type=float, default=20.0, metavar="S",
                         help="seconds to wait for the greeting and for each reply to start")

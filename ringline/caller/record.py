@@ -10,6 +10,8 @@ from ringline.contracts import subjects
 from ringline.contracts.codec import CONTENT_TYPE, MalformedMessage, pack, unpack
 from ringline.contracts.messages import CallGetReply, CallGetRequest, CallRecord
 
+from ..nats_config import client_options, safe_url
+
 log = logging.getLogger("ringline.caller.record")
 
 
@@ -22,11 +24,12 @@ async def fetch_record(nats_url: str, call_id: str, timeout: float = 3.0) -> tup
     deadline = time.monotonic() + timeout
     try:
         nc = await asyncio.wait_for(
-            nats.connect(nats_url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0),
+            nats.connect(nats_url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
+                         **client_options()),
             timeout=max(0.5, min(timeout, 3.0)),
         )
     except Exception as exc:
-        return None, f"NATS at {nats_url} unreachable: {exc!r}"
+        return None, f"NATS at {safe_url(nats_url)} unreachable: {exc!r}"
     why = "no reply"
     request = pack(CallGetRequest(call_id=call_id))
     try:
