@@ -18,6 +18,7 @@ from pathlib import Path
 
 log = logging.getLogger("ringline.brain.gguf")
 
+MODEL_NAME = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"  # what the docs call it (tests/docs check the README)
 MODEL_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 EXPECTED_SIZE = 491_400_064
 EXPECTED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
