@@ -113,8 +113,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .config_doc import markdown
+    from .config_doc import markdown, update_readme
 
+    if args.readme:
+        changed = update_readme(Path(args.readme))
+        print(f"{args.readme}: configuration table {'updated' if changed else 'already current'}")
+        return 0
     print(markdown())
     return 0
 
@@ -172,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     configure_agents(sub.add_parser("agents", help="validate the agents file and list its agents"))
 
     config = sub.add_parser("config", help="every setting of every service, as a markdown table")
+    config.add_argument("--markdown", action="store_true", help="print the markdown table (the default)")
+    config.add_argument("--readme", metavar="PATH", help="rewrite the table in this README instead of printing it")
     config.set_defaults(func=cmd_config)
 
     bench = sub.add_parser("bench", help="mouth-to-ear latency over scripted calls on the offline stack")
