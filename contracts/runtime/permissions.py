@@ -24,19 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import subjects
+from .leases import CALLS_BUCKET, CHECKPOINTS_BUCKET, lease_bucket
 
 SERVICES = ("telephony", "stt", "brain", "tts", "memory")
 OPERATOR = "operator"  # the `ringline calls|memory|voicemail` commands and the simulated caller's record reads
 
-# JetStream buckets of the call leases, the live call registry and the stages' checkpoints.
 LEASE_STAGES = ("stt", "brain", "tts", "memory", "telephony")
-CALLS_REGISTRY_BUCKET = "ringline-calls"
-CHECKPOINTS_BUCKET = "ringline-checkpoints"
-
-
-def lease_bucket(stage: str) -> str:
-    return f"ringline-leases-{stage}"
-
+EDGE_ENDED_BUCKET = "ringline-edge-ended"  # the edge's calls that are over (TelephonySettings.ended_bucket)
 
 def _any_call(build: Callable[[str], str]) -> str:
     """`call.*.<leaf>`: one per-call subject (built by `subjects`) over every call."""
@@ -50,7 +44,7 @@ PLAYBACK, CONTROL, EVENT = _any_call(subjects.playback), _any_call(subjects.cont
 # What every stage that claims calls (`CallRouter`) needs: the claim queue and the end of calls.
 _CLAIMS = (subjects.CALLS_START, subjects.CALLS_END)
 # The durable state every stage keeps (leases, call registry, checkpoints).
-_CALL_STATE = (CALLS_REGISTRY_BUCKET, CHECKPOINTS_BUCKET)
+_CALL_STATE = (CALLS_BUCKET, CHECKPOINTS_BUCKET)
 
 
 @dataclass(frozen=True)
@@ -66,9 +60,12 @@ class Role:
 
 ROLES: dict[str, Role] = {
     "telephony": Role(
-        publish=(subjects.CALLS_START, subjects.CALLS_END, AUDIO_IN, PLAYBACK, CONTROL, EVENT),
-        subscribe=(AUDIO_OUT, CONTROL, EVENT),
-        kv=("ringline_outbound", "ringline-edge-ended", *_CALL_STATE, *(lease_bucket(s) for s in LEASE_STAGES)),
+        publish=(subjects.CALLS_START, subjects.CALLS_END, AUDIO_IN, PLAYBACK, CONTROL, EVENT,
+                 # the dashboard's call list, transcripts and voicemail
+                 subjects.MEMORY_CALLS_LIST, subjects.MEMORY_CALLS_GET, subjects.MEMORY_VOICEMAIL_GET),
+        # its calls' audio and control; the dashboard's live view of every call (never the caller's audio)
+        subscribe=(AUDIO_OUT, CONTROL, EVENT, *_CLAIMS, SPEECH, TRANSCRIPT, REPLY),
+        kv=("ringline_outbound", EDGE_ENDED_BUCKET, *_CALL_STATE, *(lease_bucket(s) for s in LEASE_STAGES)),
     ),
     "stt": Role(
         publish=(SPEECH, TRANSCRIPT, EVENT),
@@ -77,7 +74,7 @@ ROLES: dict[str, Role] = {
     ),
     "brain": Role(
         publish=(REPLY, CONTROL, EVENT, subjects.MEMORY_RECALL_GET, subjects.MEMORY_RECALL_PUT,
-                 subjects.MEMORY_RECALL_FORGET, subjects.MEMORY_SPEND_GET, subjects.MEMORY_CALLS_GET),
+                 subjects.MEMORY_RECALL_FORGET, subjects.MEMORY_SPEND_GET),
         subscribe=(*_CLAIMS, EVENT, CONTROL, PLAYBACK, SPEECH, TRANSCRIPT),
         kv=(lease_bucket("brain"), *_CALL_STATE),
     ),
