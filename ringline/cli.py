@@ -23,6 +23,17 @@ def _nats_url(args: argparse.Namespace) -> str:
     return getattr(args, "nats", None) or os.environ.get("NATS_URL") or operator_url() or DEFAULT_NATS
 
 
+def parse_replicas(text: str | None) -> dict[str, int]:
+    """`stt=2,brain=2,telephony=2` -> {"stt": 2, "brain": 2, "telephony": 2}."""
+    replicas: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, count = part.partition("=")
+        if name not in SERVICES or not count.isdigit() or not 1 <= int(count) <= 16:
+            raise ValueError(f"--replicas {part!r}: expected SERVICE=N (N 1-16) with SERVICE one of {', '.join(SERVICES)}")
+        replicas[name] = int(count)
+    return replicas
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     if os.environ.get("RINGLINE_AGENTS_FILE"):
         from ringline.contracts.agents import AgentsFileError, load_agents
@@ -32,7 +43,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         except AgentsFileError as exc:
             print(f"ringline up: invalid agents file {exc}", file=sys.stderr)
             return 1
-    stack = Stack(data_dir=Path(args.data_dir), nats_url=os.environ.get("NATS_URL"), nats_port=args.nats_port)
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ValueError as exc:
+        print(f"ringline up: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(data_dir=Path(args.data_dir), nats_url=os.environ.get("NATS_URL"), nats_port=args.nats_port,
+                  replicas=replicas)
     stop = False
 
     def _signal(signum: int, frame: object) -> None:
@@ -41,7 +58,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
-    print(f"starting nats-server and {', '.join(SERVICES)} (logs in {args.data_dir}/logs) ...", flush=True)
+    names = ", ".join(f"{n} x{replicas[n]}" if replicas.get(n, 1) > 1 else n for n in SERVICES)
+    print(f"starting nats-server and {names} (logs in {args.data_dir}/logs) ...", flush=True)
     try:
         stack.start(timeout=args.timeout)
     except StackError as exc:
@@ -131,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", default=".ringline", help="JetStream store and logs (default .ringline)")
     up.add_argument("--nats-port", type=int, default=4222, help="port of the nats-server it starts")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for every service to be healthy")
+    up.add_argument("--replicas", help="processes per service, e.g. stt=2,brain=2,tts=2,memory=2,telephony=2 "
+                    "(two or more edges sit behind a local round-robin proxy on the edge port)")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="run one service in the foreground")

@@ -3,6 +3,11 @@
 Each service runs as its own process (`python -m ringline.services.<name>`), exactly as it
 would in its own container. Children die with the supervisor (PR_SET_PDEATHSIG), and a clean
 stop sends SIGTERM so every service drains before nats-server goes away.
+
+Replicas (`replicas={"stt": 2, "telephony": 2}`): each replica is its own process on its own port
+with its own replica id (`stt-1@host`), named `stt-1`, `stt-2` in `processes`. Two or more edges
+sit behind `edge_proxy` on the one public edge port, as behind a load balancer; chaos tests find a
+replica with `replica_keys`/`process` and `kill` it.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class Stack:
     auth: bool = True  # the nats-server it starts has one user per service (contracts/runtime/permissions.py)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     users: NatsUsers | None = None
+    replicas: dict[str, int] = field(default_factory=dict)  # service -> processes (default 1)
+    replica_ports: dict[str, int] = field(default_factory=dict)  # process key (`stt-2`) -> its port
     stream_secret: str = field(default_factory=lambda: os.environ.get("RINGLINE_TELEPHONY_STREAM_SECRET")
                                or secrets.token_urlsafe(32))
 
@@ -111,7 +118,10 @@ class Stack:
             if self.nats_url is None:
                 self._start_nats()
             for name in self.services:
-                self._start_service(name)
+                for key in self._keys(name):
+                    self._start_service(name, key)
+            if self._proxied:
+                self._start_proxy()
             self.wait_healthy(timeout)
         except BaseException:
             self.stop()
@@ -144,7 +154,62 @@ class Stack:
                 raise StackError(f"nats-server did not start; see {self.data_dir / 'logs' / 'nats.log'}")
             time.sleep(0.05)
 
-    def _start_service(self, name: str) -> None:
+    # ------------------------------------------------------------------------------ replicas
+
+    def _count(self, name: str) -> int:
+        return max(1, int(self.replicas.get(name, 1)))
+
+    def _keys(self, name: str) -> list[str]:
+        count = self._count(name)
+        return [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+
+    @property
+    def _proxied(self) -> bool:
+        return "telephony" in self.services and self._count("telephony") > 1
+
+    def replica_keys(self, service: str) -> list[str]:
+        """The process keys of a service's replicas (`["telephony-1", "telephony-2"]`, or `["stt"]`)."""
+        return self._keys(service)
+
+    def process(self, key: str) -> subprocess.Popen:
+        return self.processes[key]
+
+    def port_of(self, key: str) -> int:
+        return self.replica_ports.get(key) or self.ports[key]
+
+    def kill(self, key: str, sig: int = signal.SIGKILL) -> None:
+        """Signal one replica (SIGKILL: it dies on the spot; SIGTERM: it drains)."""
+        proc = self.processes[key]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+
+    def _start_proxy(self) -> None:
+        edges = [f"127.0.0.1:{self.port_of(key)}" for key in self._keys("telephony")]
+        argv = [sys.executable, "-m", "ringline.edge_proxy", "--listen", f"127.0.0.1:{self.ports['telephony']}"]
+        for edge in edges:
+            argv += ["--edge", edge]
+        self._spawn("proxy", argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + 15
+        while not port_open("127.0.0.1", self.ports["telephony"]):
+            if self.processes["proxy"].poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"the edge proxy did not start; see {self.data_dir / 'logs' / 'proxy.log'}")
+            time.sleep(0.05)
+
+    def _replica_env(self, name: str, key: str) -> dict[str, str]:
+        prefix = f"RINGLINE_{name.upper()}_"
+        if key == name:
+            self.replica_ports[key] = self.ports[name]
+            return {f"{prefix}PORT": str(self.ports[name])}
+        self.replica_ports[key] = port = free_port()
+        replica_id = f"{key}@{socket.gethostname()}"
+        env = {f"{prefix}PORT": str(port), "POD_NAME": replica_id, "RINGLINE_REPLICA_ID": replica_id,
+               f"{prefix}REPLICA_ID": replica_id}
+        if name == "telephony":  # signatures and TwiML URLs name the proxy, the edges' one public URL
+            env[f"{prefix}PUBLIC_URL"] = os.environ.get(f"{prefix}PUBLIC_URL") or self.edge_url
+        return env
+
+    def _start_service(self, name: str, key: str | None = None) -> None:
+        key = key or name
         prefix = f"RINGLINE_{name.upper()}_"
         env = {
             **os.environ,
@@ -157,12 +222,13 @@ class Stack:
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
             **self.env,
+            **self._replica_env(name, key),
         }
-        self._spawn(name, [sys.executable, "-m", f"ringline.services.{name}"], env)
+        self._spawn(key, [sys.executable, "-m", f"ringline.services.{name}"], env)
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        pending = set(self.services)
+        pending = {key for name in self.services for key in self._keys(name)}
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 for name in sorted(pending):
@@ -177,20 +243,25 @@ class Stack:
 
     def _healthy(self, client: httpx.Client, name: str) -> bool:
         """`/health` answers ok *from this service* (not from whatever else took the port)."""
+        service = name.rsplit("-", 1)[0] if name not in SERVICES else name
         try:
-            response = client.get(f"http://127.0.0.1:{self.ports[name]}/health")
-            return response.status_code == 200 and response.json().get("service") == name
+            response = client.get(f"http://127.0.0.1:{self.port_of(name)}/health")
+            return response.status_code == 200 and response.json().get("service") == service
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the services (edge first, so calls end cleanly), then nats-server."""
-        order = [n for n in ("telephony", "brain", "stt", "tts", "memory") if n in self.processes]
+        """SIGTERM the services (edge first, so calls end cleanly), then nats-server. The edges get
+        SIGINT: with the whole stack going there is no edge to hand a call over to (a SIGTERM'd
+        edge would drain), so their calls end now."""
+        order = [key for n in ("telephony", "brain", "stt", "tts", "memory") for key in self._keys(n)
+                 if key in self.processes]
+        order += ["proxy"] if "proxy" in self.processes else []
         for group in (order, ["nats"] if "nats" in self.processes else []):
             for name in group:
                 proc = self.processes[name]
                 if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
+                    proc.send_signal(signal.SIGINT if name.startswith("telephony") else signal.SIGTERM)
             deadline = time.monotonic() + timeout
             for name in group:
                 proc = self.processes[name]

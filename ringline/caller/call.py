@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from . import twilio_sim
+from .failover import ActionFollower
 from .line import PhoneLine
 from .record import fetch_record
 from .records_merge import merge_record
@@ -70,6 +71,8 @@ async def place_call(
     An outbound call placed by `POST /calls` is answered with `voice_path` (its webhook path and
     query), `call_sid` (Twilio's) and `answered_by` (`human`, `machine_start`, ...); `caller` is
     then the number it was placed from and `callee` the one answering.
+    A stream that ends while the call is up is followed through `<Connect action>` as Twilio does;
+    `CallResult.reconnects` says when, and the gap the caller heard.
     """
     from websockets.asyncio.client import connect
 
@@ -92,7 +95,10 @@ async def place_call(
             headers[twilio_sim.SIGNATURE_HEADER] = twilio_sim.signature(auth_token, target.url)
         async with connect(target.url, additional_headers=headers, open_timeout=connect_timeout,
                            max_size=2**20, ping_interval=None) as ws:
-            line = PhoneLine(ws, twilio_sim.StreamMessages(result.stream_sid, call_sid, account_sid))
+            follower = ActionFollower(url, form, account_sid, auth_token=auth_token, public_url=public_url,
+                                      timeout=connect_timeout)
+            follower.action = target.action
+            line = PhoneLine(ws, twilio_sim.StreamMessages(result.stream_sid, call_sid, account_sid), follower)
             await line.open(target.parameters)
             try:
                 await ScenarioRunner(line, result, timeouts).run(scenario, garbage_after_greeting)
@@ -103,6 +109,9 @@ async def place_call(
             if hung_up_by_agent and line.close_code not in (1000, None):
                 result.problems.append(f"the edge closed the stream: {line.close_code} {line.close_reason}")
             result.problems.extend(dict.fromkeys(line.unexpected))  # unique, in order
+            result.reconnects = line.reconnects
+            result.problems.extend(f"the stream dropped ({r.close_code}) and the call could not go on: {r.error}"
+                                   for r in line.reconnects if r.error and r.reconnected_at is None)
     except Exception as exc:
         log.debug("call failed", exc_info=True)
         result.problems.append(f"call failed: {exc!r}" if not isinstance(exc, RuntimeError) else str(exc))

@@ -5,6 +5,11 @@ mu-law silence between utterances) and echoes marks once the audio before them h
 a receiver task feeds agent audio, marks and `clear` into the playback emulator. All socket
 writes happen in the sender task, so they never interleave. Everything seen and done is also
 written to a `Timeline`, for the verdicts computed after the call.
+
+With an `ActionFollower`, a stream the edge ends (or loses) while the call is up is followed as
+Twilio does (see `failover`): the receiver requests the action URL and carries on on the new
+stream; meanwhile the caller goes on talking into the void, and the audio that had not played
+is gone with the old stream. `closed` is set only when the call is over.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .failover import ActionFollower, Reconnect
 from .playback import PlaybackEmulator
 from .speech import FRAME_BYTES, SILENCE, Utterance
 from .timeline import Timeline
@@ -69,9 +75,14 @@ class Listening:
 
 
 class PhoneLine:
-    def __init__(self, ws: Any, messages: StreamMessages) -> None:
+    def __init__(self, ws: Any, messages: StreamMessages, follower: ActionFollower | None = None) -> None:
         self.ws = ws
         self.messages = messages
+        self.follower = follower
+        self.reconnects: list[Reconnect] = []
+        self._down = False  # between two streams of the call
+        self._after_reconnect: Reconnect | None = None  # waiting for its first agent audio
+        self._stream_base = 0  # frames sent before the current stream began (its timestamps start at 0)
         self.playback = PlaybackEmulator()
         self.timeline = Timeline()
         self.closed = asyncio.Event()
@@ -185,14 +196,16 @@ class PhoneLine:
         try:
             while not self._stopping and not self.closed.is_set():
                 now = time.time()
-                for name in self.playback.due_marks(now):
-                    self._echoes.append((self.messages.mark(name), name, False))
-                while self._echoes:
-                    raw, mark, cleared = self._echoes.popleft()
-                    await self.ws.send(raw)
-                    if mark:
-                        self.timeline.echo(time.time(), mark, cleared)
-                await self.ws.send(self.messages.media(self._next_frame(now), sent * 20))
+                if self._down:
+                    self._next_frame(now)  # the caller goes on talking; nothing carries it
+                    self._stream_base = sent + 1
+                else:
+                    try:
+                        await self._send_due(now, (sent - self._stream_base) * 20)
+                    except Exception:
+                        if self.follower is None:
+                            raise
+                        # the stream is gone: the receiver follows the action; this frame is lost
                 sent += 1
                 delay = start + sent * FRAME_S - loop.time()
                 if delay < -0.2:  # stalled: carry on in real time rather than send a burst
@@ -206,19 +219,60 @@ class PhoneLine:
             for speaking in self._speaking:  # release anyone waiting on unfinished speech
                 speaking.done.set()
 
+    async def _send_due(self, now: float, timestamp_ms: int) -> None:
+        for name in self.playback.due_marks(now):
+            self._echoes.append((self.messages.mark(name), name, False))
+        while self._echoes:
+            raw, mark, cleared = self._echoes.popleft()
+            await self.ws.send(raw)
+            if mark:
+                self.timeline.echo(time.time(), mark, cleared)
+        await self.ws.send(self.messages.media(self._next_frame(now), timestamp_ms))
+
     # ---------------------------------------------------------------------- the receiver
 
     async def _receive_loop(self) -> None:
         try:
-            async for raw in self.ws:
-                self._on_message(raw)
-        except Exception as exc:
-            log.debug("receiver stopped: %r", exc)
+            while True:
+                try:
+                    async for raw in self.ws:
+                        self._on_message(raw)
+                except Exception as exc:
+                    log.debug("receiver stopped: %r", exc)
+                self.close_code = getattr(self.ws, "close_code", None)
+                self.close_reason = getattr(self.ws, "close_reason", "") or ""
+                if self._stopping or self.follower is None or not await self._follow():
+                    return
         finally:
-            self.close_code = getattr(self.ws, "close_code", None)
-            self.close_reason = getattr(self.ws, "close_reason", "") or ""
             self.timeline.close(time.time(), "agent")
             self.closed.set()
+
+    async def _follow(self) -> bool:
+        """The stream ended while the call is up: follow the action to the call's next stream
+        (False when the call is over)."""
+        assert self.follower is not None
+        now = time.time()
+        heard = min(self.playback.clock, now) if self.last_media_at else None
+        drop = Reconnect(dropped_at=now, close_code=self.close_code, close_reason=self.close_reason,
+                         last_agent_audio_at=heard)
+        self._down = True
+        self.playback.on_clear(now)  # what the old stream had not played is gone with it
+        self._echoes.clear()  # and its marks never come back
+        self.reconnects.append(drop)
+        stream = await self.follower.follow(drop)
+        if stream is None or self._stopping:
+            if stream is not None:
+                await stream.ws.close()
+            return False
+        self.ws, self.messages = stream.ws, stream.messages
+        await self.ws.send(self.messages.connected())
+        await self.ws.send(self.messages.start(stream.parameters))
+        drop.reconnected_at, drop.stream_sid, drop.error = time.time(), stream.messages.stream_sid, ""
+        self._after_reconnect = drop
+        self._down = False
+        log.info("stream dropped (%s %s): reconnected in %.0f ms", drop.close_code, drop.close_reason,
+                 drop.reconnect_ms or 0)
+        return True
 
     def _on_message(self, raw: str | bytes) -> None:
         now = time.time()
@@ -239,6 +293,9 @@ class PhoneLine:
                 self.unexpected.append(f"media frame of {len(audio)} bytes (Twilio expects 160)")
             self.playback.on_media(now, audio)
             self.timeline.media(now)
+            if self._after_reconnect is not None:
+                self._after_reconnect.first_agent_audio_at = now
+                self._after_reconnect = None
             self.last_media_at = now
             if window is not None:
                 if window.first_media_at is None:

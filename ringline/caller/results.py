@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from ringline.contracts.messages import CallRecord
 
+from .failover import Reconnect
+
 
 @dataclass
 class TurnResult:
@@ -66,6 +68,7 @@ class CallResult:
     ended_at: float = 0.0
     hung_up_after_goodbye: bool | None = None  # the agent ended the call: only once its last audio had played?
     unplayed_at_hangup_ms: float | None = None  # agent audio still to play when the agent ended the call
+    reconnects: list[Reconnect] = field(default_factory=list)  # streams that ended while the call was up
 
     @property
     def ok(self) -> bool:
@@ -88,4 +91,6 @@ class CallResult:
         data["record"] = self.record.model_dump(mode="json") if self.record else None
         data["ok"] = self.ok
         data["false_cutoffs"] = self.false_cutoffs
+        for out, reconnect in zip(data["reconnects"], self.reconnects, strict=True):
+            out.update(reconnect_ms=reconnect.reconnect_ms, gap_ms=reconnect.gap_ms)
         return data

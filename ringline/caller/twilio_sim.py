@@ -58,19 +58,42 @@ class TwimlError(ValueError):
     """The voice webhook answered with something other than a `<Connect><Stream>`."""
 
 
+def action_form(call_sid: str, account_sid: str, caller: str, callee: str, direction: str = "inbound") -> dict[str, str]:
+    """The form fields Twilio POSTs to a `<Connect action>` URL when the stream has ended and the
+    call is still up."""
+    form = voice_webhook_form(call_sid, account_sid, caller, callee)
+    form.update(CallStatus="in-progress", Direction=direction)
+    return form
+
+
 @dataclass(frozen=True)
 class StreamTarget:
     url: str
     parameters: dict[str, str]
+    action: str = ""  # the `<Connect action>` URL: Twilio requests it when the stream ends
 
 
-def read_twiml(xml: str) -> StreamTarget:
+def _root(xml: str) -> ElementTree.Element:
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError as exc:
-        raise TwimlError(f"the voice webhook did not return XML: {exc}") from None
+        raise TwimlError(f"the webhook did not return XML: {exc}") from None
     if root.tag != "Response":
         raise TwimlError(f"TwiML root is <{root.tag}>, expected <Response>")
+    return root
+
+
+def read_action_twiml(xml: str) -> StreamTarget | None:
+    """The answer to a `<Connect action>` request: a new stream to connect, or None when the call
+    is to end (`<Hangup/>`, or no verb left, as Twilio does)."""
+    root = _root(xml)
+    if root.find("./Connect/Stream") is None:
+        return None
+    return read_twiml(xml)
+
+
+def read_twiml(xml: str) -> StreamTarget:
+    root = _root(xml)
     stream = root.find("./Connect/Stream")
     if stream is None or not stream.get("url"):
         raise TwimlError("TwiML has no <Connect><Stream url=...>")
@@ -78,7 +101,9 @@ def read_twiml(xml: str) -> StreamTarget:
     if not url.startswith(("ws://", "wss://")):
         raise TwimlError(f"stream URL {url!r} is not a ws:// or wss:// URL")
     params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter") if p.get("name")}
-    return StreamTarget(url=url, parameters=params)
+    connect = root.find("./Connect")
+    action = connect.get("action", "") if connect is not None else ""
+    return StreamTarget(url=url, parameters=params, action=action)
 
 
 class StreamMessages:
