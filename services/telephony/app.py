@@ -1,7 +1,8 @@
 """The telephony edge: FastAPI app factory and `main()`. No I/O at import.
 
-Routes: `POST /twilio/voice` (TwiML), `WS /twilio/stream` (Media Streams), `POST /calls`
-(outbound calls), `GET /health`.
+Routes: `POST /twilio/voice` (TwiML), `POST /twilio/action` (a stream ended: reconnect or hang
+up, see `failover`), `WS /twilio/stream` (Media Streams), `POST /calls` (outbound calls),
+`GET /health` (503 while draining, see `drain`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from ringline.contracts.runtime import configure_logging, create_broker, setup_t
 from ringline.contracts.runtime.telemetry import shutdown_telemetry
 
 from .calls_api import calls_router
+from .drain import DrainingServer
+from .failover import EndedCalls, action_router
 from .outbound import OutboundStore
 from .registry import CLOSE_POLICY, CallRegistry
 from .settings import TelephonySettings
 from .signature import SignatureChecker
 from .stream import CallStream
 from .twilio_rest import TwilioCalls
-from .twiml import STREAM_PATH, voice_router
+from .twiml import STREAM_PATH, reconnect_twiml, voice_router
 
 log = logging.getLogger("ringline.telephony")
 
@@ -57,6 +60,7 @@ def create_app(
     twilio = TwilioCalls.from_settings(settings)
     agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
+    ended = EndedCalls(broker, settings.ended_bucket, settings.ended_ttl_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +83,8 @@ def create_app(
     app.state.settings = settings
     app.include_router(voice_router(settings, checker, agents, outbound))
     app.include_router(calls_router(settings, agents, outbound, twilio))
+    app.include_router(action_router(settings, checker, ended,
+                                     lambda form, agent, call_id: reconnect_twiml(checker, form, agent, call_id)))
 
     @app.websocket(STREAM_PATH)
     async def stream(ws: WebSocket) -> None:
@@ -86,7 +92,7 @@ def create_app(
         if not checker.check_websocket(STREAM_PATH, ws.url.query, ws.headers):
             await ws.close(code=CLOSE_POLICY, reason="invalid Twilio signature")
             return
-        await CallStream(ws, broker, settings, registry, twilio, agents).run()
+        await CallStream(ws, broker, settings, registry, twilio, agents, ended).run()
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
@@ -94,9 +100,10 @@ def create_app(
             ok = await broker.ping(timeout=2.0)
         except Exception:
             ok = False
-        body = {"status": "ok" if ok else "nats unreachable", "service": "telephony",
+        status = "draining" if registry.draining else "ok" if ok else "nats unreachable"
+        body = {"status": status, "service": "telephony", "replica": settings.replica_id,
                 "active_calls": len(registry.calls)}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     return app
 
@@ -115,17 +122,21 @@ def main() -> None:
     settings = TelephonySettings()
     configure_logging("telephony", settings.log_level)
     setup_telemetry("telephony", settings.otlp_endpoint)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.max_message_bytes,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,  # keep the one log format set by configure_logging
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        lifespan="on",
+    )
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            ws_max_size=settings.max_message_bytes,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            log_config=None,  # keep the one log format set by configure_logging
-            timeout_graceful_shutdown=int(settings.drain_timeout_s),
-            lifespan="on",
-        )
+        DrainingServer(config, app.state.registry, settings.drain_deadline_s).run()
+    except KeyboardInterrupt:  # uvicorn raises SIGINT again once it has shut down
+        pass
     finally:
         shutdown_telemetry()

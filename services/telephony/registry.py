@@ -23,6 +23,7 @@ class CallRegistry:
     def __init__(self) -> None:
         self.streams: set[CallStream] = set()
         self.calls: dict[str, CallStream] = {}
+        self.draining = False  # SIGTERM: unready, serving its calls until they end or hand over (`drain`)
 
     async def shutdown(self, timeout: float) -> None:
         streams = list(self.streams)

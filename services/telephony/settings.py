@@ -47,6 +47,15 @@ class TelephonySettings(ServiceSettings):
     outbound_ttl_s: float = Field(
         default=86400.0, gt=0, description="how long an outbound call's context is kept for its answer",
     )
+    ended_bucket: str = Field(
+        default="ringline-edge-ended", description="JetStream KV bucket of calls that are over: their "
+        "`<Connect action>` request is answered `<Hangup/>`, any other call's reconnects (failover)",
+    )
+    ended_ttl_s: float = Field(default=3600.0, gt=0, description="how long an ended call is remembered there")
+    drain_deadline_s: float = Field(
+        default=25.0, ge=0, description="on SIGTERM the edge turns unready and serves its calls this long; then "
+        "it ends their streams and Twilio reconnects them to another replica (keep the pod's grace period longer)",
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")
     max_buffered_frames: int = Field(

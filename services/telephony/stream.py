@@ -14,6 +14,10 @@ Transfer: `Control(transfer, target)` moves the call to `target` through Twilio'
 (`<Dial>`), records a `call.transfer` event with the outcome, then closes the stream; without
 Twilio credentials the stream is closed as after a hang-up.
 Agents: at `start` the agent's voice and vocabulary join `CallStart.custom` (see `routing`).
+Failover (see `failover`): a stream that starts with `takeover=1` re-attaches to a live call
+(no `calls.start`; an `edge.takeover` event instead); `hand_over()` (a draining edge at its
+deadline) closes the stream without ending the call, so Twilio reconnects it elsewhere. A call
+that ends for good is written to the ended-calls bucket before its stream closes.
 """
 
 from __future__ import annotations
@@ -31,14 +35,15 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from ringline.contracts import subjects
 from ringline.contracts.agents import WatchedAgentBook
-from ringline.contracts.events import CALL_TRANSFER, EDGE_CLEAR, TURN_FIRST_AUDIO
+from ringline.contracts.events import CALL_TRANSFER, EDGE_CLEAR, EDGE_HANDOVER, EDGE_TAKEOVER, TURN_FIRST_AUDIO
 from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control, TurnTiming
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
 from . import twilio_protocol as tp
+from .failover import EndedCalls, is_takeover
 from .outbox import Outbox
 from .playout import ClearSent, Playout
-from .registry import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CallRegistry
+from .registry import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CallRegistry
 from .routing import call_options
 from .settings import TelephonySettings
 from .twilio_rest import TwilioCalls, move_call
@@ -53,13 +58,14 @@ _DISCONNECT_REASONS = {1000: "caller hung up", 1001: "caller hung up", 1005: "ca
 class CallStream:
     def __init__(self, ws: WebSocket, broker: NatsBroker, settings: TelephonySettings,
                  registry: CallRegistry, twilio: TwilioCalls | None = None,
-                 agents: WatchedAgentBook | None = None) -> None:
+                 agents: WatchedAgentBook | None = None, ended: EndedCalls | None = None) -> None:
         self.ws = ws
         self.broker = broker
         self.settings = settings
         self.registry = registry
         self.twilio = twilio
         self.agents = agents
+        self.ended = ended
         self.outbox = Outbox(ws.send_text)
         self.playout: Playout | None = None
         self.done = asyncio.Event()
@@ -76,6 +82,7 @@ class CallStream:
         self._ended = False
         self._hangup: asyncio.Task[None] | None = None  # an agent hang-up or a transfer
         self._transfer = False
+        self._handed_over = False  # the stream closes, the call goes on (elsewhere)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -116,6 +123,13 @@ class CallStream:
         if now:
             self._stopping.set()
 
+    def hand_over(self, reason: str = "edge draining") -> None:
+        """Close the stream but not the call: Twilio requests the action URL and the call
+        reconnects to another replica. A call already ending ends as it was going to."""
+        if self._close is None:
+            self._handed_over = True
+            self.request_close(CLOSE_GOING_AWAY, reason)
+
     async def _close_socket(self) -> None:
         code, reason = self._close or (CLOSE_NORMAL, "")
         if self.ws.application_state != WebSocketState.CONNECTED or self.ws.client_state != WebSocketState.CONNECTED:
@@ -134,6 +148,11 @@ class CallStream:
         if bus is None:
             log.info("socket closed before `start` (%s)", reason)
             return
+        if self._handed_over:
+            await self._release(bus, reason)
+            return
+        if self.ended is not None:  # before the socket closes: its action request must find it
+            await self.ended.mark(self.call_id, reason)
         try:
             await bus.publish(CallEnd(call_id=self.call_id, reason=reason), subjects.CALLS_END)
             await bus.publish(Control(call_id=self.call_id, action="ended", reason=reason),
@@ -148,6 +167,24 @@ class CallStream:
                 self._span.set_attribute("call.end_reason", reason)
                 self._span.end()
         log.info("call %s ended: %s", self.call_id, reason)
+
+    async def _release(self, bus: CallBus, reason: str) -> None:
+        """A handed-over stream: drop the call's subscriptions here, publish no end."""
+        try:
+            await bus.publish(CallEvent(call_id=self.call_id, name=EDGE_HANDOVER,
+                                        data={"stream_sid": self.stream_sid, "reason": reason,
+                                              "replica": self.settings.replica_id}),
+                              subjects.event(self.call_id))
+        except Exception:
+            log.exception("call %s: publishing the handover failed", self.call_id)
+        finally:
+            await bus.close()
+            if self.registry.calls.get(self.call_id) is self:
+                del self.registry.calls[self.call_id]
+            if self._span is not None:
+                self._span.set_attribute("call.handed_over", True)
+                self._span.end()
+        log.info("call %s: stream handed over (%s); the call goes on", self.call_id, reason)
 
     # ---------------------------------------------------------------------------- reading
 
@@ -221,6 +258,10 @@ class CallStream:
             self.request_close(CLOSE_POLICY, "invalid callSid", "edge closed: invalid callSid")
             log.warning("rejected a stream: %s", exc)
             return
+        takeover = is_takeover(start.custom_parameters)
+        if takeover and call_id in self.registry.calls:  # the old stream here has not noticed it is gone
+            self.registry.calls[call_id].hand_over("reconnected")
+            del self.registry.calls[call_id]
         if call_id in self.registry.calls:
             self.request_close(CLOSE_POLICY, "call already streaming", "edge closed: duplicate stream")
             log.warning("rejected a second stream for call %s", call_id)
@@ -235,16 +276,25 @@ class CallStream:
                 call = call.model_copy(update={"custom": {**call.custom, **options}})
         self._span = tracer("telephony").start_span(
             "call", context=Context(), kind=trace.SpanKind.SERVER,
-            attributes={"call.id": call_id, "call.agent_id": call.agent_id, "call.stream_sid": start.stream_sid},
+            attributes={"call.id": call_id, "call.agent_id": call.agent_id, "call.stream_sid": start.stream_sid,
+                        "call.takeover": takeover},
         )
         bus = CallBus(self.broker, call_id)
         self.bus = bus
         # Subscribe first, so no agent audio or control published in answer to the start is missed.
         await bus.subscribe(subjects.audio_out(call_id), self._on_agent_audio)
         await bus.subscribe(subjects.control(call_id), self._on_control)
-        await bus.publish(call, subjects.CALLS_START, headers=inject_headers(trace.set_span_in_context(self._span)))
-        log.info("call %s started: agent %s, from %r to %r (%d early frames)",
-                 call_id, call.agent_id, call.caller, call.callee, len(self._early))
+        if takeover:  # a live call reconnected here: carry on, start nothing
+            await bus.publish(CallEvent(call_id=call_id, name=EDGE_TAKEOVER, at=now,
+                                        data={"stream_sid": start.stream_sid, "replica": self.settings.replica_id}),
+                              subjects.event(call_id))
+            log.info("call %s re-attached on this edge (stream %s, %d early frames)",
+                     call_id, start.stream_sid, len(self._early))
+        else:
+            await bus.publish(call, subjects.CALLS_START,
+                              headers=inject_headers(trace.set_span_in_context(self._span)))
+            log.info("call %s started: agent %s, from %r to %r (%d early frames)",
+                     call_id, call.agent_id, call.caller, call.callee, len(self._early))
         if self._early_dropped:
             log.warning("call %s: %d media frames before `start` did not fit the buffer", call_id, self._early_dropped)
         while self._early:

@@ -17,6 +17,7 @@ from twilio.twiml.voice_response import Connect, Parameter, Stream, VoiceRespons
 
 from ringline.contracts.agents import WatchedAgentBook
 
+from .failover import ACTION_PATH, TAKEOVER_PARAM, action_query
 from .outbound import OutboundContext, OutboundStore
 from .routing import route_agent
 from .settings import TelephonySettings
@@ -28,10 +29,11 @@ STREAM_PATH = "/twilio/stream"
 log = logging.getLogger("ringline.telephony.twiml")
 
 
-def connect_stream_twiml(stream_url: str, parameters: dict[str, str]) -> str:
-    """`<Response><Connect><Stream url=...><Parameter .../>...` as an XML string."""
+def connect_stream_twiml(stream_url: str, parameters: dict[str, str], action: str | None = None) -> str:
+    """`<Response><Connect action=...><Stream url=...><Parameter .../>...` as an XML string.
+    Twilio requests `action` when the stream ends: see `failover`."""
     response = VoiceResponse()
-    connect = Connect()
+    connect = Connect(action=action) if action else Connect()
     stream = Stream(url=stream_url)
     for name, value in parameters.items():
         stream.append(Parameter(name=name, value=value))
@@ -64,6 +66,14 @@ def outbound_parameters(form: dict[str, str], outbound_id: str, context: Outboun
     }
 
 
+def reconnect_twiml(checker: SignatureChecker, form: dict[str, str], agent: str, call_id: str) -> str:
+    """The answer to an action request of a call that goes on: the same `<Connect action><Stream>`
+    as the voice webhook's, plus `takeover=1` so the edge re-attaches to the live call."""
+    params = {**stream_parameters(form, agent), "call_sid": call_id, TAKEOVER_PARAM: "1"}
+    return connect_stream_twiml(checker.ws_url(STREAM_PATH), params,
+                                checker.http_url(ACTION_PATH, action_query(call_id, agent)))
+
+
 def voice_router(settings: TelephonySettings, checker: SignatureChecker, agents: WatchedAgentBook,
                  outbound: OutboundStore | None = None) -> APIRouter:
     router = APIRouter()
@@ -84,7 +94,8 @@ def voice_router(settings: TelephonySettings, checker: SignatureChecker, agents:
         if outbound_id:
             params.update(outbound_parameters(form, outbound_id, context))
         stream_url = checker.ws_url(STREAM_PATH)
-        twiml = connect_stream_twiml(stream_url, params)
+        twiml = connect_stream_twiml(stream_url, params, checker.http_url(ACTION_PATH, action_query(
+            form.get("CallSid", ""), agent)))
         log.info("call %s from %s to %s: streaming to %s (agent %s%s)",
                  form.get("CallSid", "?"), form.get("From", "?"), form.get("To", "?"), stream_url, agent,
                  f", outbound, answered by {params['answered_by']}" if outbound_id else "")
