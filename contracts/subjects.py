@@ -79,3 +79,8 @@ EVENT_PATTERN = "call.{call_id}.event"
 
 ALL_CALL_SUBJECTS_WILDCARD = "call.>"
 EVENT_WILDCARD = "call.*.event"
+# What the edge's live dashboard and softphone watch on every call (never audio).
+TRANSCRIPT_WILDCARD = "call.*.transcript"
+REPLY_WILDCARD = "call.*.reply"
+SPEECH_WILDCARD = "call.*.speech"
+CONTROL_WILDCARD = "call.*.control"

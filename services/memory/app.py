@@ -109,7 +109,7 @@ class MemoryService:
 
     async def list_calls(self, request: CallListRequest) -> list[CallSummary]:
         assert self.store is not None
-        return await self.store.list(request.limit)
+        return await self.store.list(request)
 
     async def get_call(self, request: CallGetRequest) -> CallGetReply:
         assert self.store is not None

@@ -9,6 +9,9 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+from opentelemetry.context import Context
+
 from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
 from ringline.contracts.events import VOICEMAIL_MESSAGE, VOICEMAIL_STARTED
@@ -28,6 +31,14 @@ log = logging.getLogger("ringline.memory")
 
 VOICEMAIL_SLACK_S = 60.0  # the prompt plays before the message; kept on top of the message's max length
 AfterCall = Callable[["MemorySession"], Awaitable[None]]
+
+
+def trace_id(context: Context | None) -> str:
+    """The call's trace id (32 hex digits) from the `calls.start` headers; "" without one."""
+    if context is None:
+        return ""
+    span_context = trace.get_current_span(context).get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else ""
 
 
 class MemorySession(CallSession):
@@ -51,6 +62,7 @@ class MemorySession(CallSession):
         self.tape: CallTape | None = CallTape(self.agent.limits.max_call_s + 60) if self.agent.record_audio else None
 
     async def start(self) -> None:
+        self.recorder.record.trace_id = trace_id(self.trace_context)
         await self.bus.subscribe(subjects.transcript(self.call_id), self.on_transcript)
         await self.bus.subscribe(subjects.reply(self.call_id), self.on_reply)
         await self.bus.subscribe(subjects.event(self.call_id), self.on_event)

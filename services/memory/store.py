@@ -9,7 +9,7 @@ from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from ringline.contracts.codec import MalformedMessage, pack, unpack
-from ringline.contracts.messages import CallRecord, CallSummary
+from ringline.contracts.messages import CallListRequest, CallRecord, CallSummary
 
 log = logging.getLogger("ringline.memory.store")
 
@@ -58,10 +58,31 @@ class CallStore:
                 records.append(record)
         return records
 
-    async def list(self, limit: int) -> list[CallSummary]:
-        summaries = [summarize(record) for record in await self.records()]
+    async def list(self, request: CallListRequest) -> list[CallSummary]:
+        summaries = [summarize(record) for record in await self.records() if matches(record, request)]
         summaries.sort(key=lambda s: s.started_at, reverse=True)
-        return summaries[:limit]
+        return summaries[:request.limit]
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def matches(record: CallRecord, request: CallListRequest) -> bool:
+    """Does the call pass the request's filters (agent, a part of either number, start time)?"""
+    if request.agent_id and record.agent_id != request.agent_id:
+        return False
+    if request.since and record.started_at < request.since:
+        return False
+    if request.until and record.started_at >= request.until:
+        return False
+    if request.number.strip():
+        wanted = _digits(request.number)
+        numbers = (record.caller, record.callee)
+        if wanted:
+            return any(wanted in _digits(n) for n in numbers)
+        return any(request.number.strip().lower() in n.lower() for n in numbers)  # "browser", a SIP name
+    return True
 
 
 def summarize(record: CallRecord) -> CallSummary:
@@ -69,6 +90,8 @@ def summarize(record: CallRecord) -> CallSummary:
         call_id=record.call_id,
         agent_id=record.agent_id,
         caller=record.caller,
+        callee=record.callee,
+        direction=record.direction,
         started_at=record.started_at,
         ended_at=record.ended_at,
         turns=len(record.turns),

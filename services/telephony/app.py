@@ -30,6 +30,7 @@ from .settings import TelephonySettings
 from .signature import SignatureChecker
 from .stream import CallStream
 from .twilio_rest import TwilioCalls
+from .web import web_router
 from .twiml import STREAM_PATH, reconnect_twiml, voice_router
 
 log = logging.getLogger("ringline.telephony")
@@ -83,6 +84,7 @@ def create_app(
     app.state.settings = settings
     app.include_router(voice_router(settings, checker, agents, outbound))
     app.include_router(calls_router(settings, agents, outbound, twilio))
+    app.include_router(web_router(settings, broker, registry, agents))  # /phone, /dashboard
     app.include_router(action_router(settings, checker, ended,
                                      lambda form, agent, call_id: reconnect_twiml(checker, form, agent, call_id)))
 

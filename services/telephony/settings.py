@@ -56,6 +56,19 @@ class TelephonySettings(ServiceSettings):
         default=25.0, ge=0, description="on SIGTERM the edge turns unready and serves its calls this long; then "
         "it ends their streams and Twilio reconnects them to another replica (keep the pod's grace period longer)",
     )
+    web_token: SecretStr | None = Field(
+        default=None, description="token of the browser softphone (`/phone`) and the dashboard (`/dashboard`); "
+        "required when the edge is reachable beyond this machine (public_url or host not loopback): without "
+        "it those pages are refused there",
+    )
+    jaeger_ui_url: str | None = Field(
+        default=None, description="base URL of the Jaeger UI (http://localhost:16686): the dashboard links each "
+        "call's trace there",
+    )
+    dashboard_live_window_s: float = Field(
+        default=3600.0, gt=0, description="a call the memory service still holds open is listed as live on a "
+        "freshly started edge only if it began within this many seconds",
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")
     max_buffered_frames: int = Field(
