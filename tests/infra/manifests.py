@@ -12,6 +12,10 @@ SECRET_KEYS = {  # which service needs which key
     "CARTESIA_API_KEY": "tts",
     "TWILIO_AUTH_TOKEN": "telephony",
     "TWILIO_ACCOUNT_SID": "telephony",
+    "RINGLINE_TELEPHONY_API_TOKEN": "telephony",
+    "RINGLINE_TELEPHONY_STREAM_SECRET": "telephony",
+    "RINGLINE_TELEPHONY_WEB_TOKEN": "telephony",
+    "RINGLINE_MEMORY_REPORT_SECRET": "memory",
 }
 PROD = ("-f", str(PRODUCTION_VALUES))
 

@@ -3,6 +3,8 @@ three-server cluster in production), and an external NATS replaces the bundled o
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import re
 import subprocess
 import time
@@ -17,6 +19,25 @@ from .manifests import RENDERS, SERVICES, env, main_container, nats_conf, object
 pytestmark = pytest.mark.integration
 
 # -- NATS -------------------------------------------------------------------------------------
+
+def nats_env(docs: list[dict]) -> dict[str, str]:
+    """The NATS pod's environment: its name and the users' passwords from the rendered Secret."""
+    secret = one(docs, "Secret", f"{RELEASE}-nats-users")
+    return {"POD_NAME": f"{RELEASE}-nats-0",
+            **{f"NATS_PASSWORD_{user.upper()}": base64.b64decode(v).decode() for user, v in secret["data"].items()}}
+
+
+async def _logs_in(url: str, user: str | None = None, password: str | None = None) -> bool:
+    import nats
+
+    try:
+        nc = await nats.connect(url, user=user, password=password, allow_reconnect=False, max_reconnect_attempts=0,
+                                connect_timeout=2)
+    except Exception:
+        return False
+    await nc.close()
+    return True
+
 
 def test_nats_runs_jetstream_on_a_pvc(default: list[dict]) -> None:
     sts = one(default, "StatefulSet", f"{RELEASE}-nats")
@@ -50,7 +71,8 @@ def test_rendered_nats_conf_starts_a_jetstream_server(default: list[dict], tmp_p
     (tmp_path / "nats.conf").write_text(conf)
     sts = one(default, "StatefulSet", f"{RELEASE}-nats")
     probes = {p: main_container(sts)[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(tmp_path / "nats.conf")], env={"POD_NAME": f"{RELEASE}-nats-0"},
+    environment = nats_env(default)
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(tmp_path / "nats.conf")], env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 15
@@ -65,6 +87,10 @@ def test_rendered_nats_conf_starts_a_jetstream_server(default: list[dict], tmp_p
             varz = reply.read().decode()
         assert '"server_name": "ringline-nats-0"' in varz
         assert (tmp_path / "data" / "jetstream").is_dir(), "JetStream did not create its store on the data volume"
+        url = f"nats://127.0.0.1:{client}"
+        assert asyncio.run(_logs_in(url, "stt", environment["NATS_PASSWORD_STT"])), "a service cannot log in"
+        assert not asyncio.run(_logs_in(url)), "an anonymous client got in"
+        assert not asyncio.run(_logs_in(url, "stt", environment["NATS_PASSWORD_TTS"])), "a wrong password got in"
     finally:
         proc.terminate()
         proc.wait(10)
@@ -86,7 +112,7 @@ def test_production_nats_is_a_three_server_cluster(production: list[dict], tmp_p
     assert one(production, "PodDisruptionBudget", f"{RELEASE}-nats")["spec"]["maxUnavailable"] == 1
     (tmp_path / "nats.conf").write_text(conf)
     check = subprocess.run([nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")],
-                           env={"POD_NAME": f"{RELEASE}-nats-0"}, capture_output=True, text=True)
+                           env=nats_env(production), capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -168,3 +168,25 @@ ringline.dev/role: service
 {{- add $floor 10 -}}
 {{- end -}}
 {{- end -}}
+
+{{/* NATS users (issue 11) ------------------------------------------------------------------- */}}
+
+{{/* The per-user grants, generated from contracts/runtime/permissions.py. */}}
+{{- define "ringline.nats.permissions" -}}
+{{- .Files.Get "files/nats-permissions.json" -}}
+{{- end -}}
+
+{{/* Secret of the NATS users' passwords (one key per user); empty when services log in otherwise. */}}
+{{- define "ringline.nats.usersSecret" -}}
+{{- $auth := .Values.nats.auth -}}
+{{- if $auth.existingSecret -}}
+{{- $auth.existingSecret -}}
+{{- else if and $auth.enabled (include "ringline.nats.internal" .) -}}
+{{- printf "%s-users" (include "ringline.nats.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* True when the chart's own NATS has one user per service. */}}
+{{- define "ringline.nats.auth" -}}
+{{- if and .Values.nats.auth.enabled (include "ringline.nats.internal" .) -}}true{{- end -}}
+{{- end -}}
