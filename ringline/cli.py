@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     configure(call)
     call.set_defaults(func=cmd_call)
 
-    from .dial import configure as configure_dial, run as run_dial
+    from .dial import configure as configure_dial
+    from .dial import run as run_dial
 
     dial = sub.add_parser("dial", help="the agent calls a number (POST /calls on the edge); --simulate without Twilio")
     configure_dial(dial)

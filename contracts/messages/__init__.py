@@ -16,17 +16,6 @@ from .calls import CallEnd, CallStart
 from .control import Control
 from .dialogue import ReplyChunk, TurnTiming
 from .ownership import Checkpoint, Lease, LiveCall
-from .records import (
-    CallEvent,
-    CallGetReply,
-    CallGetRequest,
-    CallListRequest,
-    CallRecord,
-    CallSummary,
-    SpendReply,
-    SpendRequest,
-    TurnRecord,
-)
 from .recall import (
     CallerMemory,
     CallNotes,
@@ -39,6 +28,17 @@ from .recall import (
     RecallListRequest,
     RecallPutReply,
     RecallPutRequest,
+)
+from .records import (
+    CallEvent,
+    CallGetReply,
+    CallGetRequest,
+    CallListRequest,
+    CallRecord,
+    CallSummary,
+    SpendReply,
+    SpendRequest,
+    TurnRecord,
 )
 from .transcript import SpeechEvent, Transcript
 

@@ -1,12 +1,12 @@
 """Bus runtime shared by every service: settings, broker, call affinity, health, telemetry."""
 
-from .broker import create_broker
 from ..events import STAGE_QUERY, STAGE_READY
+from .broker import create_broker
 from .calls import CallBus, CallSession
 from .leases import CallAnnouncer
-from .router import CallRouter
 from .load import LoadGauge
 from .logs import configure_logging
+from .router import CallRouter
 from .service import serve, service_app
 from .settings import ServiceSettings
 from .telemetry import (

@@ -43,7 +43,7 @@ async def fetch_record(nats_url: str, call_id: str, timeout: float = 3.0) -> tup
                 reply = CallGetReply.model_validate(unpack(msg.data))
             except NoRespondersError:
                 why = "no memory service answers on " + subjects.MEMORY_CALLS_GET
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 why = "the memory service did not answer in time"
             except (MalformedMessage, ValueError) as exc:
                 return None, f"unreadable reply from the memory service: {exc}"

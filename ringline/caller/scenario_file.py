@@ -85,7 +85,7 @@ def _options(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
     return dict(value)
 
 
-def _spoken(value: Any, where: str, base: Path, options: set[str], default: str | None = None):  # noqa: ANN202
+def _spoken(value: Any, where: str, base: Path, options: set[str], default: str | None = None):
     """`step: text`, `step: [parts]` or `step: {text|say: ..., option: ...}`."""
     if isinstance(value, Mapping) and not set(value) <= {"pause_ms", "wav"}:
         opts = _options(value, where, options | {"text", "say"})

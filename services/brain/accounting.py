@@ -19,7 +19,6 @@ from ringline.contracts.pricing import Usage
 from .llm.base import StreamStats
 
 
-
 def stream_usages(stats: StreamStats) -> list[Usage]:
     """The stream's own usage, then what failed attempts in it consumed."""
     own = stats.usage()

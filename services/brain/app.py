@@ -11,6 +11,7 @@ joined and verified there, never at import). `python -m ringline.services.brain`
 from __future__ import annotations
 
 from faststream.asgi import AsgiFastStream
+
 from ringline.contracts.agents import open_agent_book
 from ringline.contracts.messages import CallStart
 from ringline.contracts.runtime import (

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+
 from ringline.contracts.agents import WebhookTool
 
 from .llm.base import ToolCall, ToolSpec

@@ -4,17 +4,6 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from ringline.contracts.pricing import DEFAULT_PRICES, PriceTable, Usage, call_cost, turn_cost
-from ringline.contracts.messages import (
-    CallEvent,
-    CallRecord,
-    CallStart,
-    ReplyChunk,
-    Transcript,
-    TurnRecord,
-    now,
-)
-from ringline.contracts.messages.records import SummaryRecord, TransferRecord, VoicemailRecord
 from ringline.contracts.events import (
     CALL_SUMMARY,
     CALL_TRANSFER,
@@ -30,6 +19,17 @@ from ringline.contracts.events import (
     VOICEMAIL_MESSAGE,
     VOICEMAIL_STARTED,
 )
+from ringline.contracts.messages import (
+    CallEvent,
+    CallRecord,
+    CallStart,
+    ReplyChunk,
+    Transcript,
+    TurnRecord,
+    now,
+)
+from ringline.contracts.messages.records import SummaryRecord, TransferRecord, VoicemailRecord
+from ringline.contracts.pricing import DEFAULT_PRICES, PriceTable, Usage, call_cost, turn_cost
 
 
 class CallRecorder:

@@ -25,8 +25,8 @@ from collections import deque
 from typing import Literal
 
 from ringline.contracts import subjects
-from ringline.contracts.events import STAGE_QUERY, STAGE_READY, STT_UTTERANCE
 from ringline.contracts.audio import mulaw_decode
+from ringline.contracts.events import STAGE_QUERY, STAGE_READY, STT_UTTERANCE
 from ringline.contracts.messages import AudioFrame, CallEvent, CallStart, SpeechEvent, Transcript, TurnTiming, now
 from ringline.contracts.pricing import Usage
 from ringline.contracts.runtime import CallBus
@@ -36,8 +36,8 @@ from .deepgram import DeepgramError, DeepgramOptions, DeepgramRecognizer, Deepgr
 from .endofturn import TurnConfig
 from .recognizer import Recognizer
 from .session import SttSession
-from .smart_turn import SmartTurn
 from .settings import SttSettings
+from .smart_turn import SmartTurn
 from .vad import EndpointerConfig
 
 log = logging.getLogger("ringline.stt.cloud")

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from ringline.services.brain.llm.base import StreamStats  # noqa: E402
-from ringline.services.brain.settings import BrainSettings  # noqa: E402
+from ringline.services.brain.llm.base import StreamStats
+from ringline.services.brain.settings import BrainSettings
 
 pytestmark = pytest.mark.integration
 

@@ -49,7 +49,7 @@ class TransferringModel(ChatModel):
         yield ToolCall(id="call_1", name=self.call, arguments={"reason": "wants a person"})
 
 
-def transfers(h) -> list:  # noqa: ANN001
+def transfers(h) -> list:
     return [c for c in h.controls if c.action == "transfer"]
 
 

@@ -99,7 +99,7 @@ def test_read_twiml() -> None:
 # ------------------------------------------------------------------------ audio in
 
 
-def test_wav_any_rate_stereo_to_mulaw_frames(tmp_path, helpers) -> None:  # noqa: ANN001
+def test_wav_any_rate_stereo_to_mulaw_frames(tmp_path, helpers) -> None:
     tone = helpers.tone(0.5, rate=22050)
     path = tmp_path / "stereo.wav"
     with wave.open(str(path), "wb") as w:
@@ -115,7 +115,7 @@ def test_wav_any_rate_stereo_to_mulaw_frames(tmp_path, helpers) -> None:  # noqa
     assert np.abs(mulaw_decode(utterance.audio[2400:4000])).max() > 5000
 
 
-def test_8_bit_wav_is_refused_with_a_reason(tmp_path) -> None:  # noqa: ANN001
+def test_8_bit_wav_is_refused_with_a_reason(tmp_path) -> None:
     path = tmp_path / "u8.wav"
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -183,7 +183,7 @@ def test_cli_options_and_script_order() -> None:
     assert parse().url == "http://127.0.0.1:8080"
 
 
-def test_cli_run_reports_an_unreachable_edge(tmp_path, helpers, capsys) -> None:  # noqa: ANN001
+def test_cli_run_reports_an_unreachable_edge(tmp_path, helpers, capsys) -> None:
     wav = write_wav(tmp_path / "hi.wav", helpers.tone(0.3))
     code = run(parse("--url", f"http://127.0.0.1:{helpers.free_port()}", "--wav", str(wav), "--nats", "", "--json"))
     assert code == 1
@@ -191,6 +191,6 @@ def test_cli_run_reports_an_unreachable_edge(tmp_path, helpers, capsys) -> None:
     assert out["ok"] is False and out["problems"][0].startswith("call failed")
 
 
-def test_cli_run_bad_wav_is_exit_2(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_run_bad_wav_is_exit_2(tmp_path, capsys) -> None:
     assert run(parse("--wav", str(tmp_path / "missing.wav"))) == 2
     assert "missing.wav" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from ringline.services.telephony.settings import TelephonySettings
 pytestmark = pytest.mark.service
 
 
-async def test_a_scripted_conversation(memory_edge, helpers, tmp_path) -> None:  # noqa: ANN001
+async def test_a_scripted_conversation(memory_edge, helpers, tmp_path) -> None:
     agent = memory_edge.agent
     out = tmp_path / "agent.wav"
     result = await place_call(
@@ -57,7 +57,7 @@ async def test_a_scripted_conversation(memory_edge, helpers, tmp_path) -> None: 
         assert abs(wav.getnframes() / 8000 - seconds) < 1.0
 
 
-async def test_agent_hangs_up(memory_edge, helpers) -> None:  # noqa: ANN001
+async def test_agent_hangs_up(memory_edge, helpers) -> None:
     memory_edge.agent.hang_up_after = 1
     result = await place_call(
         memory_edge.url, [helpers.tone_utterance("bye"), helpers.tone_utterance("anyone there?")],
@@ -68,7 +68,7 @@ async def test_agent_hangs_up(memory_edge, helpers) -> None:  # noqa: ANN001
     assert [e.reason for e in memory_edge.agent.ends] == ["agent hung up"]
 
 
-async def test_no_greeting_and_no_reply_are_reported_not_hung_on(memory_edge, helpers) -> None:  # noqa: ANN001
+async def test_no_greeting_and_no_reply_are_reported_not_hung_on(memory_edge, helpers) -> None:
     agent = memory_edge.agent
     agent.greeting_s = 0.0  # an empty greeting: no audio at all
     agent.think_s = 30.0  # never answers in time
@@ -80,7 +80,7 @@ async def test_no_greeting_and_no_reply_are_reported_not_hung_on(memory_edge, he
     assert result.ended_at - result.started_at < 8
 
 
-async def test_unreachable_edge_is_a_problem_not_a_crash(helpers) -> None:  # noqa: ANN001
+async def test_unreachable_edge_is_a_problem_not_a_crash(helpers) -> None:
     result = await place_call(f"http://127.0.0.1:{helpers.free_port()}", [], nats_url=None, connect_timeout=2.0)
     assert not result.ok and result.ended_by == "error"
     assert result.problems[0].startswith("call failed")
@@ -90,7 +90,7 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-async def signed_edge(monkeypatch, edge_settings, helpers) -> AsyncIterator[str]:  # noqa: ANN001
+async def signed_edge(monkeypatch, edge_settings, helpers) -> AsyncIterator[str]:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     settings = TelephonySettings(host=edge_settings.host, port=edge_settings.port)
     assert settings.twilio_auth_token is not None
@@ -102,7 +102,7 @@ async def signed_edge(monkeypatch, edge_settings, helpers) -> AsyncIterator[str]
     await agent.close()
 
 
-async def test_signed_call_over_real_sockets(signed_edge, helpers) -> None:  # noqa: ANN001
+async def test_signed_call_over_real_sockets(signed_edge, helpers) -> None:
     result = await place_call(signed_edge, [helpers.tone_utterance("hi")], auth_token=TOKEN, nats_url=None,
                               reply_timeout=5.0, quiet_s=0.3)
     assert result.ok, result.problems
@@ -110,7 +110,7 @@ async def test_signed_call_over_real_sockets(signed_edge, helpers) -> None:  # n
     assert forged.problems == ["voice webhook answered 403: invalid Twilio signature"]
 
 
-async def test_real_socket_refuses_forged_signature_and_oversize(signed_edge) -> None:  # noqa: ANN001
+async def test_real_socket_refuses_forged_signature_and_oversize(signed_edge) -> None:
     ws_url = signed_edge.replace("http://", "ws://") + "/twilio/stream"
     async with connect(ws_url, additional_headers={"X-Twilio-Signature": "Zm9yZ2Vk"}) as ws:
         with pytest.raises(ConnectionClosed):
@@ -124,7 +124,7 @@ async def test_real_socket_refuses_forged_signature_and_oversize(signed_edge) ->
     assert ws.close_code == 1009
 
 
-async def test_edge_shutdown_mid_call_ends_it_cleanly(edge_settings, helpers) -> None:  # noqa: ANN001
+async def test_edge_shutdown_mid_call_ends_it_cleanly(edge_settings, helpers) -> None:
     broker = create_broker(edge_settings, "telephony")
     agent = helpers.ScriptedAgent(broker)
     agent.attach()
@@ -141,7 +141,7 @@ async def test_edge_shutdown_mid_call_ends_it_cleanly(edge_settings, helpers) ->
     await agent.close()
 
 
-async def test_interrupt_clears_what_the_caller_has_not_heard(memory_edge, helpers) -> None:  # noqa: ANN001
+async def test_interrupt_clears_what_the_caller_has_not_heard(memory_edge, helpers) -> None:
     agent = memory_edge.agent
     agent.greeting_s = 3.0
 

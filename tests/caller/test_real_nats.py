@@ -27,14 +27,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def nats_url(nats_server) -> str:  # noqa: ANN001  (the shared real nats-server of tests/conftest.py)
+def nats_url(nats_server) -> str:
     return nats_server.url
 
 
 class FakeMemory:
     """Keeps what the edge reports and answers `memory.calls.get` like the memory service."""
 
-    def __init__(self, broker) -> None:  # noqa: ANN001
+    def __init__(self, broker) -> None:
         self.records: dict[str, CallRecord] = {}
         self.timings: dict[str, TurnTiming] = {}
         broker.subscriber(subjects.CALLS_START)(self.on_start)
@@ -70,7 +70,7 @@ class FakeMemory:
 
 
 @pytest.fixture
-async def real_edge(nats_url, edge_settings, helpers) -> AsyncIterator[SimpleNamespace]:  # noqa: ANN001
+async def real_edge(nats_url, edge_settings, helpers) -> AsyncIterator[SimpleNamespace]:
     settings = edge_settings.model_copy(update={"nats_url": nats_url})
     agent_broker = create_broker(ServiceSettings(nats_url=nats_url), "agent")
     agent = helpers.ScriptedAgent(agent_broker)
@@ -86,7 +86,7 @@ async def real_edge(nats_url, edge_settings, helpers) -> AsyncIterator[SimpleNam
         await agent_broker.stop()
 
 
-async def test_call_over_real_nats_with_the_record(real_edge, helpers, tmp_path) -> None:  # noqa: ANN001
+async def test_call_over_real_nats_with_the_record(real_edge, helpers, tmp_path) -> None:
     result = await place_call(
         real_edge.url, [helpers.tone_utterance("one"), helpers.tone_utterance("two")],
         nats_url=real_edge.nats_url, out=tmp_path / "agent.wav", reply_timeout=5.0, quiet_s=0.5,
@@ -110,7 +110,7 @@ async def test_call_over_real_nats_with_the_record(real_edge, helpers, tmp_path)
     assert as_json["turns"][2]["stages_ms"]["brain"] == 200.0
 
 
-async def test_no_memory_service_means_caller_numbers_only(nats_url, memory_edge, helpers) -> None:  # noqa: ANN001
+async def test_no_memory_service_means_caller_numbers_only(nats_url, memory_edge, helpers) -> None:
     result = await place_call(memory_edge.url, [helpers.tone_utterance("hi")], nats_url=nats_url,
                               reply_timeout=5.0, quiet_s=0.3, record_timeout=1.0)
     assert result.ok and result.record is None

@@ -36,7 +36,7 @@ QUICK = {"nats_url": None, "reply_timeout": 5.0, "quiet_s": 0.4, "max_reply_s": 
 # ------------------------------------------------------------------------------ scenario files
 
 
-def test_a_yaml_scenario_reads_into_steps(tmp_path: Path, helpers) -> None:  # noqa: ANN001
+def test_a_yaml_scenario_reads_into_steps(tmp_path: Path, helpers) -> None:
     write_wav(tmp_path / "hello.wav", helpers.tone(0.5), 8000)
     path = tmp_path / "booking.yaml"
     path.write_text("""
@@ -84,7 +84,7 @@ def test_bad_scenarios_say_which_step_and_why(steps: list, why: str) -> None:
     assert why in str(err.value)
 
 
-def test_an_inner_pause_is_exactly_that_long_and_silent(helpers) -> None:  # noqa: ANN001
+def test_an_inner_pause_is_exactly_that_long_and_silent(helpers) -> None:
     first, second = helpers.tone_utterance("a", 0.5), helpers.tone_utterance("b", 0.4)
     joined = compose([first, 600, second])
     ((start, end),) = joined.pauses
@@ -97,7 +97,7 @@ def test_an_inner_pause_is_exactly_that_long_and_silent(helpers) -> None:  # noq
 # ------------------------------------------------------------------------------ live calls
 
 
-async def test_an_interruption_is_cleared_quickly_and_nothing_follows(talking_edge, helpers) -> None:  # noqa: ANN001
+async def test_an_interruption_is_cleared_quickly_and_nothing_follows(talking_edge, helpers) -> None:
     scenario = Scenario([Say(helpers.tone_utterance("question")),
                          Interrupt(helpers.tone_utterance("stop", 1.0), after_ms=700)])
     result = await place_call(talking_edge.url, scenario, **QUICK)
@@ -117,7 +117,7 @@ async def test_an_interruption_is_cleared_quickly_and_nothing_follows(talking_ed
     assert "clear after" in format_result(result)
 
 
-async def test_a_backchannel_does_not_stop_the_agent(talking_edge, helpers) -> None:  # noqa: ANN001
+async def test_a_backchannel_does_not_stop_the_agent(talking_edge, helpers) -> None:
     uh_huh = helpers.tone_utterance("uh-huh", 0.2)
     result = await place_call(talking_edge.url, Scenario([Say(helpers.tone_utterance("question")),
                                                           Backchannel(uh_huh, after_ms=800)]), **QUICK)
@@ -130,7 +130,7 @@ async def test_a_backchannel_does_not_stop_the_agent(talking_edge, helpers) -> N
 
 
 @pytest.mark.parametrize(("end_silence_ms", "cut_off"), [(900, False), (200, True)])
-async def test_a_mid_sentence_pause_is_judged(talking_edge, helpers, end_silence_ms: int,  # noqa: ANN001
+async def test_a_mid_sentence_pause_is_judged(talking_edge, helpers, end_silence_ms: int,
                                               cut_off: bool) -> None:
     talking_edge.agent.end_silence_ms = end_silence_ms
     utterance = Say([helpers.tone_utterance("I'd like to book a table", 0.8), Pause(600),
@@ -142,7 +142,7 @@ async def test_a_mid_sentence_pause_is_judged(talking_edge, helpers, end_silence
     assert result.false_cutoffs == int(cut_off)
 
 
-async def test_the_agent_hangs_up_after_its_goodbye_played(talking_edge) -> None:  # noqa: ANN001
+async def test_the_agent_hangs_up_after_its_goodbye_played(talking_edge) -> None:
     result = await place_call(talking_edge.url, Scenario([Dtmf("9"), ExpectHangup(timeout_s=5)]), **QUICK)
     assert result.ok, result.problems
     assert result.ended_by == "agent" and result.step("expect_hangup")[0].agent_hung_up
@@ -151,20 +151,20 @@ async def test_the_agent_hangs_up_after_its_goodbye_played(talking_edge) -> None
     assert "after its goodbye had played" in format_result(result)
 
 
-async def test_an_agent_that_hangs_up_over_its_goodbye_is_caught(talking_edge) -> None:  # noqa: ANN001
+async def test_an_agent_that_hangs_up_over_its_goodbye_is_caught(talking_edge) -> None:
     talking_edge.agent.hangup_early = True
     result = await place_call(talking_edge.url, Scenario([Dtmf("9"), ExpectHangup(timeout_s=5)]), **QUICK)
     assert result.ended_by == "agent"
     assert result.hung_up_after_goodbye is False and result.unplayed_at_hangup_ms > 300
 
 
-async def test_expecting_a_hangup_that_never_comes_is_a_problem(talking_edge) -> None:  # noqa: ANN001
+async def test_expecting_a_hangup_that_never_comes_is_a_problem(talking_edge) -> None:
     result = await place_call(talking_edge.url, Scenario([Wait(200), ExpectHangup(timeout_s=1)]), **QUICK)
     assert result.problems == ["the agent did not hang up within 1 s"]
     assert result.ended_by == "caller" and result.hung_up_after_goodbye is None
 
 
-async def test_the_caller_hangs_up_mid_reply(talking_edge, helpers) -> None:  # noqa: ANN001
+async def test_the_caller_hangs_up_mid_reply(talking_edge, helpers) -> None:
     result = await place_call(talking_edge.url, Scenario([Say(helpers.tone_utterance("question")),
                                                           Hangup(after_ms=500), Say("never said")]), **QUICK)
     assert result.ended_by == "caller"
@@ -174,7 +174,7 @@ async def test_the_caller_hangs_up_mid_reply(talking_edge, helpers) -> None:  # 
     assert [e.reason for e in talking_edge.agent.ends] == ["caller hung up"]
 
 
-def test_the_cli_runs_a_scenario_file(tmp_path: Path, helpers, capsys) -> None:  # noqa: ANN001
+def test_the_cli_runs_a_scenario_file(tmp_path: Path, helpers, capsys) -> None:
     from ringline.caller.cli import configure, run
 
     write_wav(tmp_path / "q.wav", np.concatenate([helpers.tone(0.6), np.zeros(800, np.int16)]), 8000)
@@ -196,7 +196,7 @@ def test_the_cli_runs_a_scenario_file(tmp_path: Path, helpers, capsys) -> None: 
 # ------------------------------------------------------------------------------ verdicts
 
 
-def _timeline(events: list[tuple[float, str, str]]):  # noqa: ANN202
+def _timeline(events: list[tuple[float, str, str]]):
     from ringline.caller.timeline import Timeline
 
     timeline = Timeline()

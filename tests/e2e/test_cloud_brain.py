@@ -20,14 +20,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from ringline.caller import CallResult, place_call  # noqa: E402
-from ringline.caller.report import format_result  # noqa: E402
-from ringline.caller.speech import load_synth, say  # noqa: E402
-from ringline.stack import Stack  # noqa: E402
+from ringline.caller import CallResult, place_call
+from ringline.caller.report import format_result
+from ringline.caller.speech import load_synth, say
+from ringline.stack import Stack
 
-from doubles.anthropic import AnthropicDouble, AnthropicFaults  # noqa: E402
+from doubles.anthropic import AnthropicDouble, AnthropicFaults
 
 pytestmark = pytest.mark.e2e
 

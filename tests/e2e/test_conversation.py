@@ -39,7 +39,7 @@ OTHER_LONG_ASK = "Tell me everything you know about how bread is baked, step by 
 CALL = {"reply_timeout": 40.0, "record_timeout": 10.0, "max_reply_s": 60.0}
 
 
-def call(stack: Stack, voice: Any, steps: list) -> CallResult:  # noqa: ANN401
+def call(stack: Stack, voice: Any, steps: list) -> CallResult:
     scenario = prepare(Scenario(steps), voice)
     result = asyncio.run(place_call(stack.edge_url, scenario, nats_url=stack.url, **CALL))
     print(format_result(result))  # shown when a test fails

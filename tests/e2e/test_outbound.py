@@ -79,12 +79,12 @@ def dial_and_answer(stack: Stack, api: TwilioApi, answered_by: str, says: list[s
 
 
 @pytest.fixture(scope="module")
-def person(outbound_stack, twilio_api, tmp_path_factory):  # noqa: ANN001, ANN201
+def person(outbound_stack, twilio_api, tmp_path_factory):
     out = tmp_path_factory.mktemp("outbound") / "heard.wav"
     return dial_and_answer(outbound_stack, twilio_api, "human", [], out=out)
 
 
-def test_an_outbound_call_is_placed_answered_and_recorded_as_outbound(person, twilio_api) -> None:  # noqa: ANN001
+def test_an_outbound_call_is_placed_answered_and_recorded_as_outbound(person, twilio_api) -> None:
     placed, result = person
     (created,) = [c for c in twilio_api.created if c["sid"] == placed["call_sid"]]
     assert (created["To"], created["From"], created["MachineDetection"]) == (CALLEE, "+15550100001",
@@ -97,14 +97,14 @@ def test_an_outbound_call_is_placed_answered_and_recorded_as_outbound(person, tw
     assert record.direction == "outbound" and record.agent_id == "reception"
 
 
-def test_a_person_answering_hears_the_agent_open_with_the_purpose(person) -> None:  # noqa: ANN001
+def test_a_person_answering_hears_the_agent_open_with_the_purpose(person) -> None:
     _, result = person
     assert result.record is not None
     said = next(t.text for t in result.record.turns if t.speaker == "agent")
     assert said.startswith("Hi, this is Ava, an AI assistant, calling to confirm your dentist appointment"), said
 
 
-def test_an_answering_machine_gets_a_message_and_the_agent_hangs_up(outbound_stack, twilio_api) -> None:  # noqa: ANN001
+def test_an_answering_machine_gets_a_message_and_the_agent_hangs_up(outbound_stack, twilio_api) -> None:
     _, result = dial_and_answer(outbound_stack, twilio_api, "machine_end_beep", [])
     assert result.ok, result.problems
     assert result.ended_by == "agent"

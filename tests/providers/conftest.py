@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ringline.contracts.audio import mulaw_decode  # noqa: E402
-from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer  # noqa: E402
+from ringline.contracts.audio import mulaw_decode
+from ringline.services.stt.deepgram import DeepgramOptions, DeepgramRecognizer
 
-from doubles.audio import frames  # noqa: E402
-from doubles.deepgram import DeepgramDouble, DeepgramFaults  # noqa: E402
+from doubles.audio import frames
+from doubles.deepgram import DeepgramDouble, DeepgramFaults
 
 
 def run_in_fresh_loop(coro: Any) -> Any:

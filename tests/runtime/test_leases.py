@@ -5,7 +5,6 @@ a replica that starts late still claims, a full replica leaves calls to others."
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys

@@ -17,7 +17,7 @@ from ringline.services.stt.app import build_service
 from ringline.services.stt.cloud import DeepgramSession
 from ringline.services.stt.settings import SttSettings
 
-from doubles.deepgram import DeepgramDouble, DeepgramFaults  # noqa: E402
+from doubles.deepgram import DeepgramDouble, DeepgramFaults
 
 pytestmark = pytest.mark.integration
 

@@ -171,7 +171,7 @@ def make_edge(settings: TelephonySettings) -> Iterator[Edge]:
 
     @broker.subscriber("calls.>")
     @broker.subscriber("call.>")
-    async def record(body: dict, msg: NatsMessage) -> None:  # noqa: ANN001
+    async def record(body: dict, msg: NatsMessage) -> None:
         edge = edge_holder[0]
         with edge.lock:
             edge.seen.append((msg.raw_message.subject, body))

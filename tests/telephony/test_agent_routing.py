@@ -41,13 +41,13 @@ def agents_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def routed(tw, agents_file, monkeypatch):  # noqa: ANN001, ANN201
+def routed(tw, agents_file, monkeypatch):
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
     settings = TelephonySettings(public_url="https://edge.example.com", RINGLINE_AGENTS_FILE=str(agents_file))
     yield from tw.make_edge(settings)
 
 
-def agent_for(edge, to: str, query: str = "") -> str:  # noqa: ANN001
+def agent_for(edge, to: str, query: str = "") -> str:
     response = edge.client.post("/twilio/voice" + (f"?{query}" if query else ""),
                                 content=urlencode({**FORM, "To": to}),
                                 headers={"content-type": "application/x-www-form-urlencoded"})
@@ -57,22 +57,22 @@ def agent_for(edge, to: str, query: str = "") -> str:  # noqa: ANN001
     return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}["agent"]
 
 
-def test_the_dialled_number_picks_the_agent(routed) -> None:  # noqa: ANN001
+def test_the_dialled_number_picks_the_agent(routed) -> None:
     assert agent_for(routed, "+15550100001") == "reception"
     assert agent_for(routed, "+15550100003") == "sales"
     assert agent_for(routed, "+1 555 010 0002") == "sales"  # Twilio sends E.164; formatting is forgiven
 
 
-def test_a_number_no_agent_lists_goes_to_the_books_default_agent(routed) -> None:  # noqa: ANN001
+def test_a_number_no_agent_lists_goes_to_the_books_default_agent(routed) -> None:
     assert agent_for(routed, "+15550107777") == "reception"
     assert agent_for(routed, "") == "reception"
 
 
-def test_the_agent_query_parameter_wins(routed) -> None:  # noqa: ANN001
+def test_the_agent_query_parameter_wins(routed) -> None:
     assert agent_for(routed, "+15550100001", "agent=sales") == "sales"
 
 
-def test_an_edit_to_the_agents_file_takes_effect_on_the_next_call(routed, agents_file) -> None:  # noqa: ANN001
+def test_an_edit_to_the_agents_file_takes_effect_on_the_next_call(routed, agents_file) -> None:
     assert agent_for(routed, "+15550100009") == "reception"
     agents_file.write_text(AGENTS.replace('"+15550100003"', '"+15550100003", "+15550100009"'))
     deadline = time.monotonic() + 5  # the book is re-read at most once a second
@@ -81,7 +81,7 @@ def test_an_edit_to_the_agents_file_takes_effect_on_the_next_call(routed, agents
         time.sleep(0.1)
 
 
-def start_call(edge, tw, agent: str) -> dict:  # noqa: ANN001
+def start_call(edge, tw, agent: str) -> dict:
     with edge.client.websocket_connect("/twilio/stream") as ws:
         ws.send_json(tw.connected())
         ws.send_json(tw.start(custom={"agent": agent, "caller": "+15550009999", "callee": "+15550100002"}))
@@ -90,7 +90,7 @@ def start_call(edge, tw, agent: str) -> dict:  # noqa: ANN001
     return call
 
 
-def test_the_agents_voice_and_keyterms_ride_on_the_call_start(routed, tw) -> None:  # noqa: ANN001
+def test_the_agents_voice_and_keyterms_ride_on_the_call_start(routed, tw) -> None:
     call = start_call(routed, tw, "sales")
     assert call["agent_id"] == "sales"
     assert call["custom"]["tts_voice"] == "voice-sam"
@@ -101,10 +101,10 @@ def test_the_agents_voice_and_keyterms_ride_on_the_call_start(routed, tw) -> Non
     assert "stt_barge_in_min_ms" not in call["custom"]
 
 
-def test_an_agent_without_voice_options_adds_none(routed, tw) -> None:  # noqa: ANN001
+def test_an_agent_without_voice_options_adds_none(routed, tw) -> None:
     call = start_call(routed, tw, "reception")
     assert not [key for key in call["custom"] if key.startswith(("tts_", "stt_"))]
 
 
-def test_without_an_agents_file_the_edge_default_agent_answers_every_number(edge) -> None:  # noqa: ANN001
+def test_without_an_agents_file_the_edge_default_agent_answers_every_number(edge) -> None:
     assert agent_for(edge, "+15550100001") == "default"

@@ -37,7 +37,7 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 # ------------------------------------------------------------------------------- barge-in
 
 
-def test_interrupt_clears_and_the_flushed_marks_come_back_as_not_heard(edge, tw) -> None:  # noqa: ANN001
+def test_interrupt_clears_and_the_flushed_marks_come_back_as_not_heard(edge, tw) -> None:
     ws = tw.open_call(edge)
     edge.publish(tw.agent_audio("t1", 0, b"\x01" * 800, mark=make_mark("t1", 0)), subjects.audio_out(CALL))
     edge.publish(tw.agent_audio("t1", 1, b"\x01" * 800, mark=make_mark("t1", 1)), subjects.audio_out(CALL))
@@ -68,7 +68,7 @@ def test_interrupt_clears_and_the_flushed_marks_come_back_as_not_heard(edge, tw)
     ws.__exit__(None, None, None)
 
 
-async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio(tw) -> None:  # noqa: ANN001
+async def test_marks_still_queued_in_the_edge_are_dropped_with_their_audio(tw) -> None:
     """The outbox has not written turn t1 yet when the interrupt comes: nothing of it goes out,
     the clear goes first, and the dropped mark is never reported as heard or cleared."""
     sent: list[dict] = []
@@ -106,14 +106,14 @@ def twilio_api() -> Iterator[TwilioApi]:
         yield api
 
 
-def _signed_edge(tw, api_url: str):  # noqa: ANN001, ANN202
+def _signed_edge(tw, api_url: str):
     settings = TelephonySettings(public_url="https://edge.example.com", twilio_account_sid=ACCOUNT,
                                  twilio_auth_token=TOKEN, twilio_api_url=api_url, twilio_api_timeout_s=2.0)
     signature = RequestValidator(TOKEN).compute_signature("wss://edge.example.com/twilio/stream", {})
     return tw.make_edge(settings), {"X-Twilio-Signature": signature}
 
 
-def test_agent_hangup_completes_the_call_through_twilio_then_closes(tw, twilio_api) -> None:  # noqa: ANN001
+def test_agent_hangup_completes_the_call_through_twilio_then_closes(tw, twilio_api) -> None:
     edges, headers = _signed_edge(tw, twilio_api.url)
     edge = next(edges)
     ws = tw.open_call(edge, headers)
@@ -129,7 +129,7 @@ def test_agent_hangup_completes_the_call_through_twilio_then_closes(tw, twilio_a
     edges.close()
 
 
-def test_agent_hangup_still_closes_the_stream_when_twilio_refuses(tw, caplog) -> None:  # noqa: ANN001
+def test_agent_hangup_still_closes_the_stream_when_twilio_refuses(tw, caplog) -> None:
     with TwilioApi(status=500) as api:
         edges, headers = _signed_edge(tw, api.url)
         edge = next(edges)
@@ -144,7 +144,7 @@ def test_agent_hangup_still_closes_the_stream_when_twilio_refuses(tw, caplog) ->
         edges.close()
 
 
-def test_without_credentials_a_hangup_only_closes_the_stream(edge, tw, twilio_api) -> None:  # noqa: ANN001
+def test_without_credentials_a_hangup_only_closes_the_stream(edge, tw, twilio_api) -> None:
     ws = tw.open_call(edge)
     edge.publish(Control(call_id=CALL, action="hangup"), subjects.control(CALL))
     assert tw.receive(ws) == {"close": 1000, "reason": "agent hung up"}
@@ -153,7 +153,7 @@ def test_without_credentials_a_hangup_only_closes_the_stream(edge, tw, twilio_ap
     ws.__exit__(None, None, None)
 
 
-def test_caller_hanging_up_mid_reply_ends_the_call_once_without_errors(edge, tw, caplog) -> None:  # noqa: ANN001
+def test_caller_hanging_up_mid_reply_ends_the_call_once_without_errors(edge, tw, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         ws = tw.open_call(edge)
         edge.publish(tw.agent_audio("t1", 0, b"\x01" * 8000 * 5, mark="t1:0"), subjects.audio_out(CALL))

@@ -66,7 +66,7 @@ class OpeningAgent:
 
 
 @pytest.fixture
-async def edge(nats_server, monkeypatch) -> AsyncIterator[SimpleNamespace]:  # noqa: ANN001
+async def edge(nats_server, monkeypatch) -> AsyncIterator[SimpleNamespace]:
     for name in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "RINGLINE_AGENTS_FILE"):
         monkeypatch.delenv(name, raising=False)
     settings = TelephonySettings(port=free_port(), nats_url=nats_server.url, api_token=TOKEN, drain_timeout_s=3.0)
@@ -93,7 +93,7 @@ def run_cli(*argv: str) -> int:
     return dial.main(list(argv))
 
 
-async def test_dial_simulate_plays_a_human_answering_and_the_call_starts_as_outbound(edge, capsys) -> None:  # noqa: ANN001
+async def test_dial_simulate_plays_a_human_answering_and_the_call_starts_as_outbound(edge, capsys) -> None:
     code = await asyncio.to_thread(run_cli, "+1 555 010 0777", "--purpose", PURPOSE, "--url", edge.url,
                                    "--token", TOKEN, "--simulate", "--nats", "", "--reply-timeout", "5")
     out = capsys.readouterr().out
@@ -106,7 +106,7 @@ async def test_dial_simulate_plays_a_human_answering_and_the_call_starts_as_outb
     assert "agent : [greeting, 0.6 s of audio]" in out  # the opening was heard
 
 
-async def test_dial_simulate_machine_hears_the_message_and_the_agent_hangs_up(edge, capsys) -> None:  # noqa: ANN001
+async def test_dial_simulate_machine_hears_the_message_and_the_agent_hangs_up(edge, capsys) -> None:
     placed = await dial.request_call(edge.url, TOKEN, "+15550100777", PURPOSE, simulate=True)
     result = await dial.answer(edge.url, placed, dial.callee_scenario([], machine=True, hangup_timeout_s=5),
                                machine=True, nats_url=None, reply_timeout=5.0)
@@ -116,7 +116,7 @@ async def test_dial_simulate_machine_hears_the_message_and_the_agent_hangs_up(ed
     assert call.call_id == placed["call_sid"] and call.custom["answered_by"] == "machine_start"
 
 
-async def test_dial_reports_what_the_edge_refused(edge, capsys) -> None:  # noqa: ANN001
+async def test_dial_reports_what_the_edge_refused(edge, capsys) -> None:
     code = await asyncio.to_thread(run_cli, "+15550100777", "--purpose", PURPOSE, "--url", edge.url,
                                    "--token", "wrong", "--simulate")
     assert code == 1

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from doubles.bus_agent import BusAgent, tone
 
-from ringline.caller import Say, Scenario, Wait, place_call
-from ringline.caller import twilio_sim
+from ringline.caller import Say, Scenario, Wait, place_call, twilio_sim
 from ringline.caller.report import format_result
 from ringline.contracts import subjects
 from ringline.contracts.messages import Control
 from ringline.contracts.runtime import ServiceSettings, create_broker
 from ringline.stack import Stack
+
+from doubles.bus_agent import BusAgent, tone
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ async def agent(edges: Stack) -> AsyncIterator[BusAgent]:
         await broker.stop()
 
 
-def tone_utterance(label: str):  # noqa: ANN201
+def tone_utterance(label: str):
     import numpy as np
 
     from ringline.caller import from_pcm
@@ -105,7 +105,7 @@ def call(stack: Stack, scenario: Scenario) -> asyncio.Task:
     return asyncio.create_task(place_call(stack.edge_url, scenario, nats_url=None, reply_timeout=8.0, quiet_s=0.4))
 
 
-def answered(result) -> list[str]:  # noqa: ANN001
+def answered(result) -> list[str]:
     return [t.turn_ids[0] for t in result.turns if t.speaker == "agent" and t.turn_ids]
 
 

@@ -126,12 +126,12 @@ def twilio_api() -> Iterator[TwilioApi]:
 
 
 @pytest.fixture
-def gate(tw, agents_file, twilio_api):  # noqa: ANN001, ANN201
+def gate(tw, agents_file, twilio_api):
     """An edge on the in-memory broker: everything here is refused before anything is stored."""
     yield from tw.make_edge(edge_settings(agents_file, twilio_url=twilio_api.url))
 
 
-def test_without_a_token_configured_the_endpoint_is_disabled(tw, agents_file) -> None:  # noqa: ANN001
+def test_without_a_token_configured_the_endpoint_is_disabled(tw, agents_file) -> None:
     for edge in tw.make_edge(edge_settings(agents_file, api_token=None)):
         response = edge.client.post("/calls", json={"to": "+15550100777", "purpose": PURPOSE}, headers=AUTH)
         assert response.status_code == 503
@@ -140,7 +140,7 @@ def test_without_a_token_configured_the_endpoint_is_disabled(tw, agents_file) ->
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": API_TOKEN},
                                      {"Authorization": f"Basic {API_TOKEN}"}])
-def test_a_missing_or_wrong_token_is_401(gate, twilio_api, headers) -> None:  # noqa: ANN001
+def test_a_missing_or_wrong_token_is_401(gate, twilio_api, headers) -> None:
     response = gate.client.post("/calls", json={"to": "+15550100777", "purpose": PURPOSE}, headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -158,19 +158,19 @@ def test_a_missing_or_wrong_token_is_401(gate, twilio_api, headers) -> None:  # 
     ({"to": "+15550100777", "purpose": PURPOSE, "agent": "nonumber"}, "agent"),  # nothing to call from
     ({"to": "+15550100777", "purpose": PURPOSE, "colour": "red"}, "colour"),
 ])
-def test_a_bad_body_is_422_naming_the_field(gate, twilio_api, body, field) -> None:  # noqa: ANN001
+def test_a_bad_body_is_422_naming_the_field(gate, twilio_api, body, field) -> None:
     response = gate.client.post("/calls", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert field in [problem["field"] for problem in response.json()["detail"]]
     assert twilio_api.requests == []
 
 
-def test_not_json_is_422(gate) -> None:  # noqa: ANN001
+def test_not_json_is_422(gate) -> None:
     response = gate.client.post("/calls", content=b"to=+15550100777", headers=AUTH)
     assert response.status_code == 422
 
 
-def test_without_twilio_credentials_placing_a_call_is_503(tw, agents_file) -> None:  # noqa: ANN001
+def test_without_twilio_credentials_placing_a_call_is_503(tw, agents_file) -> None:
     for edge in tw.make_edge(edge_settings(agents_file)):
         response = edge.client.post("/calls", json={"to": "+15550100777", "purpose": PURPOSE}, headers=AUTH)
         assert response.status_code == 503
@@ -182,7 +182,7 @@ def test_without_twilio_credentials_placing_a_call_is_503(tw, agents_file) -> No
 
 @pytest.mark.integration  # real nats-server
 def test_an_outbound_call_is_placed_answered_and_starts_as_outbound(nats_server, agents_file,
-                                                                    twilio_api, tw) -> None:  # noqa: ANN001
+                                                                    twilio_api, tw) -> None:
     settings = edge_settings(agents_file, nats_server.url, twilio_api.url)
     with RealEdge(settings) as edge:
         response = edge.client.post("/calls", headers=AUTH, json={
@@ -221,7 +221,7 @@ def test_an_outbound_call_is_placed_answered_and_starts_as_outbound(nats_server,
 
 @pytest.mark.integration  # real nats-server
 def test_a_machine_answer_and_an_unknown_outbound_id_still_connect(nats_server, agents_file,
-                                                                   twilio_api, caplog) -> None:  # noqa: ANN001
+                                                                   twilio_api, caplog) -> None:
     settings = edge_settings(agents_file, nats_server.url, twilio_api.url)
     with RealEdge(settings) as edge:
         placed = edge.client.post("/calls", headers=AUTH, json={"to": "+15550100777", "purpose": PURPOSE}).json()
@@ -239,7 +239,7 @@ def test_a_machine_answer_and_an_unknown_outbound_id_still_connect(nats_server, 
 
 
 @pytest.mark.integration  # real nats-server
-def test_twilio_refusing_the_call_is_502_and_nothing_is_kept(nats_server, agents_file) -> None:  # noqa: ANN001
+def test_twilio_refusing_the_call_is_502_and_nothing_is_kept(nats_server, agents_file) -> None:
     with TwilioApi(status=400) as api, RealEdge(edge_settings(agents_file, nats_server.url, api.url)) as edge:
         response = edge.client.post("/calls", headers=AUTH, json={"to": "+15550100777", "purpose": PURPOSE})
         assert response.status_code == 502
@@ -260,7 +260,7 @@ async def stored_keys(nats_url: str) -> list[str]:
 
 
 @pytest.mark.integration  # real nats-server
-def test_a_simulated_call_is_stored_but_not_placed(nats_server, agents_file) -> None:  # noqa: ANN001
+def test_a_simulated_call_is_stored_but_not_placed(nats_server, agents_file) -> None:
     with RealEdge(edge_settings(agents_file, nats_server.url)) as edge:  # no Twilio credentials at all
         response = edge.client.post("/calls", headers=AUTH, json={
             "to": "+15550100777", "agent": "nonumber", "purpose": PURPOSE, "simulate": True})
@@ -279,7 +279,7 @@ def test_a_simulated_call_is_stored_but_not_placed(nats_server, agents_file) -> 
         assert params["purpose"] == PURPOSE and params["agent"] == "nonumber"
 
 
-def test_without_jetstream_the_call_is_not_placed(tw, agents_file, twilio_api) -> None:  # noqa: ANN001
+def test_without_jetstream_the_call_is_not_placed(tw, agents_file, twilio_api) -> None:
     """The in-memory broker has no JetStream: storing fails, so nothing is asked of Twilio."""
     for edge in tw.make_edge(edge_settings(agents_file, twilio_url=twilio_api.url)):
         response = edge.client.post("/calls", json={"to": "+15550100777", "purpose": PURPOSE}, headers=AUTH)

@@ -30,21 +30,21 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture
-def ws(edge, tw) -> Iterator[WebSocketTestSession]:  # noqa: ANN001
+def ws(edge, tw) -> Iterator[WebSocketTestSession]:
     """The Media Streams socket of a started call, closed after the test even when it fails."""
     socket = tw.open_call(edge)
     yield socket
     socket.__exit__(None, None, None)
 
 
-def say(edge, tw, turn: str, seq: int, frames: list[int], final: bool = False) -> None:  # noqa: ANN001
+def say(edge, tw, turn: str, seq: int, frames: list[int], final: bool = False) -> None:
     """Chunk `seq` of `turn` from TTS: one 20 ms frame of byte `f` for each `f`, then its mark."""
     payload = b"".join(bytes([f]) * 160 for f in frames)
     edge.publish(tw.agent_audio(turn, seq, payload, mark=make_mark(turn, seq), final=final),
                  subjects.audio_out(tw.CALL_SID))
 
 
-def control(edge, tw, action: str, turn: str) -> None:  # noqa: ANN001
+def control(edge, tw, action: str, turn: str) -> None:
     edge.publish(Control(call_id=tw.CALL_SID, action=action, turn_id=turn), subjects.control(tw.CALL_SID))
 
 
@@ -57,7 +57,7 @@ def marks(sent: list[dict[str, Any]]) -> list[str]:
     return [m["mark"]["name"] for m in sent if m["event"] == "mark"]
 
 
-def published_echoes(edge, tw, ws, names: list[str], seq: int) -> list[tuple[str, bool]]:  # noqa: ANN001
+def published_echoes(edge, tw, ws, names: list[str], seq: int) -> list[tuple[str, bool]]:
     """Echo `names` from the phone, then a sentinel mark: the Playbacks they were published as."""
     before = len(edge.on(subjects.playback(tw.CALL_SID)))
     for i, name in enumerate(names):
@@ -69,7 +69,7 @@ def published_echoes(edge, tw, ws, names: list[str], seq: int) -> list[tuple[str
     return [(p["mark"], p["cleared"]) for p in published[:-1]]
 
 
-def clears(edge, tw, count: int = 1) -> list[dict[str, Any]]:  # noqa: ANN001
+def clears(edge, tw, count: int = 1) -> list[dict[str, Any]]:
     """The `edge.clear` events on the call record, once there are `count` of them."""
     deadline = time.monotonic() + 3.0
     while len(got := [e for e in edge.on(subjects.event(tw.CALL_SID)) if e["name"] == EDGE_CLEAR]) < count:
@@ -78,7 +78,7 @@ def clears(edge, tw, count: int = 1) -> list[dict[str, Any]]:  # noqa: ANN001
     return got
 
 
-def test_pause_stops_the_turn_and_resume_replays_what_was_not_heard(edge, tw, ws) -> None:  # noqa: ANN001
+def test_pause_stops_the_turn_and_resume_replays_what_was_not_heard(edge, tw, ws) -> None:
     say(edge, tw, "t1", 0, [1, 2])
     say(edge, tw, "t1", 1, [3, 4, 5])
     first = tw.receive_until_mark(ws, "t1:1")
@@ -105,7 +105,7 @@ def test_pause_stops_the_turn_and_resume_replays_what_was_not_heard(edge, tw, ws
     assert playback["turn_id"] == "t1" and playback["cleared"] is False
 
 
-def test_a_pause_clears_other_turns_as_an_interrupt_would(edge, tw, ws) -> None:  # noqa: ANN001
+def test_a_pause_clears_other_turns_as_an_interrupt_would(edge, tw, ws) -> None:
     """The clear is global: a turn that is not paused loses its flushed audio for good."""
     say(edge, tw, "t0", 0, [1], final=True)
     say(edge, tw, "t1", 0, [2])
@@ -125,7 +125,7 @@ def test_a_pause_clears_other_turns_as_an_interrupt_would(edge, tw, ws) -> None:
     assert frames(replay) == [2] and marks(replay) == ["t1~2:0"]
 
 
-def test_an_interrupt_while_paused_ends_the_turn_for_good(edge, tw, ws) -> None:  # noqa: ANN001
+def test_an_interrupt_while_paused_ends_the_turn_for_good(edge, tw, ws) -> None:
     say(edge, tw, "t1", 0, [1])
     tw.receive_until_mark(ws, "t1:0")
     control(edge, tw, "pause", "t1")
@@ -143,7 +143,7 @@ def test_an_interrupt_while_paused_ends_the_turn_for_good(edge, tw, ws) -> None:
     assert published_echoes(edge, tw, ws, ["t2:0"], seq=2) == [("t2:0", False)]
 
 
-def test_a_turn_can_be_paused_and_resumed_again(edge, tw, ws) -> None:  # noqa: ANN001
+def test_a_turn_can_be_paused_and_resumed_again(edge, tw, ws) -> None:
     say(edge, tw, "t1", 0, [1])
     say(edge, tw, "t1", 1, [2])
     tw.receive_until_mark(ws, "t1:1")
@@ -169,7 +169,7 @@ def test_a_turn_can_be_paused_and_resumed_again(edge, tw, ws) -> None:  # noqa: 
     tw.nothing_sent(ws)
 
 
-def test_an_answer_paused_before_its_audio_came_is_held_from_its_first_frame(edge, tw, ws) -> None:  # noqa: ANN001
+def test_an_answer_paused_before_its_audio_came_is_held_from_its_first_frame(edge, tw, ws) -> None:
     """The caller went on talking as the answer was on its way: none of it may reach the phone."""
     say(edge, tw, "t0", 0, [1], final=True)
     tw.receive_until_mark(ws, "t0:0")
@@ -189,7 +189,7 @@ def test_an_answer_paused_before_its_audio_came_is_held_from_its_first_frame(edg
     assert frames(tw.receive_until_mark(ws, "t3:0")) == [5]
 
 
-async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None:  # noqa: ANN001
+async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None:
     """The writer has not sent turn t1 yet when the pause comes: only the clear goes out; on
     resume the whole turn does, its first audio reported once."""
     sent: list[dict] = []
@@ -222,7 +222,7 @@ async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None
     assert playout.echoed("t1~1:1") == "heard" and playout.pending_marks == 1
 
 
-async def test_a_resume_picks_up_where_the_pause_cut_in_less_a_short_rewind(tw) -> None:  # noqa: ANN001
+async def test_a_resume_picks_up_where_the_pause_cut_in_less_a_short_rewind(tw) -> None:
     """A 2 s sentence, paused after 1 s of it played: the caller hears it again from 0.6 s, not
     from its start (an "uh-huh" costs a short hesitation, not the whole sentence again)."""
     now = [100.0]

@@ -21,7 +21,7 @@ def tracing() -> None:
     setup_telemetry("telephony-test", None)  # a real (non-exporting) tracer provider
 
 
-def test_call_start_carries_custom_parameters_and_trace(tracing, edge, tw) -> None:  # noqa: ANN001
+def test_call_start_carries_custom_parameters_and_trace(tracing, edge, tw) -> None:
     ws = tw.open_call(edge)
     (start,) = edge.on(subjects.CALLS_START)
     assert start["call_id"] == CALL
@@ -38,7 +38,7 @@ def test_call_start_carries_custom_parameters_and_trace(tracing, edge, tw) -> No
     ws.__exit__(None, None, None)
 
 
-def test_media_before_start_is_buffered_then_published_in_order(edge, tw) -> None:  # noqa: ANN001
+def test_media_before_start_is_buffered_then_published_in_order(edge, tw) -> None:
     ws = tw.open_call(edge, early_media=3)
     frames = edge.wait_for(AUDIO_IN, 3)
     assert [f["seq"] for f in frames] == [2, 3, 4]
@@ -50,7 +50,7 @@ def test_media_before_start_is_buffered_then_published_in_order(edge, tw) -> Non
     ws.__exit__(None, None, None)
 
 
-def test_agent_audio_becomes_160_byte_media_frames_then_the_mark(edge, tw) -> None:  # noqa: ANN001
+def test_agent_audio_becomes_160_byte_media_frames_then_the_mark(edge, tw) -> None:
     ws = tw.open_call(edge)
     name = make_mark("t1", 0)
     edge.publish(tw.agent_audio("t1", 0, b"\x01" * 400, mark=name, speech_ended_at=100.0, first_audio_at=100.5),
@@ -73,7 +73,7 @@ def test_agent_audio_becomes_160_byte_media_frames_then_the_mark(edge, tw) -> No
     ws.__exit__(None, None, None)
 
 
-def test_odd_sized_pieces_are_joined_without_gaps(edge, tw) -> None:  # noqa: ANN001
+def test_odd_sized_pieces_are_joined_without_gaps(edge, tw) -> None:
     ws = tw.open_call(edge)
     edge.publish(tw.agent_audio("t1", 0, b"\x01" * 100), subjects.audio_out(CALL))
     tw.nothing_sent(ws, 0.1)  # less than one frame: held until more comes
@@ -85,7 +85,7 @@ def test_odd_sized_pieces_are_joined_without_gaps(edge, tw) -> None:  # noqa: AN
     ws.__exit__(None, None, None)
 
 
-def test_echoed_mark_becomes_playback(edge, tw) -> None:  # noqa: ANN001
+def test_echoed_mark_becomes_playback(edge, tw) -> None:
     ws = tw.open_call(edge)
     ws.send_json(tw.mark(make_mark("turn-7", 3), seq=5))
     (playback,) = edge.wait_for(subjects.playback(CALL))
@@ -95,7 +95,7 @@ def test_echoed_mark_becomes_playback(edge, tw) -> None:  # noqa: ANN001
     ws.__exit__(None, None, None)
 
 
-def test_interrupt_clears_and_drops_later_audio_of_that_turn(edge, tw) -> None:  # noqa: ANN001
+def test_interrupt_clears_and_drops_later_audio_of_that_turn(edge, tw) -> None:
     ws = tw.open_call(edge)
     edge.publish(tw.agent_audio("t1", 0, b"\x01" * 160), subjects.audio_out(CALL))
     assert tw.receive_json(ws)["event"] == "media"
@@ -109,7 +109,7 @@ def test_interrupt_clears_and_drops_later_audio_of_that_turn(edge, tw) -> None: 
     ws.__exit__(None, None, None)
 
 
-def test_dtmf_goes_out_as_control(edge, tw) -> None:  # noqa: ANN001
+def test_dtmf_goes_out_as_control(edge, tw) -> None:
     ws = tw.open_call(edge)
     ws.send_json(tw.dtmf("5", seq=4))
     controls = edge.wait_for(subjects.control(CALL))
@@ -117,7 +117,7 @@ def test_dtmf_goes_out_as_control(edge, tw) -> None:  # noqa: ANN001
     ws.__exit__(None, None, None)
 
 
-def test_hangup_closes_the_socket_and_ends_the_call(edge, tw) -> None:  # noqa: ANN001
+def test_hangup_closes_the_socket_and_ends_the_call(edge, tw) -> None:
     ws = tw.open_call(edge)
     edge.publish(Control(call_id=CALL, action="hangup", reason="goodbye said"), subjects.control(CALL))
     assert tw.receive(ws) == {"close": 1000, "reason": "agent hung up"}
@@ -126,7 +126,7 @@ def test_hangup_closes_the_socket_and_ends_the_call(edge, tw) -> None:  # noqa: 
     ws.__exit__(None, None, None)
 
 
-def test_stop_publishes_call_end_once_and_ended_control(edge, tw) -> None:  # noqa: ANN001
+def test_stop_publishes_call_end_once_and_ended_control(edge, tw) -> None:
     ws = tw.open_call(edge)
     ws.send_json(tw.stop(seq=3))
     assert tw.receive(ws)["close"] == 1000
@@ -140,7 +140,7 @@ def test_stop_publishes_call_end_once_and_ended_control(edge, tw) -> None:  # no
     edge.publish(tw.agent_audio("t9", 0, b"\x01" * 160), subjects.audio_out(CALL))
 
 
-def test_disconnect_without_stop_ends_the_call(edge, tw) -> None:  # noqa: ANN001
+def test_disconnect_without_stop_ends_the_call(edge, tw) -> None:
     ws = tw.open_call(edge)
     ws.close(1006)
     (end,) = edge.wait_for(subjects.CALLS_END)
@@ -149,7 +149,7 @@ def test_disconnect_without_stop_ends_the_call(edge, tw) -> None:  # noqa: ANN00
     assert len(edge.on(subjects.CALLS_END)) == 1
 
 
-def test_oversize_message_closes_with_1009(edge, tw) -> None:  # noqa: ANN001
+def test_oversize_message_closes_with_1009(edge, tw) -> None:
     ws = tw.open_call(edge)
     ws.send_text('{"event":"media","pad":"' + "x" * (65 * 1024) + '"}')
     assert tw.receive(ws)["close"] == 1009
@@ -158,7 +158,7 @@ def test_oversize_message_closes_with_1009(edge, tw) -> None:  # noqa: ANN001
     ws.__exit__(None, None, None)
 
 
-def test_malformed_messages_are_skipped_and_the_call_continues(edge, tw) -> None:  # noqa: ANN001
+def test_malformed_messages_are_skipped_and_the_call_continues(edge, tw) -> None:
     ws = tw.open_call(edge)
     ws.send_text("{not json")
     ws.send_json({"event": "bogus"})
@@ -170,7 +170,7 @@ def test_malformed_messages_are_skipped_and_the_call_continues(edge, tw) -> None
     ws.__exit__(None, None, None)
 
 
-def test_too_many_malformed_messages_close_with_1008(edge, tw) -> None:  # noqa: ANN001
+def test_too_many_malformed_messages_close_with_1008(edge, tw) -> None:
     ws = tw.open_call(edge)
     for _ in range(5):  # max_malformed=5 in the test settings
         ws.send_text("][")
@@ -179,7 +179,7 @@ def test_too_many_malformed_messages_close_with_1008(edge, tw) -> None:  # noqa:
     ws.__exit__(None, None, None)
 
 
-def test_one_bad_call_does_not_disturb_another(edge, tw) -> None:  # noqa: ANN001
+def test_one_bad_call_does_not_disturb_another(edge, tw) -> None:
     other = "CA" + "ab" * 16
     good = tw.open_call(edge)
     bad = edge.client.websocket_connect("/twilio/stream").__enter__()
@@ -196,7 +196,7 @@ def test_one_bad_call_does_not_disturb_another(edge, tw) -> None:  # noqa: ANN00
     good.__exit__(None, None, None)
 
 
-def test_a_second_stream_for_a_live_call_is_refused(edge, tw) -> None:  # noqa: ANN001
+def test_a_second_stream_for_a_live_call_is_refused(edge, tw) -> None:
     ws = tw.open_call(edge)
     dup = edge.client.websocket_connect("/twilio/stream").__enter__()
     dup.send_json(tw.start(seq=1))
@@ -206,7 +206,7 @@ def test_a_second_stream_for_a_live_call_is_refused(edge, tw) -> None:  # noqa: 
     ws.__exit__(None, None, None)
 
 
-def test_invalid_call_sid_is_refused(edge, tw) -> None:  # noqa: ANN001
+def test_invalid_call_sid_is_refused(edge, tw) -> None:
     ws = edge.client.websocket_connect("/twilio/stream").__enter__()
     ws.send_json(tw.start(call_sid="CA.bad.subject", seq=1))
     assert tw.receive(ws)["close"] == 1008
@@ -214,7 +214,7 @@ def test_invalid_call_sid_is_refused(edge, tw) -> None:  # noqa: ANN001
     ws.__exit__(None, None, None)
 
 
-def test_shutdown_ends_live_calls(edge, tw) -> None:  # noqa: ANN001
+def test_shutdown_ends_live_calls(edge, tw) -> None:
     ws = tw.open_call(edge)
     # what the lifespan does on shutdown, before the broker stops (TestClient cannot leave its
     # context while a socket is open, so the step is driven directly)
@@ -226,7 +226,7 @@ def test_shutdown_ends_live_calls(edge, tw) -> None:  # noqa: ANN001
     ws.__exit__(None, None, None)
 
 
-def test_health_reports_the_bus(edge) -> None:  # noqa: ANN001
+def test_health_reports_the_bus(edge) -> None:
     response = edge.client.get("/health")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"

@@ -27,18 +27,18 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 HUMAN = "+15550100099"
 
 
-def credentialed_edge(tw, api_url: str):  # noqa: ANN001, ANN201
+def credentialed_edge(tw, api_url: str):
     settings = TelephonySettings(public_url="https://edge.example.com", twilio_account_sid=ACCOUNT,
                                  twilio_auth_token=TOKEN, twilio_api_url=api_url, twilio_api_timeout_s=2.0)
     signature = RequestValidator(TOKEN).compute_signature("wss://edge.example.com/twilio/stream", {})
     return tw.make_edge(settings), {"X-Twilio-Signature": signature}
 
 
-def transfer_events(edge) -> list[dict]:  # noqa: ANN001
+def transfer_events(edge) -> list[dict]:
     return [e for e in edge.on(subjects.event(CALL)) if e["name"] == CALL_TRANSFER]
 
 
-def recorded_before_the_end(edge) -> bool:  # noqa: ANN001
+def recorded_before_the_end(edge) -> bool:
     """The memory service closes the record on `calls.end`: the transfer must be on it by then."""
     order = [(subject, body.get("name")) for subject, body in edge.seen]
     return order.index((subjects.event(CALL), CALL_TRANSFER)) < order.index((subjects.CALLS_END, None))
@@ -50,7 +50,7 @@ def twilio_api() -> Iterator[TwilioApi]:
         yield api
 
 
-def test_transfer_dials_the_number_through_twilio_then_closes(tw, twilio_api) -> None:  # noqa: ANN001
+def test_transfer_dials_the_number_through_twilio_then_closes(tw, twilio_api) -> None:
     edges, headers = credentialed_edge(tw, twilio_api.url)
     edge = next(edges)
     ws = tw.open_call(edge, headers)
@@ -70,7 +70,7 @@ def test_transfer_dials_the_number_through_twilio_then_closes(tw, twilio_api) ->
     edges.close()
 
 
-def test_a_transfer_twilio_refuses_is_recorded_as_failed_and_the_call_ends(tw, caplog) -> None:  # noqa: ANN001
+def test_a_transfer_twilio_refuses_is_recorded_as_failed_and_the_call_ends(tw, caplog) -> None:
     with TwilioApi(status=400) as api:
         edges, headers = credentialed_edge(tw, api.url)
         edge = next(edges)
@@ -91,7 +91,7 @@ def test_a_transfer_twilio_refuses_is_recorded_as_failed_and_the_call_ends(tw, c
 
 
 def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(edge, tw, twilio_api,
-                                                                           caplog) -> None:  # noqa: ANN001
+                                                                           caplog) -> None:
     ws = tw.open_call(edge)
     with caplog.at_level(logging.WARNING, logger="ringline"):
         edge.publish(Control(call_id=CALL, action="transfer", target=HUMAN), subjects.control(CALL))
@@ -105,7 +105,7 @@ def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(edge,
     ws.__exit__(None, None, None)
 
 
-def test_a_transfer_without_a_number_fails_and_the_call_is_hung_up(tw, twilio_api) -> None:  # noqa: ANN001
+def test_a_transfer_without_a_number_fails_and_the_call_is_hung_up(tw, twilio_api) -> None:
     edges, headers = credentialed_edge(tw, twilio_api.url)
     edge = next(edges)
     ws = tw.open_call(edge, headers)

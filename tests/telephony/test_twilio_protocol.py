@@ -16,11 +16,11 @@ def dumps(msg: dict) -> str:
     return json.dumps(msg)
 
 
-def test_connected(tw) -> None:  # noqa: ANN001
+def test_connected(tw) -> None:
     assert tp.parse_message(dumps(tw.connected())) == tp.Connected(protocol="Call", version="1.0.0")
 
 
-def test_start_with_string_sequence_number_and_custom_parameters(tw) -> None:  # noqa: ANN001
+def test_start_with_string_sequence_number_and_custom_parameters(tw) -> None:
     event = tp.parse_message(dumps(tw.start(seq=1)))
     assert isinstance(event, tp.Start)
     assert event.sequence_number == 1
@@ -30,28 +30,28 @@ def test_start_with_string_sequence_number_and_custom_parameters(tw) -> None:  #
     assert event.media_format == {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
 
 
-def test_media_decodes_payload_and_string_numbers(tw) -> None:  # noqa: ANN001
+def test_media_decodes_payload_and_string_numbers(tw) -> None:
     raw = bytes(range(160))
     event = tp.parse_message(dumps(tw.media(seq=42, chunk=40, payload=raw)))
     assert event == tp.Media(stream_sid=tw.STREAM_SID, sequence_number=42, chunk=40, timestamp=800,
                              track="inbound", payload=raw)
 
 
-def test_media_accepts_numbers_as_numbers_too(tw) -> None:  # noqa: ANN001
+def test_media_accepts_numbers_as_numbers_too(tw) -> None:
     msg = tw.media(seq=3, chunk=2)
     msg["sequenceNumber"], msg["media"]["chunk"], msg["media"]["timestamp"] = 3, 2, 40
     event = tp.parse_message(dumps(msg))
     assert (event.sequence_number, event.chunk, event.timestamp) == (3, 2, 40)
 
 
-def test_mark_dtmf_stop(tw) -> None:  # noqa: ANN001
+def test_mark_dtmf_stop(tw) -> None:
     assert tp.parse_message(dumps(tw.mark("t1:0", seq=5))) == tp.Mark(tw.STREAM_SID, "t1:0", 5)
     assert tp.parse_message(dumps(tw.dtmf("#", seq=6))) == tp.Dtmf(tw.STREAM_SID, "#", "inbound_track", 6)
     stop = tp.parse_message(dumps(tw.stop(seq=7)))
     assert stop == tp.Stop(tw.STREAM_SID, tw.CALL_SID, tw.ACCOUNT_SID, 7)
 
 
-def test_bytes_input_is_read_as_utf8(tw) -> None:  # noqa: ANN001
+def test_bytes_input_is_read_as_utf8(tw) -> None:
     assert isinstance(tp.parse_message(dumps(tw.connected()).encode()), tp.Connected)
 
 
@@ -87,12 +87,12 @@ def test_errors_say_why(text: str, reason: str) -> None:
         {"encoding": "audio/x-mulaw", "sampleRate": "fast", "channels": 1},
     ],
 )
-def test_start_with_another_media_format_is_refused(tw, fmt: dict) -> None:  # noqa: ANN001
+def test_start_with_another_media_format_is_refused(tw, fmt: dict) -> None:
     with pytest.raises(tp.ProtocolError, match="mediaFormat"):
         tp.parse_message(dumps(tw.start(fmt=fmt)))
 
 
-def test_start_without_call_sid_is_refused(tw) -> None:  # noqa: ANN001
+def test_start_without_call_sid_is_refused(tw) -> None:
     msg = tw.start()
     del msg["start"]["callSid"]
     with pytest.raises(tp.ProtocolError, match="callSid"):
@@ -113,7 +113,7 @@ def test_outbound_mark_and_clear() -> None:
     assert json.loads(tp.clear_message("MZ1")) == {"event": "clear", "streamSid": "MZ1"}
 
 
-def test_translation_to_contracts(tw) -> None:  # noqa: ANN001
+def test_translation_to_contracts(tw) -> None:
     start = tp.parse_message(dumps(tw.start(custom={"caller": "+1555", "x": "y"})))
     call = tp.to_call_start(start, tw.CALL_SID, "fallback-agent", 10.0)
     assert (call.agent_id, call.caller, call.callee, call.custom) == ("fallback-agent", "+1555", "", {"caller": "+1555", "x": "y"})

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 from ringline.contracts.messages import (
     CallEnd,
     CallEvent,
+    CallListRequest,
     CallRecord,
     CallStart,
     SpeechEvent,
@@ -16,7 +17,6 @@ from ringline.contracts.messages import (
     TurnTiming,
 )
 from ringline.services.memory.store import matches
-from ringline.contracts.messages import CallListRequest
 from ringline.services.telephony.live_board import AGENT, CALLER, ENDED, PAUSED, THINKING, LiveBoard
 from ringline.services.telephony.settings import TelephonySettings
 from ringline.services.telephony.waterfall import call_view, waterfall

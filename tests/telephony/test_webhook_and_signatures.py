@@ -34,7 +34,7 @@ def parse_twiml(xml: str) -> tuple[str, dict[str, str]]:
     return stream.attrib["url"], {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
 
 
-def post_voice(client, query: str = "", headers: dict | None = None, form: dict | None = None):  # noqa: ANN001, ANN201
+def post_voice(client, query: str = "", headers: dict | None = None, form: dict | None = None):
     return client.post(
         "/twilio/voice" + (f"?{query}" if query else ""),
         content=urlencode(form or FORM),
@@ -42,7 +42,7 @@ def post_voice(client, query: str = "", headers: dict | None = None, form: dict 
     )
 
 
-def test_twiml_connects_a_stream_with_parameters(edge) -> None:  # noqa: ANN001
+def test_twiml_connects_a_stream_with_parameters(edge) -> None:
     response = post_voice(edge.client, query="agent=sales")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/xml")
@@ -52,7 +52,7 @@ def test_twiml_connects_a_stream_with_parameters(edge) -> None:  # noqa: ANN001
                       "call_sid": FORM["CallSid"]}
 
 
-def test_twiml_default_agent_and_plain_ws_for_http(tw, monkeypatch) -> None:  # noqa: ANN001
+def test_twiml_default_agent_and_plain_ws_for_http(tw, monkeypatch) -> None:
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
     settings = TelephonySettings(host="127.0.0.1", port=8099, default_agent="reception")
     for edge in tw.make_edge(settings):
@@ -65,7 +65,7 @@ def test_twiml_default_agent_and_plain_ws_for_http(tw, monkeypatch) -> None:  # 
 
 
 @pytest.fixture
-def signed_edge(tw, monkeypatch):  # noqa: ANN001, ANN201
+def signed_edge(tw, monkeypatch):
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     settings = TelephonySettings(public_url="https://abc.ngrok.app")
     assert settings.twilio_auth_token is not None
@@ -76,7 +76,7 @@ def sign(url: str, params: dict) -> str:
     return RequestValidator(TOKEN).compute_signature(url, params)
 
 
-def test_signed_webhook_passes(signed_edge) -> None:  # noqa: ANN001
+def test_signed_webhook_passes(signed_edge) -> None:
     signature = sign("https://abc.ngrok.app/twilio/voice?agent=sales", FORM)
     response = post_voice(signed_edge.client, "agent=sales", {"X-Twilio-Signature": signature})
     assert response.status_code == 200
@@ -92,14 +92,14 @@ def test_signed_webhook_passes(signed_edge) -> None:  # noqa: ANN001
         ("", sign("https://abc.ngrok.app/twilio/voice", {**FORM, "From": "+19999999999"})),  # so is the form
     ],
 )
-def test_forged_or_missing_webhook_signature_is_403(signed_edge, query: str, signature: str | None) -> None:  # noqa: ANN001
+def test_forged_or_missing_webhook_signature_is_403(signed_edge, query: str, signature: str | None) -> None:
     headers = {"X-Twilio-Signature": signature} if signature else {}
     response = post_voice(signed_edge.client, query, headers)
     assert response.status_code == 403
     assert "<Response>" not in response.text
 
 
-def test_signature_uses_public_url_not_the_host_header(signed_edge) -> None:  # noqa: ANN001
+def test_signature_uses_public_url_not_the_host_header(signed_edge) -> None:
     # A request signed for the Host it claims (testserver) is refused: only public_url counts.
     forged_for_host = sign("http://testserver/twilio/voice", FORM)
     assert post_voice(signed_edge.client, headers={"X-Twilio-Signature": forged_for_host}).status_code == 403
@@ -108,7 +108,7 @@ def test_signature_uses_public_url_not_the_host_header(signed_edge) -> None:  # 
     assert post_voice(signed_edge.client, headers=headers).status_code == 200
 
 
-def test_signed_websocket_passes(signed_edge, tw) -> None:  # noqa: ANN001
+def test_signed_websocket_passes(signed_edge, tw) -> None:
     signature = sign("wss://abc.ngrok.app/twilio/stream", {})
     with signed_edge.client.websocket_connect("/twilio/stream", headers={"X-Twilio-Signature": signature}) as ws:
         ws.send_json(tw.connected())
@@ -117,7 +117,7 @@ def test_signed_websocket_passes(signed_edge, tw) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("signature", [None, "Zm9yZ2Vk", sign("wss://testserver/twilio/stream", {})])
-def test_forged_or_missing_websocket_signature_closes_1008(signed_edge, tw, signature) -> None:  # noqa: ANN001
+def test_forged_or_missing_websocket_signature_closes_1008(signed_edge, tw, signature) -> None:
     headers = {"X-Twilio-Signature": signature} if signature else {}
     with signed_edge.client.websocket_connect("/twilio/stream", headers=headers) as ws:
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -126,5 +126,5 @@ def test_forged_or_missing_websocket_signature_closes_1008(signed_edge, tw, sign
     assert not signed_edge.on(subjects.CALLS_START)
 
 
-def test_without_token_nothing_is_checked(edge) -> None:  # noqa: ANN001
+def test_without_token_nothing_is_checked(edge) -> None:
     assert post_voice(edge.client, headers={"X-Twilio-Signature": "garbage"}).status_code == 200
