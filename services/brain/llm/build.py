@@ -80,4 +80,5 @@ def build_chat_model(settings: BrainSettings, shared: dict[str, ChatModel] | Non
     names = settings.resolved_chain
     if len(names) == 1:
         return _link(settings, names[0], shared).model
-    return FallbackChatModel([_link(settings, name, shared) for name in names], routing_rule(settings))
+    return FallbackChatModel([_link(settings, name, shared) for name in names], routing_rule(settings),
+                             recovery_line=settings.recovery_line)

@@ -1,85 +1,55 @@
-"""A chain of chat models tried in order within one turn: strong Claude, fast Claude, local model.
+"""A chain of chat models within one turn: strong Claude, fast Claude, local model.
 
-`FallbackChatModel` is a `ChatModel`: the turn streams from it as from any model. It tries its
-links in order and falls through to the next one on an `LLMError` raised before the first token
-(HTTP 429/529/5xx, a connect error, no first token in time). Once a link has produced a token
-the caller may already be hearing it, so a later failure is not retried elsewhere (the turn
-closes as it always does: never say something twice). When every link fails the chain raises
-`LLMError` and the turn speaks its recovery line, the last link of every chain.
+`FallbackChatModel` is a `ChatModel`: the turn streams from it as from any model. It asks its
+links in order (`race.Race`). A link that fails before its first token (HTTP 429/529/5xx, a
+connect error) hands over at once; a link that is only slow is covered, not replaced: when its
+first-token budget runs out the next link starts beside it and whichever speaks first is heard.
+Once a link has produced a token the caller may already be hearing it, so a later failure is not
+retried elsewhere (never say something twice).
 
-First-token budgets. Each link has one; links that name the same `budget` share a single clock
-started by the first of them, so a second Claude model gets only what the first one left: a
-fast failure (429, 529, 5xx, refused connection: milliseconds) costs nothing, a stall spends the
-whole Claude budget and the chain goes on to the local model. The worst case before the caller
-hears something is therefore the sum of the budgets (the numbers are in `settings`).
+The caller is never left in silence: with no first token after `filler_after_s` (1.0 s: with
+the STT's ~0.45 s and the TTS's ~0.15 s the caller hears it within 2 s of finishing) the chain
+yields a short filler (`FILLER`, "One moment.") as its first text, which the turn speaks like any
+answer, while the links keep going; then the real answer follows. The recovery line only when
+nothing answers by `give_up_s`: the chain raises `LLMError` and the turn speaks its line, or,
+when the filler was already heard, yields the line itself (`recovery_line`).
+
+First-token budgets follow what each link measurably does (`budgets.FirstTokenTimes`, 2 x its
+recent p90, the configured budget as prior and bound); links that name the same `budget` share
+one clock, so a second Claude model gets only what the first one left.
 
 The routing rule (`routing.RoutingRule`) decides per turn whether the `strong` links are tried
 at all. The stream's `StreamStats` say which link served (`provider` = the link's name,
-`model`), and `extra["fallbacks"]` lists every fall-through as
-`{"from", "to", "reason", "ms"}`; `extra["route"]` says why the strong model was (not) used.
+`model`), `extra["fallbacks"]` lists every hand-over as `{"from", "to", "reason", "ms"}` (a slow
+link that kept going says "still trying"), `extra["filler_ms"]` when the filler went out, and
+`extra["route"]` why the strong model was (not) used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any
 
 from ringline.contracts.pricing import Usage
 
 from .base import Capabilities, ChatModel, LLMError, Messages, StreamStats, ToolCall, ToolSpec
+from .budgets import FirstTokenTimes
+from .race import FILLER, RECOVERY, Link, Race, reason_of, without_tools
 from .routing import Route, RoutingRule, last_caller_text
 
+__all__ = ["FILLER", "RECOVERY", "FallbackChatModel", "Link", "reason_of", "without_tools"]
+
+
 log = logging.getLogger("ringline.brain.fallback")
-
-RECOVERY = "recovery"  # the name of the chain's last resort: the turn's canned recovery line
-
-
-@dataclass(frozen=True)
-class Link:
-    name: str  # "anthropic-strong", "anthropic", "local": what events and traces call it
-    model: ChatModel
-    first_token_s: float
-    budget: str = ""  # links naming the same budget share one first-token clock ("" = its own)
-    strong: bool = False  # tried only when the routing rule picks the strong model
-
-
-def reason_of(exc: LLMError) -> str:
-    """A short reason for a fall-through: "HTTP 529", "no first token within 1.0s", ..."""
-    cause = exc.__cause__
-    status = getattr(cause, "status_code", None)
-    if isinstance(status, int):
-        return f"HTTP {status}"
-    text = str(exc)
-    if isinstance(cause, TimeoutError):
-        return text.split(": ", 1)[-1]
-    return text[:160]
-
-
-def without_tools(messages: Messages) -> Messages:
-    """The history for a model without tool use: tool calls dropped, tool answers as notes."""
-    plain: Messages = []
-    for message in messages:
-        if message.get("role") == "tool":
-            verb = "failed" if message.get("is_error") else "answered"
-            note = f"The {message.get('name') or 'lookup'} tool {verb}: {message.get('content', '')}"
-            plain.append({"role": "system", "content": note})
-            continue
-        clean = {k: v for k, v in message.items() if k not in ("tool_calls", "tool_call_id", "name", "is_error")}
-        if clean.get("role") == "assistant" and not str(clean.get("content") or "").strip():
-            continue
-        plain.append(clean)
-    return plain
 
 
 class FallbackChatModel(ChatModel):
     provider = "chain"
 
-    def __init__(self, links: Sequence[Link], rule: RoutingRule | None = None, min_try_s: float = 0.05) -> None:
+    def __init__(self, links: Sequence[Link], rule: RoutingRule | None = None, min_try_s: float = 0.05, *,
+                 filler: str = FILLER, filler_after_s: float = 1.0, give_up_s: float = 4.5,
+                 recovery_line: str = "", times: FirstTokenTimes | None = None) -> None:
         if not links:
             raise ValueError("a chain needs at least one model")
         names = [link.name for link in links]
@@ -88,6 +58,9 @@ class FallbackChatModel(ChatModel):
         self.links = tuple(links)
         self.rule = rule or RoutingRule()
         self.min_try_s = min_try_s
+        self.filler, self.filler_after_s, self.give_up_s = filler, filler_after_s, give_up_s
+        self.recovery_line = recovery_line
+        self.times = times or FirstTokenTimes()
         self.model = ">".join(names)
         self.capabilities = Capabilities(
             streaming=True,
@@ -108,7 +81,7 @@ class FallbackChatModel(ChatModel):
                 log.error("chain link %s could not be loaded and is left out: %s", link.name, result)
         if len(self.down) == len(self.links):
             raise LLMError(f"no model of the chain {self.model} could be loaded")
-        log.info("LLM chain %s ready%s", " > ".join(l.name for l in self.links if l.name not in self.down),
+        log.info("LLM chain %s ready%s", " > ".join(k.name for k in self.links if k.name not in self.down),
                  f" ({', '.join(sorted(self.down))} left out)" if self.down else "")
 
     async def aclose(self) -> None:
@@ -142,61 +115,21 @@ class FallbackChatModel(ChatModel):
                            tools: tuple[ToolSpec, ...] = ()) -> AsyncIterator[str | ToolCall]:
         route, links = self.route(messages)
         stats.extra["route"] = route.why
-        fallbacks: list[dict[str, Any]] = stats.extra.setdefault("fallbacks", [])
-        failed_usage: list[Usage] = stats.extra.setdefault("failed_usage", [])
-        clocks: dict[str, float] = {}
-        errors: list[str] = []
-        for index, link in enumerate(links):
-            after = links[index + 1].name if index + 1 < len(links) else RECOVERY
-            started = time.monotonic()
-            deadline = clocks.setdefault(link.budget or link.name, started + link.first_token_s)
-            if deadline - started < self.min_try_s:
-                fallbacks.append(_fallback(link.name, after, "its first-token budget was spent", 0.0))
-                continue
-            link_stats = StreamStats()
-            served = False
-            try:
-                pieces = link.model.stream(self._messages_for(link, messages), max_tokens, tools=tools,
-                                           stats=link_stats, first_token_timeout=deadline - started)
-                async with aclosing(pieces):
-                    async for piece in pieces:
-                        if not served:
-                            served = True
-                            _serve(stats, link, link_stats)
-                        yield piece
-                if not served:  # it answered, with nothing: the turn decides what to say
-                    served = True
-                    _serve(stats, link, link_stats)
-                return
-            except LLMError as exc:
-                if served:
-                    raise
-                reason = reason_of(exc)
-                errors.append(f"{link.name}: {reason}")
-                ms = round((time.monotonic() - started) * 1000, 1)
-                fallbacks.append(_fallback(link.name, after, reason, ms))
-                log.warning("LLM %s failed before its first token (%s, %.0f ms); %s takes over",
-                            link.name, reason, ms, after)
-            finally:
-                if served:
-                    _copy_usage(link_stats, stats)
-                elif (usage := link_stats.usage()) is not None:
-                    failed_usage.append(usage)
-        stats.provider, stats.model, stats.price_id = RECOVERY, "", ""
-        raise LLMError("every model failed: " + ("; ".join(errors) or "none available"))
-
-
-def _fallback(source: str, target: str, reason: str, ms: float) -> dict[str, Any]:
-    return {"from": source, "to": target, "reason": reason, "ms": ms}
-
-
-def _serve(stats: StreamStats, link: Link, link_stats: StreamStats) -> None:
-    stats.provider, stats.model, stats.price_id = link.name, link_stats.model, link_stats.price_id
-
-
-def _copy_usage(source: StreamStats, target: StreamStats) -> None:
-    target.output_tokens = source.output_tokens
-    target.input_tokens = source.input_tokens
-    for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
-        if key in source.extra:
-            target.extra[key] = source.extra[key]
+        race = Race(self, links, messages, max_tokens, tools, stats)
+        try:
+            winner = None
+            async for item in race.first():
+                if isinstance(item, int):
+                    winner = item
+                    break
+                yield item  # the filler
+            if winner is None:
+                stats.provider, stats.model, stats.price_id = RECOVERY, "", ""
+                if race.filler_said and self.recovery_line:  # the caller heard "one moment": say why not more
+                    yield self.recovery_line
+                    return
+                raise LLMError("every model failed: " + ("; ".join(race.errors) or "none available"))
+            async for piece in race.rest(winner):
+                yield piece
+        finally:
+            await race.close()
