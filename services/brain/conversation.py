@@ -195,6 +195,30 @@ class Conversation:
         self._notes = notes(self.summary.text, self.state)
         return True
 
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The history as plain data (a checkpoint): turns, fold point, notes, caller memory."""
+        state = {k: list(v) for k, v in vars(self.state).items() if isinstance(v, list)}
+        return {
+            "turns": [{"role": u.role, "text": u.text, "turn_id": u.turn_id, "interrupted": u.interrupted,
+                       "extra": dict(u.extra)} for u in self.turns],
+            "start": self.start, "generation": self.generation, "summary": list(self.summary.parts),
+            "call_state": {**state, "caller_name": self.state.caller_name},
+            "memory": self._memory, "notes": self._notes,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Take back what `to_dict` wrote (on the replica that carries the call on)."""
+        self.turns = [Utterance(t["role"], t["text"], t.get("turn_id", ""), bool(t.get("interrupted")),
+                                dict(t.get("extra") or {})) for t in data.get("turns", [])]
+        self.start, self.generation = int(data.get("start", 0)), int(data.get("generation", 0))
+        self.summary.parts = list(data.get("summary", []))
+        for name, value in (data.get("call_state") or {}).items():
+            if hasattr(self.state, name) and name != "not_names":
+                setattr(self.state, name, list(value) if isinstance(value, list) else value)
+        self._memory, self._notes = data.get("memory", ""), data.get("notes", "")
+
     def last(self, role: str) -> Utterance | None:
         return next((u for u in reversed(self.turns) if u.role == role), None)
 

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
@@ -35,7 +35,14 @@ from .outbound import outbound_opening
 
 if TYPE_CHECKING:
     from .settings import BrainSettings
-    from .voice import AgentVoice
+
+
+class Speaker(Protocol):
+    """Says lines on the call (the session: a goodbye is a turn-taking action there)."""
+
+    async def say_line(self, text: str, kind: Any, in_reply_to: str = "") -> str: ...
+
+    async def say_goodbye(self, text: str, reason: str) -> None: ...
 
 log = logging.getLogger("ringline.brain.opening")
 
@@ -104,7 +111,7 @@ async def warm_up(bus: CallBus, model: ChatModel, system_prompt: str, tools: Seq
     await bus.publish(event, subjects.event(bus.call_id))
 
 
-async def open_outbound(bus: CallBus, call: CallStart, settings: BrainSettings, voice: AgentVoice) -> str | None:
+async def open_outbound(bus: CallBus, call: CallStart, settings: BrainSettings, voice: Speaker) -> str | None:
     """An outbound call's first words, said here: the purpose to a person, a message (then a
     hang-up) to a machine, nothing but a hang-up to a fax. The greeting turn's id when the
     conversation goes on; "" when the call is ending; None for an inbound call (greet as usual)."""

@@ -1,79 +1,116 @@
-"""The caller's voice while the agent has the turn, or is about to take it.
+"""The caller's voice while the agent has the turn, or is about to take it (pure decisions).
 
-From voice activity events alone (the words come later, see `session`), one call's `TalkOver`
-decides at once:
-- speech that starts as an answer is about to play, or just began (`barge_in_collision_ms`),
-  pauses it: the caller had not finished;
-- `barge_in_min_ms` of voiced speech over the agent pauses it, `barge_in_confirm_ms` interrupts
-  it (`overlap.BargeIn`); after the agent resumed over a backchannel, the same utterance must
-  grow by `barge_in_min_ms` again before it pauses the agent again;
-- speech before any of a reply went out holds the reply (`overlap.ReplyHold`);
-- the end of the speech starts the clocks that let a held reply, or a paused agent, go on when
-  no words come.
+From voice activity events alone (the words come later): speech that starts as an answer is
+about to play, or just began (`barge_in_collision_ms`), pauses it: the caller had not finished;
+`barge_in_min_ms` of voiced speech over the agent pauses it, `barge_in_confirm_ms` interrupts
+it; after the agent resumed over a backchannel, the same utterance must grow by
+`barge_in_min_ms` again before it pauses the agent again.
+
+- Pause: the edge clears the phone's buffer and keeps the audio, so the caller stops hearing the
+  agent at once without anything being lost (`turn.paused`). A backchannel or a noise resumes it
+  (`turn.resumed`): the edge plays on from where it stopped. Real words (or long speech) make it
+  an interruption: the interrupt control goes out (the edge drops the audio, TTS stops), the LLM
+  turn is cancelled and the agent's turn is cut to what the caller heard (`turn.barge_in`).
+- Hold: the caller starts talking again before any of a reply went out. Their words usually
+  continue a turn the STT ended too early ("I'd like to book a table ... for Tuesday"): the reply
+  is held, and the final transcript replaces it. A cough or an "um" (no words, or no transcript
+  within `hold_resume_s` of the speech ending) lets it go out after all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from ringline.contracts.messages import SpeechEvent
+from ringline.contracts.events import TURN_BARGE_IN, TURN_PAUSED, TURN_RESUMED
 
-from .overlap import BargeIn, ReplyHold
-from .settings import BrainSettings
-from .speaking import SpeakingTracker
-
-
-@dataclass
-class CallerSpeech:
-    """The caller's current utterance, from voice activity events."""
-
-    utterance_id: str = ""
-    started_at: float = 0.0
-    voiced_ms: float = 0.0
-    active: bool = False
-    resumed_ms: float = 0.0  # voiced when the agent last resumed over this utterance
+from . import actions as a
+from .speaking import Speaking
 
 
-class TalkOver:
-    def __init__(self, settings: BrainSettings, speech: SpeakingTracker, barge_in: BargeIn,
-                 hold: ReplyHold) -> None:
-        self.settings = settings
-        self.speech = speech
-        self.barge_in = barge_in
-        self.hold = hold
-        self.caller = CallerSpeech()
-
-    async def on_speech(self, event: SpeechEvent) -> None:
-        caller = self.caller
-        if event.kind != "stopped":
-            self.barge_in.caller_started()  # more speech: whatever it is decides, not the clock
-        if event.utterance_id != caller.utterance_id:
-            caller.utterance_id, caller.voiced_ms, caller.resumed_ms = event.utterance_id, 0.0, 0.0
-            caller.started_at = event.started_at or event.at
-            self.hold.caller_started()
-            if self.collision(caller.started_at):  # both started at once: the agent yields
-                await self.barge_in.pause(caller.started_at, event.voiced_ms, event.utterance_id)
-        caller.voiced_ms = max(caller.voiced_ms, event.voiced_ms)
-        if event.kind == "stopped":
-            caller.active = False
-            self.hold.caller_stopped()
-            self.barge_in.caller_stopped()
-            return
-        caller.active = True
-        settings = self.settings
-        if caller.voiced_ms >= max(settings.barge_in_confirm_ms, settings.barge_in_min_ms):
-            await self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)
-        elif caller.voiced_ms - caller.resumed_ms >= settings.barge_in_min_ms:
-            await self.barge_in.pause(caller.started_at, caller.voiced_ms, event.utterance_id)
-
+class TalkOver(Speaking):
     def collision(self, onset: float) -> bool:
         """The caller started talking as an answer was about to play (or had just begun)."""
-        window = self.settings.barge_in_collision_ms / 1000
+        window = self.r.barge_in_collision_ms / 1000
         return any(t.kind == "answer" and t.heard_seq < 0
                    and (not t.first_audio_at or onset - t.first_audio_at < window)
-                   for t in self.speech.speaking_turns())
+                   for t in self.s.speaking_turns())
 
-    async def resume(self, why: str) -> None:
-        """The paused agent goes on: the caller only said "uh-huh" (or coughed)."""
-        if await self.barge_in.resume(why):
-            self.caller.resumed_ms = self.caller.voiced_ms
+    def hold_reply(self) -> None:
+        """Hold the reply being prepared, if none of it went out yet."""
+        agent = self.s.agent
+        if agent.turn_id and agent.generating and not self.s.ending and agent.held_turn_id != agent.turn_id:
+            self.do(a.HoldReply(agent.turn_id))
+
+    def pause(self, onset: float, voiced_ms: float, utterance_id: str) -> bool:
+        """Stop the caller hearing the agent now; False when it was not speaking (or says goodbye)."""
+        s = self.s
+        turns = [t for t in s.speaking_turns() if not t.paused]
+        if s.ended or s.ending or not turns:
+            return False
+        ids = tuple(t.turn_id for t in turns)
+        self.do(a.Pause(ids, onset, self.now))
+        for tid in ids:
+            self.do(a.Disarm(f"playback:{tid}"))
+        # A backstop for a pause nothing decides (a noise the STT reports no end of): more speech
+        # disarms it, the end of the speech starts the usual, shorter wait.
+        self.do(a.Arm("resume-agent", 2 * self.r.hold_resume_s))
+        reaction_ms = round((self.now - onset) * 1000, 1) if onset else None
+        for turn in turns:
+            self.do(a.Report(TURN_PAUSED, turn.turn_id, {"reaction_ms": reaction_ms, "voiced_ms": voiced_ms,
+                                                          "utterance_id": utterance_id,
+                                                          "heard_seq": turn.heard_seq}))
+        return True
+
+    def resume(self, why: str, note_voiced: bool = True) -> bool:
+        """It was only a backchannel or a noise: the agent goes on. False when nothing was paused."""
+        s = self.s
+        self.do(a.Disarm("resume-agent"))
+        paused_at = s.paused_at
+        turns = [t for t in s.speaking_turns() if t.paused]
+        if not turns:
+            self.do(a.ClearPause())
+            return False
+        self.do(a.Resume(tuple(t.turn_id for t in turns), why, note_voiced))
+        paused_ms = round((self.now - paused_at) * 1000, 1) if paused_at else None
+        for turn in turns:
+            if turn.final_seq is not None:
+                self.arm_playback(turn)
+            self.do(a.Report(TURN_RESUMED, turn.turn_id, {"paused_ms": paused_ms, "why": why,
+                                                           "heard_seq": turn.heard_seq}))
+        return True
+
+    def barge_in(self, trigger: str, onset: float, voiced_ms: float, utterance_id: str) -> bool:
+        """Stop every turn the agent is speaking; False when it was not speaking (or says goodbye)."""
+        s = self.s
+        self.do(a.Disarm("resume-agent"))
+        paused_at, pause_onset = s.paused_at, s.pause_onset
+        self.do(a.ClearPause())
+        speaking = s.speaking_turns()
+        if s.ended or s.ending or not speaking:
+            return False
+        self.do(a.Interrupt(tuple(t.turn_id for t in speaking), trigger))
+        self.do(a.CancelTurn())
+        interrupted_at = self.now
+        if paused_at:  # the caller stopped hearing the agent when it paused
+            interrupted_at, onset = paused_at, pause_onset or onset
+        for turn in speaking:
+            self.end(turn.turn_id, "interrupted")  # the history gets only the part heard
+            data: dict[str, Any] = {
+                "heard_text": s.heard_text(turn.turn_id),
+                "reaction_ms": round((interrupted_at - onset) * 1000, 1) if onset else None,
+                "voiced_ms": voiced_ms, "trigger": trigger, "paused": bool(paused_at),
+                "utterance_id": utterance_id, "chunks_sent": len(turn.chunks), "chunks_heard": turn.heard_seq + 1,
+            }
+            if paused_at:
+                data["decided_ms"] = round((self.now - paused_at) * 1000, 1)
+            self.do(a.Report(TURN_BARGE_IN, turn.turn_id, data))
+        return True
+
+    # -- the caller's words -------------------------------------------------------------------
+
+    def let_go(self) -> None:
+        held = self.s.agent.held_turn_id
+        self.do(a.LetGo(held))
+        self.do(a.Disarm("resume-reply"))
+
+    # -- what the agent said ------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Everything the agent says on one call: canned lines, LLM turns, preemptive guesses, and the
-goodbye that ends the call.
+"""Everything the agent says on one call: canned lines, LLM turns and preemptive guesses.
 
 An LLM turn enters the history only once the caller has heard it (its final mark came back)
 or it was cut off (then only the part heard, marked as interrupted), so the history always
 holds what the caller actually heard. Canned lines go in when they are said and are cut the
 same way if interrupted.
+
+The voice decides nothing about turn-taking: it reads the call's `TurnState` and reports what
+it does (a chunk going out, a turn done generating) to the session's `dispatch`.
 """
 
 from __future__ import annotations
@@ -12,23 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ringline.contracts import subjects
-from ringline.contracts.events import CALL_HANGUP, TURN_LLM, TURN_TOOL
-from ringline.contracts.messages import CallEvent, Control, ReplyChunk, Transcript, TurnTiming, now
+from ringline.contracts.events import LLM_USAGE, TURN_LLM, TURN_TOOL
+from ringline.contracts.messages import CallEvent, ReplyChunk, Transcript, TurnTiming, now
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
-from ringline.contracts.events import LLM_USAGE
-
 from .accounting import turn_usages, usage_data
+from .actions import ChunkOut, TurnDone
 from .conversation import Conversation
 from .llm.base import ChatModel
 from .phrases import is_agent_goodbye, normalize
 from .settings import BrainSettings
-from .speaking import Ending, SpeakingTracker
+from .state import CUT, TurnState
 from .tools import ToolBox
 from .turn import AgentTurn, TurnOptions, wait_briefly
 
@@ -71,7 +72,8 @@ class Guess:
 
 class AgentVoice:
     def __init__(self, call_id: str, bus: CallBus, settings: BrainSettings, model: ChatModel,
-                 toolbox: ToolBox | None, history: Conversation, speech: SpeakingTracker) -> None:
+                 toolbox: ToolBox | None, history: Conversation, state: TurnState,
+                 report: Callable[[object], Awaitable[None]]) -> None:
         self.call_id = call_id
         self.bus = bus
         self.settings = settings
@@ -79,28 +81,29 @@ class AgentVoice:
         self.toolbox = toolbox if model.capabilities.tools else None
         self.options = turn_options(settings, model, toolbox)
         self.history = history
-        self.speech = speech
-        self.ended = False  # the call is over: say nothing more
-        self.ending = False  # the goodbye is being said: no new turns, no barge-in
+        self.state = state  # read only: the session owns it
+        self.report = report  # the session's dispatch: what the voice did is an event there
         self.turn: AgentTurn | None = None
         self.turn_id = ""
-        self.last_text = ""  # the last agent turn the caller heard in full
         self.greeted = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._unwritten: dict[str, AgentTurn] = {}
         self._guess: Guess | None = None
         self._discarded = 0
-        self._hangup: asyncio.Task[Any] | None = None
         self._tracer = tracer("brain")
-        self.on_turn_done: Callable[[], None] | None = None  # the session re-checks the silence
         self.trace_context: Any = None  # the call's trace: spans without a transcript hang off it
+
+    @property
+    def ended(self) -> bool:
+        """The call is over: say nothing more."""
+        return self.state.ended
 
     # -- saying things ------------------------------------------------------------------------
 
     async def publish(self, chunk: ReplyChunk) -> None:
         if self.ended:
             return
-        self.speech.sent(chunk)
+        await self.report(ChunkOut(chunk.turn_id, chunk.seq, chunk.text, chunk.final, chunk.kind))
         await self.bus.publish(chunk, subjects.reply(self.call_id), headers=inject_headers())
 
     async def say_line(self, text: str, kind: Any, in_reply_to: str = "") -> str:
@@ -155,8 +158,11 @@ class AgentVoice:
                 turn.messages = self.history.messages()
             try:
                 await turn.run()
+            except Exception:
+                await self.report(TurnDone(turn.turn_id, failed=True))
+                raise
             finally:
-                if not self.speech.sent_chunks(turn.turn_id):
+                if not self.state.sent_chunks(turn.turn_id):
                     self._unwritten.pop(turn.turn_id, None)  # nothing was said: nothing to remember
                 span.set_attribute("turn.outcome", turn.outcome)
                 span.set_attribute("turn.chunks", len(turn.spoken))
@@ -164,10 +170,7 @@ class AgentVoice:
                     span.set_attribute(f"latency.{name}_ms", ms)
                 if not self.bus.closed and not turn.held:  # a discarded guess was never a turn
                     self.bus.spawn(self._report(turn), f"report-{turn.turn_id}")
-        if turn.final_kind == "goodbye" and not self.ended:
-            self.begin_hangup(turn.turn_id, turn.text, turn.end_reason or "the agent said goodbye", turn.transfer_to)
-        elif self.on_turn_done is not None:
-            self.on_turn_done()
+        await self.report(TurnDone(turn.turn_id, turn.final_kind, turn.text, turn.end_reason, turn.transfer_to))
 
     async def _report(self, turn: AgentTurn) -> None:
         event = CallEvent(call_id=self.call_id, name=TURN_LLM, turn_id=turn.turn_id,
@@ -181,20 +184,16 @@ class AgentVoice:
             event = CallEvent(call_id=self.call_id, name=TURN_TOOL, turn_id=turn.turn_id, data=tool)
             await self.bus.publish(event, subjects.event(self.call_id))
 
-    def on_spoken(self, turn_id: str, how: Ending) -> None:
+    def remember(self, turn_id: str, how: str) -> None:
         """A turn stopped speaking: write it into the history as the caller heard it."""
-        cut = how in ("interrupted", "cleared")
+        cut = how in CUT
         turn = self._unwritten.pop(turn_id, None)
-        if turn is not None and cut and not self.speech.played(turn_id) and not any(r.calls for r in turn.rounds):
+        if turn is not None and cut and not self.state.played(turn_id) and not any(r.calls for r in turn.rounds):
             log.debug("call %s: turn %s cut before any of it played; not in the history", self.call_id, turn_id)
         elif turn is not None:
-            turn.remember(self.history, self.speech.heard_seq(turn_id) if cut else None)
+            turn.remember(self.history, self.state.heard_seq(turn_id) if cut else None)
         elif cut:
-            self.history.replace_agent(turn_id, self.speech.heard_text(turn_id))
-        if not cut:
-            self.last_text = self.speech.said_text(turn_id)
-        if how == "cleared" and turn_id == self.turn_id:
-            self.cancel()
+            self.history.replace_agent(turn_id, self.state.heard_text(turn_id))
 
     # -- preemptive generation ----------------------------------------------------------------
 
@@ -209,7 +208,7 @@ class AgentVoice:
         if current is not None and current.utterance_id == transcript.utterance_id and current.said == said:
             return
         self.discard_guess()
-        if self.ending or self.ended or self.running:
+        if self.state.ending or self.ended or self.running:
             return
         timing = TurnTiming(speech_ended_at=transcript.speech_ended_at, stt_provider=transcript.provider)
         turn, task = self.start_turn(in_reply_to=transcript.utterance_id, timing=timing, parent=parent,
@@ -253,46 +252,7 @@ class AgentVoice:
         turn.extra["preemptive_saved_ms"] = round((min(ready, confirmed) - started) * 1000, 1)
         await turn.release(transcript)
 
-    # -- ending the call ----------------------------------------------------------------------
-
-    async def say_goodbye(self, text: str, reason: str, in_reply_to: str = "", transfer_to: str = "") -> None:
-        """Say `text`, then hang up once it has been heard (or, with `transfer_to`, transfer the call)."""
-        self.ending = True
-        self.discard_guess()
-        self.cancel()
-        turn_id = await self.say_line(text, "goodbye", in_reply_to)
-        self.begin_hangup(turn_id, text, reason, transfer_to)
-
-    def begin_hangup(self, turn_id: str, text: str, reason: str, transfer_to: str = "") -> None:
-        if self._hangup is not None or self.ended:
-            return
-        self.ending = True
-        self._hangup = self.bus.spawn(self._hang_up_after(turn_id, text, reason, transfer_to), "hangup")
-
-    async def _hang_up_after(self, turn_id: str, text: str, reason: str, transfer_to: str = "") -> None:
-        """Hang up (or transfer) once the last line has been heard (or could have been: a timeout
-        from its length). The edge moves a transferred call and records the outcome."""
-        started = now()
-        heard = await self.speech.wait_finished(turn_id, self.speech.playback_timeout(text) + 1.0)
-        if self.ended:
-            return
-        if transfer_to:
-            log.info("call %s: agent transfers the call to %s (%s)", self.call_id, transfer_to, reason)
-            await self.bus.publish(Control(call_id=self.call_id, action="transfer", target=transfer_to,
-                                           reason=reason), subjects.control(self.call_id))
-            return
-        data = {"reason": reason, "goodbye": heard or "timeout", "waited_ms": round((now() - started) * 1000, 1)}
-        log.info("call %s: agent hangs up (%s)", self.call_id, reason)
-        await self.bus.publish(CallEvent(call_id=self.call_id, name=CALL_HANGUP, turn_id=turn_id, data=data),
-                               subjects.event(self.call_id))
-        await self.bus.publish(Control(call_id=self.call_id, action="hangup", reason=reason),
-                               subjects.control(self.call_id))
-
     def stop(self) -> None:
-        """The call is over: stop generating, guessing and waiting, at once."""
-        self.ended = True
+        """The call is over (or goes on elsewhere): stop generating and guessing, at once."""
         self.discard_guess()
         self.cancel()
-        hangup = self._hangup
-        if hangup is not None and hangup is not asyncio.current_task():
-            hangup.cancel()

@@ -6,7 +6,9 @@ whatever was said until then is the message). The agent says its voicemail goodb
 
 On the bus: `voicemail.started` (reason) when the prompt starts, so the memory service records
 the caller's audio from then on, and `voicemail.message` (text, duration, reason) once the
-message is complete. Turn-taking is off meanwhile: nothing the caller says interrupts the prompt.
+message is complete. Turn-taking is off meanwhile: nothing the caller says interrupts the prompt
+(the call's `TurnState.voicemail` says so; the session sends the caller's voice and words here).
+The session runs it: `begin` (the prompt), then, once the prompt was heard, `listen`, `finish`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from ringline.contracts.events import VOICEMAIL_MESSAGE, VOICEMAIL_STARTED
 from ringline.contracts.messages import CallEvent, SpeechEvent, Transcript
 from ringline.contracts.runtime import CallBus
 
-from .speaking import SpeakingTracker
 from .voice import AgentVoice
 
 log = logging.getLogger("ringline.brain.voicemail")
@@ -30,10 +31,9 @@ NOTHING_SAID_S = 10.0  # after the prompt, this long without a word ends an empt
 
 
 class VoicemailTaker:
-    def __init__(self, bus: CallBus, voice: AgentVoice, speech: SpeakingTracker, options: VoicemailOptions) -> None:
+    def __init__(self, bus: CallBus, voice: AgentVoice, options: VoicemailOptions) -> None:
         self.bus = bus
         self.voice = voice
-        self.speech = speech
         self.options = options
         self.reason = ""
         self.active = False
@@ -48,19 +48,15 @@ class VoicemailTaker:
     def text(self) -> str:
         return " ".join(part for part in self._parts.values() if part).strip()
 
-    async def run(self, reason: str) -> None:
-        """Prompt, listen, thank and hang up. Returns when the goodbye is on its way."""
+    async def begin(self, reason: str) -> str:
+        """Say the prompt; its turn id."""
         self.active, self.reason = True, reason
         await self._event(VOICEMAIL_STARTED, {"reason": reason})
-        prompt_id = await self.voice.say_line(self.options.prompt, "greeting")
-        await self.speech.wait_finished(prompt_id, self.speech.playback_timeout(self.options.prompt) + 1.0)
-        self._listen_from = self._last_voice = time.monotonic()
-        await self._listen()
-        await self.finish()
-        if not self.voice.ended:
-            await self.voice.say_goodbye(self.options.goodbye, f"voicemail taken ({reason})")
+        return await self.voice.say_line(self.options.prompt, "greeting")
 
-    async def _listen(self) -> None:
+    async def listen(self) -> None:
+        """Until the caller stopped talking for `silence_s` or the message reached `max_s`."""
+        self._listen_from = self._last_voice = time.monotonic()
         while not self.voice.ended:
             now = time.monotonic()
             if now - self._listen_from >= self.options.max_s:
@@ -75,6 +71,12 @@ class VoicemailTaker:
                 await asyncio.wait_for(self._changed.wait(), timeout=max(0.05, wait))
             except TimeoutError:
                 pass
+
+    def take(self, message: SpeechEvent | Transcript) -> None:
+        if isinstance(message, SpeechEvent):
+            self.on_speech(message)
+        else:
+            self.on_transcript(message)
 
     def on_speech(self, event: SpeechEvent) -> None:
         self._talking = event.kind != "stopped"
