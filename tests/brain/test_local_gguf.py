@@ -34,6 +34,7 @@ def fake_parts(tmp_path: Path) -> tuple[list[Path], int, str]:
     return parts, size, digest.hexdigest()
 
 
+@pytest.mark.integration  # the real model: joins and hashes its ~400 MB of parts
 def test_real_parts_join_into_the_verified_model():
     """Uses the default model dir; the joined file is cached there for later runs."""
     paths = part_paths()
