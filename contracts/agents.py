@@ -200,7 +200,8 @@ def load_agents(path: str | Path) -> AgentBook:
 
 def _explain(exc: ValidationError, data: dict[str, Any]) -> str:
     """One line per problem, placed like `agents[1] (agent 'sales').numbers: ...`."""
-    agents = data.get("agents") if isinstance(data.get("agents"), list) else []
+    raw = data.get("agents")
+    agents: list[Any] = raw if isinstance(raw, list) else []
     lines = []
     for error in exc.errors():
         where = list(error["loc"])

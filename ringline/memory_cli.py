@@ -16,6 +16,7 @@ import sys
 from datetime import datetime
 
 import nats
+from pydantic import BaseModel
 
 from ringline.contracts import subjects
 from ringline.contracts.codec import CONTENT_TYPE, pack, unpack
@@ -35,7 +36,7 @@ from .records import MemoryUnavailable
 DEFAULT_NATS = "nats://127.0.0.1:4222"
 
 
-async def _ask(nats_url: str, subject: str, request: object, timeout: float = 5.0) -> object:
+async def _ask(nats_url: str, subject: str, request: BaseModel, timeout: float = 5.0) -> object:
     try:
         nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
     except Exception as exc:

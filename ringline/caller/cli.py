@@ -71,7 +71,7 @@ def _script(args: argparse.Namespace) -> list[tuple[str, str]]:
 def prepare(script: list[tuple[str, str]]) -> list[Utterance]:
     """Synthesize and load every utterance before the call: nothing blocks once it rings."""
     synth = load_synth(threads=1) if any(kind == "say" for kind, _ in script) else None
-    return [say(synth, item) if kind == "say" else read_wav(item) for kind, item in script]
+    return [say(synth, item) if kind == "say" and synth is not None else read_wav(item) for kind, item in script]
 
 
 def _plan(args: argparse.Namespace) -> Scenario | list[Utterance]:

@@ -81,7 +81,7 @@ class Speaks:
 
     @property
     def label(self) -> str:
-        return _label(self.parts)
+        return _label(_parts(self.parts))
 
 
 @dataclass
@@ -216,14 +216,14 @@ def speak_parts(parts: Sequence[Part], synth: Synth | None) -> Utterance:
 def prepare(scenario: Scenario, synth: Synth | None = None) -> Scenario:
     """A copy with every spoken step turned into audio (blocking: run it before the call)."""
     needs_voice = any(isinstance(p, str) for s in scenario.steps if isinstance(s, Speaks)
-                      and s.utterance is None for p in s.parts)
+                      and s.utterance is None for p in _parts(s.parts))
     if needs_voice and synth is None:
         synth = load_synth(threads=1)
     steps: list[Step] = []
     for step in scenario.steps:
         if isinstance(step, Speaks) and step.utterance is None:
             step = copy(step)
-            step.utterance = speak_parts(step.parts, synth)
+            step.utterance = speak_parts(_parts(step.parts), synth)
         steps.append(step)
     return Scenario(steps, name=scenario.name)
 

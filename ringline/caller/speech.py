@@ -102,7 +102,8 @@ def write_wav(path: str | Path, pcm: np.ndarray, rate: int = SAMPLE_RATE) -> Pat
 
 
 class Synth(Protocol):
-    sample_rate: int
+    @property
+    def sample_rate(self) -> int: ...
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]: ...
 

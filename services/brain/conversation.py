@@ -110,7 +110,7 @@ class Conversation:
         """
         self.turns.append(Utterance("assistant", said.strip(), turn_id, extra={"tool_calls": list(calls)}))
         for result in results:
-            extra = {k: result[k] for k in ("tool_call_id", "name", "is_error") if k in result}
+            extra: dict[str, Any] = {k: result[k] for k in ("tool_call_id", "name", "is_error") if k in result}
             self.turns.append(Utterance("tool", str(result.get("content", "")), turn_id, extra=extra))
 
     def add_greeting(self, text: str, turn_id: str = "") -> None:

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,7 +125,7 @@ class CartesiaSynthesizer(Synthesizer):
         return CartesiaTurn(context_id, context, _socket(conn), o.first_audio_timeout_s, o.stall_timeout_s,
                             on_stall=lambda: setattr(self._pool, "suspect", conn))
 
-    async def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
+    async def _stream_impl(self, text: str) -> AsyncGenerator[bytes, None]:
         turn = await self.turn()
         try:
             await turn.push(text)
@@ -144,10 +144,10 @@ class CartesiaTurnVoice(TurnVoice):
         self.cartesia = synth
         self.turn: CartesiaTurn | None = None
 
-    def speak(self, text: str, final: bool = False) -> AsyncIterator[bytes]:
+    def speak(self, text: str, final: bool = False) -> AsyncGenerator[bytes, None]:
         return self.cartesia.measured(text, lambda t: self._speak(t, final))
 
-    async def _speak(self, text: str, final: bool) -> AsyncIterator[bytes]:
+    async def _speak(self, text: str, final: bool) -> AsyncGenerator[bytes, None]:
         if self.turn is None:
             self.turn = await self.cartesia.turn()
         turn, complete = self.turn, False

@@ -5,9 +5,9 @@ first link still in play, through that link's `TurnVoice` for the turn (Cartesia
 context for all the chunks it speaks); when that provider fails on it (an error, or no first audio within the
 link's `first_audio_timeout_s`) the next link speaks the *same* chunk, and the rest of the turn
 stays with it (`FallbackTurn` is sticky: a provider that just failed is not asked again mid-turn,
-where every retry would cost the caller another wait; its turn voice is closed at once). A provider that failed after some of the
-chunk's audio went out gets the chunk re-spoken in full by the next one: the caller hears the
-sentence start again rather than lose its end.
+where every retry would cost the caller another wait; its turn voice is closed at once). A
+provider that failed after some of the chunk's audio went out gets the chunk re-spoken in full by
+the next one: the caller hears the sentence start again rather than lose its end.
 
 After a 429 (or a refused key) the provider is not asked at all for `cooldown_s`, across every
 call of this replica. When no voice can speak a chunk, the apology line (rendered with Piper at
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
@@ -111,7 +111,7 @@ class FallbackSynthesizer(Synthesizer):
 
     def for_call(self, custom: Mapping[str, str]) -> Synthesizer:
         links = [replace(link, synth=link.synth.for_call(custom)) for link in self.links]
-        if all(new.synth is old.synth for new, old in zip(links, self.links)):
+        if all(new.synth is old.synth for new, old in zip(links, self.links, strict=True)):
             return self
         view = FallbackSynthesizer(links, self.apology_text, self.apology_voice, _shared=self._shared)
         view.piece_bytes, view.stats = self.piece_bytes, self.stats
@@ -120,7 +120,7 @@ class FallbackSynthesizer(Synthesizer):
     def begin_turn(self) -> FallbackTurn:
         return FallbackTurn(self)
 
-    async def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
+    async def _stream_impl(self, text: str) -> AsyncGenerator[bytes, None]:
         turn = FallbackTurn(self)  # a turn of one chunk
         try:
             async with aclosing(turn.stream(text, final=True)) as pieces:
@@ -174,7 +174,7 @@ class FallbackTurn(TurnSpeech):
         if voice is not None:
             await voice.aclose()
 
-    async def _stream(self, chunk: ChunkSpeech, final: bool) -> AsyncIterator[bytes]:
+    async def _stream(self, chunk: ChunkSpeech, final: bool) -> AsyncGenerator[bytes, None]:
         if not chunk.text.strip():
             return
         links, shared = self.chain.links, self.chain._shared
@@ -227,7 +227,8 @@ class FallbackTurn(TurnSpeech):
         return bool(self.chain.apology) and not self._apologized
 
 
-async def _first_audio_within(link: Link, stream: AsyncIterator[bytes], text: str) -> AsyncIterator[bytes]:
+async def _first_audio_within(link: Link, stream: AsyncGenerator[bytes, None],
+                              text: str) -> AsyncGenerator[bytes, None]:
     """The link's `stream` of `text`, failing with `SynthesisError` when its first audio is late."""
     async with aclosing(stream):
         limit = link.first_audio_timeout_s

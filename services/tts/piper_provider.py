@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -76,7 +76,7 @@ class PiperSynthesizer(Synthesizer):
             raise RuntimeError("Piper voice not loaded: await start() first")
         return self._synth
 
-    async def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
+    async def _stream_impl(self, text: str) -> AsyncGenerator[bytes, None]:
         synth = self._require()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()

@@ -22,7 +22,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -100,14 +100,15 @@ class Synthesizer(ABC):
         """Someone stopped waiting for this synthesizer's first audio (a fallback deadline): drop
         whatever may be stuck, so that the next request starts afresh. Default: nothing."""
 
-    def stream(self, text: str) -> AsyncIterator[bytes]:
+    def stream(self, text: str) -> AsyncGenerator[bytes, None]:
         """8 kHz mu-law of `text` in pieces of at most `piece_ms`, as soon as each is made.
 
         Empty or blank text yields nothing. Raises `SynthesisError` when the provider fails.
         """
         return self.measured(text, self._stream_impl)
 
-    async def measured(self, text: str, make: Callable[[str], AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
+    async def measured(self, text: str,
+                       make: Callable[[str], AsyncGenerator[bytes, None]]) -> AsyncGenerator[bytes, None]:
         """The template around `make(text)`, any source of this provider's audio for `text`
         (`_stream_impl`, or a turn voice's): pieces, timing, stats, `SynthesisError`."""
         if not text.strip():
@@ -143,7 +144,7 @@ class Synthesizer(ABC):
             )
 
     @abstractmethod
-    def _stream_impl(self, text: str) -> AsyncIterator[bytes]:
+    def _stream_impl(self, text: str) -> AsyncGenerator[bytes, None]:
         """Yield 8 kHz mu-law audio of `text` in any sizes; stop work when closed early."""
 
 
@@ -155,7 +156,7 @@ class TurnVoice:
     def __init__(self, synth: Synthesizer) -> None:
         self.synth = synth
 
-    def speak(self, text: str, final: bool = False) -> AsyncIterator[bytes]:
+    def speak(self, text: str, final: bool = False) -> AsyncGenerator[bytes, None]:
         """`text`'s audio, as `Synthesizer.stream` gives it; closing it early stops the work."""
         return self.synth.stream(text)
 
@@ -207,7 +208,7 @@ class TurnSpeech:
         """The provider of the audio being streamed right now."""
         self._voice: TurnVoice | None = None
 
-    def stream(self, text: str, seq: int = 0, final: bool = False) -> AsyncIterator[bytes]:
+    def stream(self, text: str, seq: int = 0, final: bool = False) -> AsyncGenerator[bytes, None]:
         """The chunk's audio; `final`: the turn's last chunk (a voice may end the turn with it)."""
         chunk = ChunkSpeech(seq, text)
         self.chunks.append(chunk)
@@ -219,7 +220,7 @@ class TurnSpeech:
         if voice is not None:
             await voice.aclose()
 
-    async def _stream(self, chunk: ChunkSpeech, final: bool) -> AsyncIterator[bytes]:
+    async def _stream(self, chunk: ChunkSpeech, final: bool) -> AsyncGenerator[bytes, None]:
         if self._voice is None:
             self._voice = self.synth.turn_voice()
         async with aclosing(self._voice.speak(chunk.text, final)) as pieces:

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +142,7 @@ class ChatModel(ABC):
         stats: StreamStats | None = None,
         first_token_timeout: float | None = None,
         stall_timeout: float | None = None,
-    ) -> AsyncIterator[str | ToolCall]:
+    ) -> AsyncGenerator[str | ToolCall, None]:
         """Yield the reply's text pieces (and, given `tools`, `ToolCall`s) as they arrive.
 
         `messages` are `{"role": "system"|"user"|"assistant"|"tool", "content": str, ...}`.
@@ -153,7 +153,8 @@ class ChatModel(ABC):
         stats.provider, stats.model, stats.price_id = self.provider, self.model, self.price_id
         stats.started_at = time.time()
         if tools and self.capabilities.tools:
-            pieces = self._stream_impl(messages, max_tokens, stats, tools=tuple(tools))
+            # only a model with the tools capability takes `tools=` (its _stream_impl declares it)
+            pieces = self._stream_impl(messages, max_tokens, stats, tools=tuple(tools))  # type: ignore[call-arg]
         else:
             pieces = self._stream_impl(messages, max_tokens, stats)
         try:
@@ -185,7 +186,8 @@ class ChatModel(ABC):
                 log.debug("closing a %s stream failed", self.provider, exc_info=True)
 
     @abstractmethod
-    def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncIterator[str | ToolCall]:
+    def _stream_impl(self, messages: Messages, max_tokens: int,
+                     stats: StreamStats) -> AsyncGenerator[str | ToolCall, None]:
         """An async generator of text pieces. May set `stats.output_tokens`/`input_tokens`.
 
         A provider with the tools capability also takes `tools: tuple[ToolSpec, ...]` (passed

@@ -55,7 +55,8 @@ def _link(settings: BrainSettings, name: str, shared: dict[str, ChatModel]) -> L
                         lambda: _claude(settings, settings.anthropic_strong_model))
         return Link(name, model, settings.anthropic_first_token_timeout_s, budget=CLAUDE_BUDGET, strong=True)
     if name == "anthropic":
-        model = _shared(shared, f"claude:{settings.anthropic_model}", lambda: _claude(settings, settings.anthropic_model))
+        model = _shared(shared, f"claude:{settings.anthropic_model}",
+                        lambda: _claude(settings, settings.anthropic_model))
         return Link(name, model, settings.anthropic_first_token_timeout_s, budget=CLAUDE_BUDGET)
     if name == "local":
         return Link(name, _shared(shared, "local", lambda: _local(settings)), settings.local_first_token_timeout_s)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from ringline.contracts.pricing import Usage
@@ -160,7 +160,7 @@ class ClaudeChatModel(ChatModel):
 
     async def _stream_impl(
         self, messages: Messages, max_tokens: int, stats: StreamStats, tools: tuple[ToolSpec, ...] = ()
-    ) -> AsyncIterator[str | ToolCall]:
+    ) -> AsyncGenerator[str | ToolCall, None]:
         if self._client is None:
             await self.load()
         request = self._request(messages, max_tokens, tools)

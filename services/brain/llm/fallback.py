@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from ringline.contracts.pricing import Usage
 
@@ -112,7 +112,7 @@ class FallbackChatModel(ChatModel):
         return messages if link.model.capabilities.tools else without_tools(messages)
 
     async def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats,
-                           tools: tuple[ToolSpec, ...] = ()) -> AsyncIterator[str | ToolCall]:
+                           tools: tuple[ToolSpec, ...] = ()) -> AsyncGenerator[str | ToolCall, None]:
         route, links = self.route(messages)
         stats.extra["route"] = route.why
         race = Race(self, links, messages, max_tokens, tools, stats)

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,7 @@ class LlamaChatModel(ChatModel):
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncIterator[str]:
+    async def _stream_impl(self, messages: Messages, max_tokens: int, stats: StreamStats) -> AsyncGenerator[str, None]:
         if self._llm is None or self._closed:
             raise LLMError("local model is not loaded")
         loop = asyncio.get_running_loop()
