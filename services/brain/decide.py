@@ -30,7 +30,7 @@ from ringline.contracts.events import CALL_LIMIT, STT_EMPTY, TURN_FIRST_AUDIO
 from ringline.contracts.messages import CallEvent, Control, Playback, SpeechEvent, Transcript
 
 from . import actions as a
-from .actions import ChunkOut, GoodbyeSaid, Restored, TimerFired, TurnDone, Words
+from .events import ChunkOut, GoodbyeSaid, Restored, TimerFired, TurnDone, Words
 from .phrases import has_words, is_backchannel, is_caller_goodbye, is_forget_request
 from .rules import Rules
 from .state import TurnState

@@ -16,7 +16,8 @@ from ringline.contracts.events import CALL_HANGUP
 from ringline.contracts.messages import CallEvent, Control, TurnTiming
 
 from . import actions as a
-from .actions import GoodbyeSaid, apply
+from .events import GoodbyeSaid, Words
+from .transition import apply
 
 if TYPE_CHECKING:
     from .session import BrainSession
@@ -121,7 +122,7 @@ class CallEffects:
                 timers.close()
                 voice.stop()
 
-    async def _answer(self, words: a.Words, extra: dict[str, object]) -> None:
+    async def _answer(self, words: Words, extra: dict[str, object]) -> None:
         session, voice, transcript = self.session, self.session.voice, words.transcript
         guess = voice.take_guess(transcript)
         voice.cancel()  # a turn still thinking about the caller's previous words

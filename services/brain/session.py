@@ -53,6 +53,7 @@ from .aftercall import FinishedCall, finished_call
 from .conversation import Conversation
 from .decide import decide
 from .effects import CallEffects
+from .events import Restored, Words
 from .folding import FoldKeeper
 from .forget import CallTools
 from .llm.base import ChatModel
@@ -63,6 +64,7 @@ from .settings import BrainSettings
 from .state import TurnState
 from .timers import Timers
 from .tools import ToolBox
+from .transition import apply
 from .turn import wait_briefly
 from .voice import AgentVoice
 from .voicemail import VoicemailTaker
@@ -106,6 +108,7 @@ class BrainSession(CallSession):
         self._greeting_task: asyncio.Task[Any] | None = None
         self._finished: dict[str, asyncio.Event] = {}  # turns someone waits to be heard
         self._restored = False
+        self._detached = False  # the call goes on on another replica: this one does nothing more
 
     @property
     def ended(self) -> bool:
@@ -113,6 +116,8 @@ class BrainSession(CallSession):
 
     async def dispatch(self, event: object) -> None:
         """Decide what `event` means for the call and do it."""
+        if self._detached:
+            return
         await self.effects.run(decide(self.state, event, self.rules, now()))
         if self.state.ended:
             self._cancel_greeting()
@@ -137,7 +142,7 @@ class BrainSession(CallSession):
             self.recall.start()  # the caller's memory is fetched while we wait for TTS
             self._greeting_task = self.bus.spawn(self._greet(), "greeting")
         if self._restored:
-            await self.dispatch(a.Restored())
+            await self.dispatch(Restored())
 
     async def close(self, reason: str) -> None:
         await self.effects.run([a.FinishVoicemail(), a.Stop(reason)])  # a caller who hangs up after their message
@@ -147,6 +152,7 @@ class BrainSession(CallSession):
 
     async def detach(self) -> None:
         """The call goes on elsewhere: stop the clocks and the LLM, say and record nothing more."""
+        self._detached = True
         self.timers.close()
         self.voice.stop()
         self._cancel_greeting()
@@ -178,7 +184,7 @@ class BrainSession(CallSession):
         try:
             greeting = await self._opening()
             if greeting is not None:
-                a.apply(self.state, a.Greeted(greeting))
+                apply(self.state, a.Greeted(greeting))
         finally:
             self.voice.greeted.set()
 
@@ -255,7 +261,7 @@ class BrainSession(CallSession):
 
     async def _on_transcript(self, transcript: Transcript, msg: NatsMessage) -> None:
         parent = extract_context(msg.headers) if "traceparent" in (msg.headers or {}) else None
-        await self.dispatch(a.Words(transcript, parent))
+        await self.dispatch(Words(transcript, parent))
 
     async def _on_control(self, control: Control) -> None:
         await self.dispatch(control)

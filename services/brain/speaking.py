@@ -22,9 +22,10 @@ from __future__ import annotations
 from ringline.contracts.messages import Playback, parse_mark
 
 from . import actions as a
-from .actions import ChunkOut, TurnDone
+from .events import ChunkOut, TurnDone
 from .rules import Rules
 from .state import Ending, SpokenTurn, TurnState
+from .transition import apply
 
 
 class Scratch:
@@ -35,7 +36,7 @@ class Scratch:
         self.actions: list[object] = []
 
     def do(self, action: object) -> None:
-        a.apply(self.s, action)
+        apply(self.s, action)
         self.actions.append(action)
 
 

@@ -24,8 +24,8 @@ from ringline.contracts.messages import CallEvent, ReplyChunk, Transcript, TurnT
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
 from .accounting import turn_usages, usage_data
-from .actions import ChunkOut, TurnDone
 from .conversation import Conversation
+from .events import ChunkOut, TurnDone
 from .llm.base import ChatModel
 from .phrases import is_agent_goodbye, normalize
 from .settings import BrainSettings

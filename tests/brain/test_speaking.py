@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ringline.contracts.messages import Control, Playback, make_mark
-from ringline.services.brain.actions import Arm, ChunkOut, End, TimerFired, apply
+from ringline.services.brain.actions import Arm, End
 from ringline.services.brain.decide import decide
+from ringline.services.brain.events import ChunkOut, TimerFired
 from ringline.services.brain.rules import Rules
 from ringline.services.brain.state import TurnState
+from ringline.services.brain.transition import apply
 
 pytestmark = pytest.mark.unit
 

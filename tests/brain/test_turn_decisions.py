@@ -15,8 +15,10 @@ import pytest
 from ringline.contracts.messages import Control, Playback, SpeechEvent, Transcript, make_mark
 from ringline.services.brain import actions as a
 from ringline.services.brain.decide import decide
+from ringline.services.brain.events import ChunkOut, GoodbyeSaid, Restored, TimerFired, Words
 from ringline.services.brain.rules import Rules
 from ringline.services.brain.state import TurnState
+from ringline.services.brain.transition import apply
 
 pytestmark = pytest.mark.unit
 
@@ -38,14 +40,14 @@ class Call:
             self.now += after
             actions = decide(self.state, event, self.rules, self.now)
             for action in actions:
-                a.apply(self.state, action)
+                apply(self.state, action)
             out += actions
         return out
 
     def agent_says(self, turn_id: str, *texts: str, kind: str = "answer", heard: int = -1) -> None:
         """The agent published these chunks (the last final); the caller heard up to `heard`."""
         for seq, text in enumerate(texts):
-            self.feed(a.ChunkOut(turn_id, seq, text, seq == len(texts) - 1, kind))
+            self.feed(ChunkOut(turn_id, seq, text, seq == len(texts) - 1, kind))
         for seq in range(heard + 1):
             self.feed(mark(turn_id, seq))
 
@@ -59,8 +61,8 @@ def speech(kind: str, voiced_ms: float, uid: str = "u1") -> SpeechEvent:
     return SpeechEvent(call_id="c", utterance_id=uid, kind=kind, voiced_ms=voiced_ms, started_at=999.0)
 
 
-def words(text: str, uid: str = "u1", final: bool = True) -> a.Words:
-    return a.Words(Transcript(call_id="c", utterance_id=uid, text=text, is_final=final, end_of_turn=final,
+def words(text: str, uid: str = "u1", final: bool = True) -> Words:
+    return Words(Transcript(call_id="c", utterance_id=uid, text=text, is_final=final, end_of_turn=final,
                               speech_started_at=999.0, speech_ended_at=1000.0, emitted_at=1000.5))
 
 
@@ -136,7 +138,7 @@ def test_a_pause_nobody_decides_resumes_by_itself_and_the_utterance_must_grow_ag
     call.agent_says("t1", "It is a long story.", "It began in May.", heard=0)
     stopped = call.feed(speech("started", 100), speech("continuing", 350), speech("stopped", 400))
     assert armed(stopped)["resume-agent"] == 1.5  # no words within hold_resume_s: go on
-    assert heard(call.feed(a.TimerFired("resume-agent"))) == [("resume", "t1")]
+    assert heard(call.feed(TimerFired("resume-agent"))) == [("resume", "t1")]
     assert events(call.feed(words("Mm-hmm.", final=False))) == []
     call.feed(speech("started", 100, "u2"), speech("continuing", 350, "u2"))
     assert call.state.phase == "paused"  # a new utterance: 300 ms pauses again
@@ -177,7 +179,7 @@ def test_a_held_reply_goes_out_when_no_words_come():
     call.thinking("r1")
     out = call.feed(speech("started", 80, "u2"), speech("stopped", 120, "u2"))
     assert armed(out)["resume-reply"] == 1.5
-    assert heard(call.feed(a.TimerFired("resume-reply"))) == [("let go", "r1")]
+    assert heard(call.feed(TimerFired("resume-reply"))) == [("let go", "r1")]
 
 
 # -- what starts a turn ---------------------------------------------------------------------
@@ -216,12 +218,12 @@ def test_silence_gets_one_reprompt_then_a_goodbye_then_the_call_is_hung_up():
     call = Call()
     call.agent_says("t1", "Anything else?")
     assert armed(call.feed(mark("t1", 0))) == {"silence": 8.0}
-    assert heard(call.feed(a.TimerFired("silence"))) == [("say", "Are you still there?")]
+    assert heard(call.feed(TimerFired("silence"))) == [("say", "Are you still there?")]
     call.agent_says("t2", "Are you still there?", kind="reprompt", heard=0)
     assert call.state.silence_count == 1
-    assert heard(call.feed(a.TimerFired("silence"))) == [("goodbye", "I'll hang up now.")]
+    assert heard(call.feed(TimerFired("silence"))) == [("goodbye", "I'll hang up now.")]
     call.agent_says("t3", "I'll hang up now.", kind="goodbye")
-    out = call.feed(a.GoodbyeSaid("t3", "I'll hang up now.", "the caller was silent"))
+    out = call.feed(GoodbyeSaid("t3", "I'll hang up now.", "the caller was silent"))
     assert heard(out) == [] and call.state.phase == "ending"
     assert heard(call.feed(mark("t3", 0))) == [("hangup", "the caller was silent", "heard")]
 
@@ -231,23 +233,23 @@ def test_a_caller_who_speaks_stops_the_silence_clock():
     call.agent_says("t1", "Anything else?", heard=0)
     out = call.feed(speech("started", 100))
     assert a.Disarm("silence") in out
-    assert heard(call.feed(a.TimerFired("silence"))) == []  # the caller is talking: not silence
+    assert heard(call.feed(TimerFired("silence"))) == []  # the caller is talking: not silence
 
 
 def test_a_goodbye_whose_mark_never_comes_back_hangs_up_after_its_length():
     call = Call()
-    out = call.feed(a.GoodbyeSaid("t1", "Bye.", "the caller said goodbye"))
+    out = call.feed(GoodbyeSaid("t1", "Bye.", "the caller said goodbye"))
     assert heard(out) == [("hangup", "the caller said goodbye", "timeout")]  # nothing of it went out
     call = Call()
     call.agent_says("t1", "Bye.", kind="goodbye")
-    out = call.feed(a.GoodbyeSaid("t1", "Bye.", "the caller said goodbye"))
+    out = call.feed(GoodbyeSaid("t1", "Bye.", "the caller said goodbye"))
     assert armed(out)["hangup"] == pytest.approx(4 / 14 + 5 + 1)
-    assert heard(call.feed(a.TimerFired("hangup"), after=7.0)) == [("hangup", "the caller said goodbye", "timeout")]
+    assert heard(call.feed(TimerFired("hangup"), after=7.0)) == [("hangup", "the caller said goodbye", "timeout")]
 
 
 def test_nothing_interrupts_the_goodbye_and_nothing_follows_the_end():
     call = Call()
-    assert heard(call.feed(a.TimerFired("time-limit"))) == [("goodbye", "Goodbye!")]  # the call's time is up
+    assert heard(call.feed(TimerFired("time-limit"))) == [("goodbye", "Goodbye!")]  # the call's time is up
     call.agent_says("t1", "Goodbye!", kind="goodbye")
     assert heard(call.feed(speech("started", 100), speech("continuing", 900), words("Wait!"))) == []
     call.feed(Control(call_id="c", action="hangup"))
@@ -261,7 +263,7 @@ def test_decide_leaves_the_state_as_it_was():
     call = Call()
     call.agent_says("t1", "One.", "Two.", heard=0)
     before = json.dumps(call.state.to_dict(), sort_keys=True)
-    for event in (speech("started", 700), words("Stop."), a.TimerFired("silence"), mark("t1", 1)):
+    for event in (speech("started", 700), words("Stop."), TimerFired("silence"), mark("t1", 1)):
         decide(call.state, event, RULES, 1001.0)
     assert json.dumps(call.state.to_dict(), sort_keys=True) == before
 
@@ -280,7 +282,7 @@ def test_the_state_round_trips_through_json():
     (lambda c: None, "listening"),
     (lambda c: c.thinking("r1"), "thinking"),
     (lambda c: c.agent_says("t1", "Hi."), "speaking"),
-    (lambda c: c.feed(a.TimerFired("time-limit")), "ending"),
+    (lambda c: c.feed(TimerFired("time-limit")), "ending"),
 ])
 def test_named_phases(phase_of: Any, expected: str):
     call = Call()
@@ -293,10 +295,10 @@ def test_named_phases(phase_of: Any, expected: str):
 def test_a_takeover_remakes_a_reply_whose_generation_died_and_lets_finished_ones_play():
     call = Call()
     call.thinking("r1")
-    call.feed(a.ChunkOut("r1", 0, "Let me see.", False, "answer"), mark("r1", 0))
+    call.feed(ChunkOut("r1", 0, "Let me see.", False, "answer"), mark("r1", 0))
     taken = Call()
     taken.state = TurnState.from_dict(json.loads(json.dumps(call.state.to_dict())))
-    out = taken.feed(a.Restored())
+    out = taken.feed(Restored())
     assert heard(out) == [("interrupt", "r1"), ("answer", "again")]
     assert taken.state.phase == "thinking"
 
@@ -304,5 +306,5 @@ def test_a_takeover_remakes_a_reply_whose_generation_died_and_lets_finished_ones
     call.agent_says("t1", "It is nine.", "Anything else?", heard=0)
     taken = Call()
     taken.state = TurnState.from_dict(call.state.to_dict())
-    out = taken.feed(a.Restored())
+    out = taken.feed(Restored())
     assert heard(out) == [] and "playback:t1" in armed(out)  # it plays on; its marks come back
