@@ -22,7 +22,6 @@ as it goes so that later decisions see earlier ones) and returns what the sessio
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -42,7 +41,7 @@ _DIGIT = re.compile(r"^[0-9*#A-Da-d]$")
 
 def decide(state: TurnState, event: object, rules: Rules, now: float) -> list[object]:
     """What to do about `event`; `state` is left as it is."""
-    decider = _Decider(copy.deepcopy(state), rules, now)
+    decider = _Decider(state.copy(), rules, now)
     decider.on(event)
     return decider.actions
 

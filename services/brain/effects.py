@@ -9,7 +9,7 @@ just started.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ringline.contracts import subjects
 from ringline.contracts.events import CALL_HANGUP
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ringline.brain.effects")
 
+ControlAction = Literal["pause", "resume", "interrupt", "hangup", "transfer"]
+
 
 class CallEffects:
     def __init__(self, session: BrainSession) -> None:
@@ -36,7 +38,7 @@ class CallEffects:
             apply(self.session.state, action)
             await self._do(action)
 
-    async def _control(self, action: str, turn_id: str = "", reason: str = "", target: str = "") -> None:
+    async def _control(self, action: ControlAction, turn_id: str = "", reason: str = "", target: str = "") -> None:
         control = Control(call_id=self.call_id, action=action, turn_id=turn_id, reason=reason, target=target)
         await self.bus.publish(control, subjects.control(self.call_id))
 

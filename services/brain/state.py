@@ -20,7 +20,7 @@ replica that takes the call over.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Stage = Literal["opening", "talking", "ending", "ended"]
@@ -223,6 +223,12 @@ class TurnState:
             if self.turns[oldest].ended is None:
                 break
             del self.turns[oldest]
+
+    def copy(self) -> TurnState:
+        """A deep copy (a decision's scratch state), faster than `copy.deepcopy`."""
+        turns = {tid: replace(t, chunks=dict(t.chunks)) for tid, t in self.turns.items()}
+        hangup = replace(self.hangup) if self.hangup is not None else None
+        return replace(self, caller=replace(self.caller), turns=turns, agent=replace(self.agent), hangup=hangup)
 
     # -- checkpoints --------------------------------------------------------------------------
 
