@@ -19,7 +19,7 @@ Takeover: `snapshot()` is plain data (JSON/msgpack) another replica passes to `r
 `start()`; that `start` greets only a call whose greeting was not said yet, and carries the call
 on (`Restored`: clocks re-armed, a reply whose generation died made again). The snapshot:
 
-- `version` (1), `call_id`, `at` (wall-clock seconds when it was taken);
+- `version` (1), `call_id` (equal snapshots mean nothing changed: no timestamp in it);
 - `state`: `TurnState.to_dict()`: `stage` (opening/talking/ending/ended), `phase` (derived, for
   reading), `greeted`, `greeting_turn_id`, `voicemail` (reason, "" if none), `caller`
   (utterance_id, started_at, voiced_ms, active, resumed_ms), `turns` (each agent turn that went
@@ -165,7 +165,7 @@ class BrainSession(CallSession):
 
     def snapshot(self) -> dict[str, Any]:
         """What a replica taking the call over needs (plain data; the fields are in the module doc)."""
-        return {"version": SNAPSHOT_VERSION, "call_id": self.call_id, "at": now(), "state": self.state.to_dict(),
+        return {"version": SNAPSHOT_VERSION, "call_id": self.call_id, "state": self.state.to_dict(),
                 "history": self.history.to_dict(),
                 "recall": {"forgotten": self.recall.forgotten, "followed_up": list(self.recall.followed_up)}}
 
