@@ -102,6 +102,7 @@ class _Decider(TalkOver):
             self.pause(caller.started_at, caller.voiced_ms, event.utterance_id)
         self.do(a.Disarm("silence"))
 
+    # -- the caller's words -------------------------------------------------------------------
 
     def words(self, words: Words) -> None:
         s, transcript = self.s, words.transcript
@@ -168,6 +169,7 @@ class _Decider(TalkOver):
             return False  # "yes" to the agent's question is an answer
         return s.spoke_since(transcript.speech_started_at or transcript.emitted_at, self.r.backchannel_grace_s)
 
+    # -- controls -----------------------------------------------------------------------------
 
     def control(self, control: Control) -> None:
         s = self.s
@@ -218,15 +220,18 @@ class _Decider(TalkOver):
         elif name.startswith("playback:"):
             self.end(name.partition(":")[2], "timeout")  # its final mark did not come back in time
 
+    # -- a takeover ---------------------------------------------------------------------------
 
     def restored(self) -> None:
         """Carry on a call taken over from a snapshot. Turns whose final chunk went out play on
         (their marks come back from the edge); a paused one waits for the caller's words as
         usual. A reply whose generation died with the old replica is cut at what the caller
         heard and made again from the history. A pending hang-up still happens."""
-        s = self.s
+        s, agent = self.s, self.s.agent
         if s.ended:
             return
+        in_flight = s.turns.get(agent.turn_id)
+        lost = agent.generating and not s.ending and (in_flight is None or in_flight.final_seq is None)
         cut = [t for t in s.speaking_turns() if t.final_seq is None]
         if cut:
             self.do(a.Interrupt(tuple(t.turn_id for t in cut), "takeover"))
@@ -248,7 +253,7 @@ class _Decider(TalkOver):
                 self.hang_up(ended)
             else:
                 self.do(a.Arm("hangup", self.r.playback_timeout(hangup.text) + 1.0))
-        elif cut and not s.ending and any(t.kind == "answer" for t in cut):
+        elif lost:
             self.do(a.AnswerAgain())
         else:
             self.arm_silence()

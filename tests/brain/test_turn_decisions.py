@@ -303,6 +303,12 @@ def test_a_takeover_remakes_a_reply_whose_generation_died_and_lets_finished_ones
     assert taken.state.phase == "thinking"
 
     call = Call()
+    call.thinking("r1")  # nothing of the reply out yet: it is made again
+    taken = Call()
+    taken.state = TurnState.from_dict(call.state.to_dict())
+    assert heard(taken.feed(Restored())) == [("answer", "again")]
+
+    call = Call()
     call.agent_says("t1", "It is nine.", "Anything else?", heard=0)
     taken = Call()
     taken.state = TurnState.from_dict(call.state.to_dict())
