@@ -30,8 +30,8 @@ from .settings import TelephonySettings
 from .signature import SignatureChecker
 from .stream import CallStream
 from .twilio_rest import TwilioCalls
-from .web import web_router
 from .twiml import STREAM_PATH, reconnect_twiml, voice_router
+from .web import web_router
 
 log = logging.getLogger("ringline.telephony")
 

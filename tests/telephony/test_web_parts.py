@@ -84,7 +84,8 @@ def test_the_board_follows_a_call_through_its_states() -> None:
     view = board.on_start(_start())
     assert (view["agent_id"], view["caller"], view["state"]) == ("sales", "+15550001111", "connecting")
     timing = TurnTiming(speech_ended_at=101.0, edge_sent_at=101.8)
-    assert board.on_event(CallEvent(call_id="CA1", name="turn.first_audio", turn_id="t0", timing=timing))["state"] == AGENT
+    first_audio = CallEvent(call_id="CA1", name="turn.first_audio", turn_id="t0", timing=timing)
+    assert board.on_event(first_audio)["state"] == AGENT
     # The TTS stage says the turn is 2.5 s of audio: a viewer shows "listening" after that.
     assert board.on_event(CallEvent(call_id="CA1", name="tts.turn", turn_id="t0",
                                     data={"audio_ms": 2500.0}))["speaking_until"] == pytest.approx(104.3)
@@ -133,7 +134,8 @@ def test_the_call_view_marks_barge_ins_fallbacks_and_takeovers_and_sums_cost() -
                        latency_ms={"total": 1500.0}),
         ],
         events=[
-            {"name": "turn.llm", "turn_id": "t1", "at": 102.0, "fallbacks": [{"from": "llama", "to": "claude", "reason": "timeout"}]},
+            {"name": "turn.llm", "turn_id": "t1", "at": 102.0,
+             "fallbacks": [{"from": "llama", "to": "claude", "reason": "timeout"}]},
             {"name": "stage.takeover", "turn_id": "", "at": 110.0, "stage": "brain"},
         ],
     )
