@@ -41,6 +41,8 @@ class Scratch:
 
 
 class Speaking(Scratch):
+    """Decisions on what the agent says: chunks out, marks back, turns ending, the hang-up."""
+
     def chunk(self, chunk: ChunkOut) -> None:
         self.do(a.Sent(chunk.turn_id, chunk.seq, chunk.text, chunk.final, chunk.kind, self.now))
         turn = self.s.turns[chunk.turn_id]

@@ -28,6 +28,8 @@ from .speaking import Speaking
 
 
 class TalkOver(Speaking):
+    """Decisions on the caller talking over the agent: hold, pause, resume, interrupt."""
+
     def collision(self, onset: float) -> bool:
         """The caller started talking as an answer was about to play (or had just begun)."""
         window = self.r.barge_in_collision_ms / 1000
