@@ -48,13 +48,13 @@ async def event_stream(first: list[Update], watcher: Watcher) -> AsyncIterator[s
         yield sse(update)
     while True:
         try:
-            update = await asyncio.wait_for(watcher.queue.get(), KEEPALIVE_S)
+            queued = await asyncio.wait_for(watcher.queue.get(), KEEPALIVE_S)
         except TimeoutError:
             yield ": keep-alive\n\n"
             continue
-        if update is None:  # fell behind: end, the browser's EventSource reconnects
+        if queued is None:  # fell behind: end, the browser's EventSource reconnects
             return
-        yield sse(update)
+        yield sse(queued)
 
 
 def _checked(call_id: str) -> str:

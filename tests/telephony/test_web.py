@@ -29,6 +29,7 @@ from ringline.contracts.messages import (
     Transcript,
     TurnRecord,
 )
+from ringline.contracts.messages.voicemail import AudioReply, AudioRequest
 from ringline.contracts.runtime import create_broker
 from ringline.services.telephony.app import create_app
 from ringline.services.telephony.dashboard_api import event_stream
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.service
 TOKEN = "correct-horse-battery"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BROWSER_CALL = "BR" + "0123456789abcdef" * 2
+VOICEMAIL = b"RIFF" + bytes(range(256)) * 10  # 2,564 bytes: three pieces
 RECORD = CallRecord(
     call_id="CA1", agent_id="sales", caller="+15550001111", started_at=1000.0, ended_at=1030.0,
     end_reason="caller hung up", trace_id="cd" * 16,
@@ -72,6 +74,13 @@ def _edge(settings: TelephonySettings, memory: bool = True) -> Iterator[Harness]
             asked.append(request)
             return [CallSummary(call_id="CA1", agent_id="sales", caller="+15550001111", started_at=1000.0,
                                 ended_at=1030.0, turns=1, end_reason="caller hung up")]
+
+        @broker.subscriber(subjects.MEMORY_VOICEMAIL_GET)
+        async def voicemail(request: AudioRequest) -> AudioReply:  # in 1 KB pieces, as a long message comes
+            if request.call_id != RECORD.call_id:
+                return AudioReply(found=False, error="no voicemail")
+            piece = VOICEMAIL[request.offset:request.offset + 1024]
+            return AudioReply(found=True, total_bytes=len(VOICEMAIL), offset=request.offset, data=piece)
 
         @broker.subscriber(subjects.MEMORY_CALLS_GET)
         async def get_call(request: CallGetRequest) -> CallGetReply:
@@ -171,6 +180,12 @@ def test_a_call_page_gets_its_waterfall_and_trace_link(web: Harness) -> None:
     assert [b["stage"] for b in view["turns"][0]["waterfall"]] == ["stt", "brain", "tts", "edge"]
     assert web.client.get("/dashboard/api/calls/CA2", headers=AUTH).status_code == 404
     assert web.client.get("/dashboard/api/calls/not.a.call", headers=AUTH).status_code == 400
+
+
+def test_a_voicemail_plays_from_the_pieces_the_memory_service_sends(web: Harness) -> None:
+    wav = web.client.get(f"/dashboard/api/calls/CA1/voicemail.wav?token={TOKEN}")  # an <audio> src
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav" and wav.content == VOICEMAIL
+    assert web.client.get("/dashboard/api/calls/CA2/voicemail.wav", headers=AUTH).status_code == 404
 
 
 def test_without_a_memory_service_the_dashboard_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
