@@ -88,6 +88,7 @@ class Stack:
     users: NatsUsers | None = None
     replicas: dict[str, int] = field(default_factory=dict)  # service -> processes (default 1)
     replica_ports: dict[str, int] = field(default_factory=dict)  # process key (`stt-2`) -> its port
+    _launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict, repr=False)
     stream_secret: str = field(default_factory=lambda: os.environ.get("RINGLINE_TELEPHONY_STREAM_SECRET")
                                or secrets.token_urlsafe(32))
 
@@ -128,6 +129,7 @@ class Stack:
             raise
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self._launches[name] = (argv, env)
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
             argv,
@@ -182,6 +184,21 @@ class Stack:
         proc = self.processes[key]
         if proc.poll() is None:
             proc.send_signal(sig)
+
+    def respawn(self, key: str, timeout: float = 60.0) -> None:
+        """Start a replica again as it was first started (same port, same replica id), once it
+        has exited, and wait until it is healthy."""
+        proc = self.processes[key]
+        if proc.poll() is None:
+            raise StackError(f"{key} is still running")
+        argv, env = self._launches[key]
+        self._spawn(key, argv, env)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while not self._healthy(client, key):
+                if self.processes[key].poll() is not None or time.monotonic() > deadline:
+                    raise StackError(f"{key} did not come back; see {self.data_dir / 'logs' / (key + '.log')}")
+                time.sleep(0.1)
 
     def _start_proxy(self) -> None:
         edges = [f"127.0.0.1:{self.port_of(key)}" for key in self._keys("telephony")]

@@ -87,6 +87,12 @@ def format_result(result: CallResult) -> str:
         lines.append("the agent hung up " + ("after its goodbye had played" if result.hung_up_after_goodbye else
                                              f"BEFORE its goodbye had played ({_ms(result.unplayed_at_hangup_ms)} "
                                              "unplayed or marks not echoed)"))
+    for drop in result.reconnects:
+        if drop.reconnected_at is not None:
+            lines.append(f"the stream dropped ({drop.close_code} {drop.close_reason}): reconnected through the "
+                         f"action URL in {_ms(drop.reconnect_ms)}, agent audio gap {_ms(drop.gap_ms)}")
+        elif drop.error:
+            lines.append(f"the stream dropped ({drop.close_code}): NOT reconnected: {drop.error}")
     if result.agent_wav:
         lines.append(f"agent audio saved to {result.agent_wav}")
     if result.record is None:
