@@ -75,7 +75,9 @@ def test_every_service_is_probed_on_health_where_it_listens(request: pytest.Fixt
         assert variables[f"{prefix}PORT"]["value"] == str(port), f"{name} listens elsewhere than its containerPort"
         assert variables[f"{prefix}HOST"]["value"] == "0.0.0.0", f"{name} would bind to loopback only"
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}, f"{name} {probe}"
+            # A draining edge is unready (503) but alive: its liveness probe asks ?probe=live.
+            path = "/health?probe=live" if (name, probe) == ("telephony", "livenessProbe") else "/health"
+            assert c[probe]["httpGet"] == {"path": path, "port": "http"}, f"{name} {probe}"
             # /health pings NATS with a 2 s timeout: the probe must wait longer than that.
             assert c[probe]["timeoutSeconds"] > 2, f"{name} {probe} times out before /health can answer"
 
@@ -96,6 +98,21 @@ def test_pods_drain_before_they_are_killed(request: pytest.FixtureRequest, rende
 def test_production_telephony_drains_calls_longer(production: list[dict]) -> None:
     c = main_container(service_deployment(production, "telephony"))
     assert env(c)["RINGLINE_TELEPHONY_DRAIN_TIMEOUT_S"]["value"] == "120"
+
+
+@pytest.mark.parametrize("render", ["default", "production"])
+def test_the_edge_serves_its_calls_until_the_deadline_then_hands_them_over_before_the_kill(
+        request: pytest.FixtureRequest, render: str) -> None:
+    docs = request.getfixturevalue(render)
+    deployment = service_deployment(docs, "telephony")
+    pod = deployment["spec"]["template"]["spec"]
+    c = main_container(deployment)
+    deadline = float(env(c)["RINGLINE_TELEPHONY_DRAIN_DEADLINE_S"]["value"])
+    sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][1])
+    # preStop, then calls served until the deadline, then up to 5 s for the handed-over streams to close
+    assert pod["terminationGracePeriodSeconds"] > sleep + deadline + 5
+    budget = objects(docs, "PodDisruptionBudget")[f"{RELEASE}-telephony"]["spec"]
+    assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable", 0) >= 1  # a voluntary eviction never takes every edge
 
 
 @pytest.mark.parametrize("render", ["default", "production"])
