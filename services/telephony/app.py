@@ -97,7 +97,9 @@ def create_app(
         await CallStream(ws, broker, settings, registry, twilio, agents, ended).run()
 
     @app.get("/health", include_in_schema=False)
-    async def health() -> JSONResponse:
+    async def health(probe: str = "") -> JSONResponse:
+        """503 while draining (a load balancer stops sending calls); `?probe=live` (liveness)
+        still answers 200 then: a draining edge is alive."""
         try:
             ok = await broker.ping(timeout=2.0)
         except Exception:
@@ -105,7 +107,8 @@ def create_app(
         status = "draining" if registry.draining else "ok" if ok else "nats unreachable"
         body = {"status": status, "service": "telephony", "replica": settings.replica_id,
                 "active_calls": len(registry.calls)}
-        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+        alive = status == "ok" or (probe == "live" and registry.draining and ok)
+        return JSONResponse(body, status_code=200 if alive else 503)
 
     return app
 
