@@ -144,6 +144,8 @@ class BrainSession(CallSession):
             self._greeting_task = self.bus.spawn(self._greet(), "greeting")
         if self._restored:
             await self.dispatch(Restored())
+            if self.state.voicemail and self.state.stage == "talking":  # the caller was leaving a message
+                self._greeting_task = self.bus.spawn(self._take_voicemail(self.state.voicemail, True), "voicemail")
 
     async def close(self, reason: str) -> None:
         await self.effects.run([a.FinishVoicemail(), a.Stop(reason)])  # a caller who hangs up after their message
@@ -212,12 +214,16 @@ class BrainSession(CallSession):
             return outbound
         return await self.voice.say_line(self.recall.greeting(self.settings), "greeting")
 
-    async def _take_voicemail(self, reason: str) -> None:
-        """Prompt, listen, thank and hang up. Returns when the goodbye is on its way."""
-        await self.effects.run([a.VoicemailStarted(reason), a.Greeted("")])
-        self.voice.greeted.set()
-        prompt = await self.voicemail.begin(reason)
-        await self._wait_heard(prompt, self.rules.playback_timeout(self.agent.voicemail.prompt) + 1.0)
+    async def _take_voicemail(self, reason: str, prompted: bool = False) -> None:
+        """Prompt, listen, thank and hang up. Returns when the goodbye is on its way. `prompted`:
+        a call taken over while the caller left their message (what they said before is lost)."""
+        if prompted:
+            self.voicemail.carry_on(reason)
+        else:
+            await self.effects.run([a.VoicemailStarted(reason), a.Greeted("")])
+            self.voice.greeted.set()
+            prompt = await self.voicemail.begin(reason)
+            await self._wait_heard(prompt, self.rules.playback_timeout(self.agent.voicemail.prompt) + 1.0)
         await self.voicemail.listen()
         await self.voicemail.finish()
         if not self.ended:

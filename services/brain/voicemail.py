@@ -54,6 +54,10 @@ class VoicemailTaker:
         await self._event(VOICEMAIL_STARTED, {"reason": reason})
         return await self.voice.say_line(self.options.prompt, "greeting")
 
+    def carry_on(self, reason: str) -> None:
+        """Listen on a call taken over after the prompt (the words before it are not here)."""
+        self.active, self.reason = True, reason
+
     async def listen(self) -> None:
         """Until the caller stopped talking for `silence_s` or the message reached `max_s`."""
         self._listen_from = self._last_voice = time.monotonic()

@@ -1,5 +1,6 @@
 """A replica taking a call over from a snapshot carries the conversation on: no second
-greeting, the history as it was, a reply that died with the old replica made again."""
+greeting, the history as it was, a reply that died with the old replica made again, a message
+being left still taken."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import json
 
 import pytest
 
+from ringline.contracts.agent_options import Voicemail
+from ringline.contracts.agents import Agent
 from ringline.contracts.messages import CallStart
 from ringline.contracts.runtime import CallBus
 from ringline.services.brain.session import BrainSession
+from ringline.services.brain.state import TurnState
 
 pytestmark = pytest.mark.service
 
@@ -80,3 +84,18 @@ async def test_a_reply_cut_by_the_takeover_is_made_again_from_the_history(make_h
         assert " ".join(r.text for r in again if r.text) == "It is nine. And sunny. Warm too."
         assert said(h.model.calls[-1])[-1] == "What time is it?"
         await leave(second)
+
+
+async def test_a_call_taken_over_while_the_caller_leaves_a_message_still_takes_it(make_harness, scripted, until):
+    async with make_harness(scripted(["Unused."])) as h:
+        call = CallStart(call_id="call-t3")
+        agent = Agent(id="default", voicemail=Voicemail(silence_s=0.3, goodbye="Got it. Bye!"))
+        snapshot = {"version": 1, "state": TurnState(stage="talking", greeted=True, voicemail="busy").to_dict()}
+        session = BrainSession(call, CallBus(h.broker, call.call_id), h.settings, h.model, agent=agent)
+        session.restore(snapshot)
+        await session.start()
+        await h.say(call.call_id, "Please call me back about the order.")
+        await until(lambda: h.named("voicemail.message") and h.said("goodbye"))
+        assert h.named("voicemail.message")[0].data["text"] == "Please call me back about the order."
+        assert h.said("goodbye") == "Got it. Bye!" and not [r for r in h.replies if r.kind == "greeting"]
+        await leave(session)
