@@ -96,9 +96,9 @@ def test_the_softphone_hears_the_greeting_and_is_heard_over_it(seen: dict) -> No
     assert greeting["who"] == "agent" and "ava" in greeting["text"].lower(), phone["turns"]
     assert phone["framesSent"] > 100 and phone["marksEchoed"] >= 1
     # The caller spoke while the greeting played, and that stopped it in the page: a `clear` that
-    # flushed audio still queued to play, with its pending marks echoed back.
+    # flushed audio still queued to play.
     assert seen["spoke"]["before"]["playing"], seen["spoke"]
-    assert phone["cutWhilePlaying"] >= 1 and phone["flushedMs"] > 500 and phone["marksCleared"] >= 1, phone
+    assert phone["cutWhilePlaying"] >= 1 and phone["flushedMs"] > 500, phone
     assert {"interrupted", "cut off"} & set(greeting["notes"]), greeting
 
 

@@ -17,6 +17,11 @@ const phone = window.softphone = {
 let ws = null, ctx = null, mic = null, capture = null, player = null, feed = null;
 let streamSid = "", seq = 0, chunk = 0;
 let lastVoicedAt = 0, lastBurstAt = 0, pendingM2E = null;
+// The caller has the floor: spoke while the agent was silent, or the agent yielded to them (a
+// `clear`). A burst of agent audio that starts then is an answer and gets a mouth-to-ear; one that
+// only resumes after a gap in the agent's own audio does not.
+let callerTurn = false;
+const MIN_SILENCE_MS = 200;  // an answer never starts while the caller is still talking
 const entries = new Map();  // utterance or turn id -> transcript entry
 
 const hex = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -119,18 +124,20 @@ function onPlayer(msg) {
     phone.playing = true;
     phone.bursts += 1;
     const now = performance.now() + (ctx.outputLatency || ctx.baseLatency || 0) * 1000;
-    if (lastVoicedAt > lastBurstAt) {  // the caller spoke since the agent last began to talk
+    if (callerTurn && lastVoicedAt > lastBurstAt && now - lastVoicedAt >= MIN_SILENCE_MS) {
       pendingM2E = now - lastVoicedAt;
       phone.mouthToEar.push(Math.round(pendingM2E));
       $("m2e").textContent = (pendingM2E / 1000).toFixed(2) + " s";
     }
     lastBurstAt = now;
+    callerTurn = false;
   } else if (msg.type === "idle") {
     phone.playing = false;
     phone.playedMs = Math.round(msg.playedMs);
     showPlayback();
   } else if (msg.type === "cleared") {
     phone.clears += 1;
+    if (lastVoicedAt > lastBurstAt) callerTurn = true;
     phone.flushedMs += Math.round(msg.flushedMs);
     if (msg.wasPlaying && msg.flushedMs > 0) phone.cutWhilePlaying += 1;
     for (const name of msg.marks) {  // Twilio sends the pending marks back on `clear`
@@ -150,7 +157,10 @@ function onFrame({ frame, dbfs }) {
   phone.dbfs = dbfs;
   const voiced = !phone.muted && dbfs > VOICED_DBFS;
   phone.voiced = voiced;
-  if (voiced) lastVoicedAt = performance.now();
+  if (voiced) {
+    lastVoicedAt = performance.now();
+    if (!phone.playing) callerTurn = true;
+  }
   $("level").style.width = Math.max(0, Math.min(100, (dbfs + 70) * 1.6)) + "%";
   if (phone.muted) frame.fill(0xff);  // mu-law silence: the line stays open, the agent hears nothing
   chunk += 1;
@@ -176,7 +186,7 @@ async function call() {
   }
   phone.callId = "BR" + hex(16);
   streamSid = "MZ" + hex(16);
-  seq = 0; chunk = 0; lastVoicedAt = 0; lastBurstAt = 0; pendingM2E = null;
+  seq = 0; chunk = 0; lastVoicedAt = 0; lastBurstAt = 0; pendingM2E = null; callerTurn = false;
   // Follow the call's events before it starts, so the greeting's text is not missed.
   setStatus("connecting…");
   await new Promise((ready) => {
