@@ -6,7 +6,9 @@ which would cut every call. `DrainingServer` takes SIGTERM itself: the edge turn
 its calls until they end or `drain_deadline_s` passes; then it hands the streams that are left
 over (`CallStream.hand_over`: the stream closes, the call does not, and Twilio reconnects it to
 another replica through the `<Connect action>` URL) and only then lets uvicorn shut down.
-A second SIGTERM hands over at once; SIGINT (Ctrl-C) stops at once, as uvicorn does.
+A second SIGTERM hands over at once; SIGINT (Ctrl-C, or `Stack.stop`: the whole stack goes, so
+there is no edge to hand calls to) ends the calls at once, as uvicorn does, and a repeated SIGINT
+does not skip the orderly shutdown that publishes their ends.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ class DrainingServer(uvicorn.Server):
         self._drain: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig != signal.SIGTERM:
-            super().handle_exit(sig, frame)
+        if sig != signal.SIGTERM:  # SIGINT: end the calls now (1012), as uvicorn does; a second one
+            if sig not in self._captured_signals:  # does not skip the shutdown (`Stack.stop` after Ctrl-C)
+                self._captured_signals.append(sig)
+            self.should_exit = True
             return
         if self._drain_requested and self._hurry is not None:
             self._hurry.set()  # a second SIGTERM: hand over now (set from the loop's own thread)
