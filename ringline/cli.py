@@ -70,9 +70,18 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"  Try: ringline call --say 'What can you do?'   Ctrl-C stops everything.",
           flush=True)
     try:
+        reported: set[str] = set()
         while not stop:
-            for name, proc in stack.processes.items():
-                if proc.poll() is not None:
+            for name, proc in list(stack.processes.items()):
+                if proc.poll() is None or name in reported:
+                    continue
+                reported.add(name)
+                service = name.rpartition("-")[0] if name.rpartition("-")[2].isdigit() else name
+                alive = [k for k in stack.replica_keys(service) if k in stack.processes
+                         and stack.processes[k].poll() is None] if service in SERVICES else []
+                if alive:  # a replica died (a chaos test?): the others carry its calls
+                    print(f"{name} exited with {proc.returncode}; {', '.join(alive)} still up", file=sys.stderr)
+                else:
                     print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
                     stop = True
             time.sleep(0.5)
