@@ -83,9 +83,10 @@ class SttSession(CallSession):
 
     @property
     def deciding(self) -> bool:
-        """An early decode is in flight and the end of the turn waits on its text."""
+        """An early decode or the end-of-turn model is in flight and the end of the turn waits on it."""
         utterance = self._utterance
-        return bool(utterance and utterance.early is not None and not utterance.early.done())
+        return bool(utterance and any(task is not None and not task.done()
+                                      for task in (utterance.early, utterance.judging)))
 
     async def start(self) -> None:
         await self.bus.subscribe(subjects.control(self.call_id), self.on_control)

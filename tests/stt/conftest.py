@@ -138,7 +138,7 @@ class Call:
 @pytest.fixture
 async def call():
     setup_telemetry("stt", None)  # in-process spans, so trace context has something to carry
-    service = build_service(SttSettings())
+    service = build_service(SttSettings(turn_model=False))  # the text rules; test_turn_model has the model
     caller = Call(service.broker, service.router.sessions)
     caller.listen()
     async with TestNatsBroker(service.broker):
@@ -176,6 +176,7 @@ class ScriptedRecognizer(Recognizer):
 
 class Harness:
     def __init__(self, recognizer: Recognizer, **settings: object) -> None:
+        settings = {"turn_model": False, **settings}  # tones are no speech for the end-of-turn model
         self.service = build_service(SttSettings(**settings), recognizer)
         self.transcripts: list[Transcript] = []
         self.speech: list[SpeechEvent] = []
