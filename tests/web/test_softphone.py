@@ -11,6 +11,7 @@ Screenshots go to .ringline/screenshots/.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import textwrap
@@ -81,7 +82,7 @@ def seen(stack: Stack, microphone: Path) -> dict:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     run = subprocess.run([NODE, str(HERE / "drive.js"), stack.edge_url, TOKEN, str(microphone), str(SCREENSHOTS),
                           CALLER], capture_output=True, text=True, timeout=420, cwd=HERE,
-                         env={"PATH": "/usr/bin:/bin", "CHROMIUM": CHROMIUM, "HOME": str(HERE)})
+                         env={**os.environ, "CHROMIUM": CHROMIUM})
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     assert lines, f"the browser driver said nothing (exit {run.returncode}):\n{run.stderr[-3000:]}"
     result = json.loads(lines[-1])
