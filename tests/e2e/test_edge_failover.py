@@ -76,7 +76,7 @@ async def _call_and_kill(stack: Stack, scenario: Scenario):  # noqa: ANN202
 
 
 def test_killing_the_edge_mid_call_reconnects_and_the_next_question_is_answered(two_edges: Stack, voice) -> None:
-    scenario = prepare(Scenario([Say(FIRST), Wait(ms=9000), Say(SECOND)]), voice)
+    scenario = prepare(Scenario([Say(FIRST), Wait(ms=6000), Say(SECOND)]), voice)
     killed, result = asyncio.run(_call_and_kill(two_edges, scenario))
     print(format_result(result))
 

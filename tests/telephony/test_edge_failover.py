@@ -170,3 +170,22 @@ async def test_an_agent_hang_up_is_not_reconnected(edges: Stack, agent: BusAgent
             response = await client.post(f"{edges.edge_url}/twilio/action?call={call_id}&agent=default", data=form)
             assert twilio_sim.read_action_twiml(response.text) is None
             assert "<Hangup" in response.text
+
+
+def test_with_one_nats_user_per_service_the_edge_still_records_ended_calls(tmp_path: Path) -> None:
+    """The edge's own NATS user (contracts/runtime/permissions.py) may use `ringline-edge-ended`:
+    a call the caller hung up is answered `<Hangup/>` at its action URL, on either edge."""
+    stack = Stack.on_free_ports(data_dir=tmp_path, quiet=True, services=("telephony",), replicas={"telephony": 2})
+    stack.start(timeout=60)
+    try:
+        result = asyncio.run(place_call(stack.edge_url, [], nats_url=None, greeting_timeout=0.5))
+        assert not result.reconnects  # the caller hung up: nothing to follow
+        form = twilio_sim.action_form(result.call_sid, "AC" + "0" * 32, "+15550100001", "+15550100002")
+        for _ in range(2):  # round-robin: each edge answers once
+            response = httpx.post(f"{stack.edge_url}/twilio/action?call={result.call_sid}&agent=default", data=form)
+            assert "<Hangup" in response.text, response.text
+        logs = "".join((tmp_path / "logs" / f"{key}.log").read_text() for key in stack.replica_keys("telephony"))
+        assert "recording its end for the action webhook failed" not in logs
+        assert "Permissions Violation" not in logs
+    finally:
+        stack.stop()
