@@ -66,6 +66,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"ringline up failed: {exc}", file=sys.stderr)
         return 1
     print(f"Ringline is up. Edge: {stack.edge_url}  (Twilio webhook: {stack.edge_url}/twilio/voice)")
+    token_hint = "#token=<RINGLINE_TELEPHONY_WEB_TOKEN>" if os.environ.get("RINGLINE_TELEPHONY_WEB_TOKEN") else ""
+    print(f"In a browser: softphone {stack.edge_url}/phone{token_hint}  "
+          f"dashboard {stack.edge_url}/dashboard{token_hint}")
     print(f"NATS: {stack.server_url}{' (one user per service; the CLIs log in as operator)' if stack.users else ''}."
           f"  Try: ringline call --say 'What can you do?'   Ctrl-C stops everything.",
           flush=True)
