@@ -21,7 +21,7 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} as msgpack")
 
 
-def pack(message: BaseModel | dict[str, Any] | list[Any]) -> bytes:
+def pack(message: BaseModel | dict[str, Any] | list[Any] | float) -> bytes:
     return msgpack.packb(message, default=_default, use_bin_type=True)
 
 

@@ -53,8 +53,12 @@ def instrument(broker: NatsBroker, service: str, routers: Sequence[CallRouter]) 
     MetricsReporter(service).subscribe(broker)
     metrics.watch_nats(service, broker)
     for router in routers:
-        metrics.watch_load(router.stage, router.gauge, lambda router=router: len(router.sessions))
+        metrics.watch_load(router.stage, router.gauge, _session_count(router))
     return None
+
+
+def _session_count(router: CallRouter) -> Callable[[], int]:
+    return lambda: len(router.sessions)
 
 
 def instrument_edge(broker: NatsBroker, service: str, active_calls: Callable[[], int]) -> LoadGauge:

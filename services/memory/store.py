@@ -127,7 +127,7 @@ class SpendStore:
         for _ in range(10):
             try:
                 entry = await self.kv.get(key)
-                total = float(unpack(entry.value)) + amount
+                total = (float(unpack(entry.value)) if entry.value else 0.0) + amount
                 await self.kv.update(key, pack(total), last=entry.revision)
                 return total
             except KeyNotFoundError:

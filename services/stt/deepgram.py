@@ -312,11 +312,17 @@ def _abandon(entering: asyncio.Future[Any], connect: Any) -> None:
         if not task.cancelled() and task.exception() is None:
             closing = asyncio.ensure_future(connect.__aexit__(None, None, None))
             _abandoned.add(closing)
-            closing.add_done_callback(lambda t: (_abandoned.discard(t), t.cancelled() or t.exception()))
+            closing.add_done_callback(_forget)
 
     entering.cancel()
     _abandoned.add(entering)
     entering.add_done_callback(done)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
 
 def _flag(value: bool) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -173,5 +173,6 @@ def call_configs(config: EndpointerConfig, turn: TurnConfig, custom: dict[str, s
     if not wanted:
         return config, turn
     config = replace(config, **{k: v for k, v in wanted.items() if k in ("end_silence_ms", "max_utterance_ms")})
-    turn = replace(turn, **{k: v for k, v in wanted.items() if k != "max_utterance_ms"})
+    timings: dict[str, Any] = {k: v for k, v in wanted.items() if k != "max_utterance_ms"}  # int fields only
+    turn = replace(turn, **timings)
     return config, replace(turn, backstop_silence_ms=max(turn.backstop_silence_ms, turn.end_silence_ms))

@@ -93,7 +93,7 @@ class TurnAssembler:
             first = (self._words or words or [Word("", float(message.start), end)])[0].start_s
             return [SttEvent("interim", " ".join([*self._turn, segment]), segment, start_s=first, end_s=end,
                              started_at=self.wall_at(first), received_at=now, words=words,
-                             confidence=float(alt.confidence))]
+                             confidence=float(alt.confidence) if alt is not None else 0.0)]
         if segment:
             self._turn.append(segment)
             self._words.extend(words)

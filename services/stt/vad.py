@@ -209,7 +209,7 @@ class Endpointer:
         self._silence = 0
         self._paused = False
         self._voiced = self._run
-        self._ticks = self.voiced_ms // max(1, self.config.continuing_ms)
+        self._ticks = int(self.voiced_ms // max(1, self.config.continuing_ms))
         self._ring.clear()
         self._run = 0
         return [VadEvent("started", self._started_at, self._started_at, voiced_ms=self.voiced_ms)]
@@ -224,7 +224,7 @@ class Endpointer:
             self._last_voiced = len(self._frames) - 1
             self._silence = 0
             self._voiced += 1
-            ticks = self.voiced_ms // max(1, self.config.continuing_ms)
+            ticks = int(self.voiced_ms // max(1, self.config.continuing_ms))
             if ticks > self._ticks:
                 self._ticks = ticks
                 events.append(

@@ -202,7 +202,8 @@ def parse_message(text: str | bytes) -> TwilioEvent:
             return Dtmf(stream_sid=_str(msg, "streamSid", required=False), digit=digit,
                         track=_str(dtmf, "track", required=False), sequence_number=seq)
         case "stop":
-            stop = msg.get("stop") if isinstance(msg.get("stop"), dict) else {}
+            raw = msg.get("stop")
+            stop: dict[str, Any] = raw if isinstance(raw, dict) else {}
             return Stop(stream_sid=_str(msg, "streamSid", required=False),
                         call_sid=_str(stop, "callSid", required=False),
                         account_sid=_str(stop, "accountSid", required=False), sequence_number=seq)

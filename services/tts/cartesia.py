@@ -81,7 +81,7 @@ class CartesiaSynthesizer(Synthesizer):
         """`shared_with`: use that synthesizer's connection (another voice on the same account)."""
         super().__init__(piece_ms)
         self.options = options
-        self._pool = shared_with._pool if shared_with is not None else _Connection(options)
+        self._pool: _Connection = shared_with._pool if shared_with is not None else _Connection(options)
         if shared_with is not None:
             self.stats = shared_with.stats
 

@@ -141,7 +141,7 @@ class TtsSession(CallSession):
         if not turn.tts_started_at:
             turn.tts_started_at = now()
         speech = self._speech(turn)
-        attributes = {
+        attributes: dict[str, Any] = {
             "call.id": self.call_id, "turn.id": turn.turn_id, "chunk.seq": chunk.seq,
             "chunk.final": chunk.final, "chunk.chars": len(chunk.text),
             "tts.queued_ms": round((now() - queued.received_at) * 1000, 1),
