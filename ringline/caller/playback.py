@@ -81,6 +81,13 @@ class PlaybackEmulator:
         """Nothing left to play and no mark waiting to be echoed."""
         return self.clock <= now and not self._marks
 
+    def stalls_ms(self, within_s: float = 1.0) -> list[float]:
+        """Hiccups the caller heard: silences shorter than `within_s` between two stretches of agent
+        audio, because the next audio arrived after what came before had finished playing (a
+        longer silence is the caller's own turn). Audio that arrives early never stalls."""
+        return [round((b.start - a.end) * 1000, 1) for a, b in zip(self.pieces, self.pieces[1:], strict=False)
+                if 0 < b.start - a.end < within_s]
+
     def played_seconds(self) -> float:
         return sum(len(p.audio) for p in self.pieces) / SAMPLE_RATE
 

@@ -69,6 +69,8 @@ class CallResult:
     hung_up_after_goodbye: bool | None = None  # the agent ended the call: only once its last audio had played?
     unplayed_at_hangup_ms: float | None = None  # agent audio still to play when the agent ended the call
     reconnects: list[Reconnect] = field(default_factory=list)  # streams that ended while the call was up
+    audio_stalls_ms: list[float] = field(default_factory=list)  # agent audio that came late: hiccups heard
+    agent_audio_s: float = 0.0  # agent audio the caller played
 
     @property
     def ok(self) -> bool:
