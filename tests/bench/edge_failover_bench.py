@@ -41,7 +41,7 @@ from ringline.contracts.runtime import ServiceSettings, create_broker
 from ringline.stack import Stack
 
 
-def _load_bus_agent():  # noqa: ANN202
+def _load_bus_agent():
     path = Path(__file__).resolve().parents[1] / "doubles" / "bus_agent.py"
     spec = importlib.util.spec_from_file_location("bus_agent", path)
     assert spec is not None and spec.loader is not None
@@ -54,7 +54,7 @@ def _load_bus_agent():  # noqa: ANN202
 bus_agent = _load_bus_agent()
 
 
-def utterance(label: str):  # noqa: ANN201
+def utterance(label: str):
     return from_pcm(np.concatenate([bus_agent.tone(0.6, 330.0), np.zeros(800, np.int16)]), 8000,
                     label=label, text=label)
 
@@ -81,7 +81,7 @@ async def serving_edge(stack: Stack) -> str:
     raise RuntimeError("no edge serves the call")
 
 
-async def until(check, timeout: float = 15.0) -> None:  # noqa: ANN001
+async def until(check, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -89,7 +89,7 @@ async def until(check, timeout: float = 15.0) -> None:  # noqa: ANN001
         await asyncio.sleep(0.02)
 
 
-def one_call_problems(result, agent, starts: int, ends: int) -> list[str]:  # noqa: ANN001
+def one_call_problems(result, agent, starts: int, ends: int) -> list[str]:
     problems = list(result.problems)
     if len(agent.starts) - starts != 1:
         problems.append(f"{len(agent.starts) - starts} calls.start for one call")
@@ -104,7 +104,7 @@ def one_call_problems(result, agent, starts: int, ends: int) -> list[str]:  # no
     return problems
 
 
-async def kill_run(stack: Stack, agent) -> dict:  # noqa: ANN001
+async def kill_run(stack: Stack, agent) -> dict:
     starts, ends, replies = len(agent.starts), len(agent.ends), agent.replies
     task = asyncio.create_task(place_call(stack.edge_url, scenario(500), nats_url=None, reply_timeout=10.0,
                                           quiet_s=0.4))
@@ -121,7 +121,7 @@ async def kill_run(stack: Stack, agent) -> dict:  # noqa: ANN001
             "gap_ms": drop.gap_ms if drop else None, "problems": one_call_problems(result, agent, starts, ends)}
 
 
-async def drain_run(stack: Stack, agent, deadline_s: float) -> dict:  # noqa: ANN001
+async def drain_run(stack: Stack, agent, deadline_s: float) -> dict:
     starts, ends = len(agent.starts), len(agent.ends)
     task = asyncio.create_task(place_call(stack.edge_url, scenario(int(deadline_s * 1000) + 4000), nats_url=None,
                                           reply_timeout=10.0, quiet_s=0.4))

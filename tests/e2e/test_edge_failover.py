@@ -11,7 +11,6 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -50,7 +49,7 @@ async def _serving_edge(stack: Stack) -> str:
     raise AssertionError("no edge serves the call")
 
 
-async def _call_and_kill(stack: Stack, scenario: Scenario):  # noqa: ANN202
+async def _call_and_kill(stack: Stack, scenario: Scenario):
     broker = create_broker(ServiceSettings(nats_url=stack.url), "test")
     answers: list[float] = []
 

@@ -22,7 +22,7 @@ FORM = {"CallSid": CALL_SID, "AccountSid": "AC" + "fedcba9876543210" * 2, "From"
 TOKEN = "12345678901234567890123456789012"
 
 
-def post(client, path: str, form: dict, headers: dict | None = None):  # noqa: ANN001, ANN201
+def post(client, path: str, form: dict, headers: dict | None = None):
     return client.post(path, content=urlencode(form),
                        headers={"content-type": "application/x-www-form-urlencoded", **(headers or {})})
 
@@ -40,14 +40,14 @@ def action_path(action: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-def test_every_stream_names_an_action_url_with_its_call(edge) -> None:  # noqa: ANN001
+def test_every_stream_names_an_action_url_with_its_call(edge) -> None:
     action, _, _ = connect_of(post(edge.client, "/twilio/voice?agent=sales", FORM).text)
     parts = urlsplit(action)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://edge.example.com/twilio/action"
     assert parse_qs(parts.query) == {"call": [CALL_SID], "agent": ["sales"]}
 
 
-def test_a_call_that_goes_on_is_reconnected_to_the_same_call(edge) -> None:  # noqa: ANN001
+def test_a_call_that_goes_on_is_reconnected_to_the_same_call(edge) -> None:
     action, _, _ = connect_of(post(edge.client, "/twilio/voice?agent=sales", FORM).text)
     response = post(edge.client, action_path(action), {**FORM, "CallStatus": "in-progress"})
     assert response.status_code == 200
@@ -58,19 +58,19 @@ def test_a_call_that_goes_on_is_reconnected_to_the_same_call(edge) -> None:  # n
 
 
 @pytest.mark.parametrize("status", ["completed", "canceled", "failed"])
-def test_a_call_twilio_reports_over_is_hung_up(edge, status: str) -> None:  # noqa: ANN001
+def test_a_call_twilio_reports_over_is_hung_up(edge, status: str) -> None:
     response = post(edge.client, f"/twilio/action?call={CALL_SID}&agent=sales", {**FORM, "CallStatus": status})
     assert ElementTree.fromstring(response.text).find("./Hangup") is not None
 
 
-def test_an_action_for_another_call_or_no_call_reconnects_nothing(edge) -> None:  # noqa: ANN001
+def test_an_action_for_another_call_or_no_call_reconnects_nothing(edge) -> None:
     other = "CA" + "f" * 32
     response = post(edge.client, f"/twilio/action?call={other}&agent=sales", {**FORM, "CallStatus": "in-progress"})
     assert ElementTree.fromstring(response.text).find("./Hangup") is not None
     assert post(edge.client, "/twilio/action?call=bad.id", FORM).status_code == 400
 
 
-def test_a_reconnected_stream_re_attaches_without_starting_a_call(edge, tw) -> None:  # noqa: ANN001
+def test_a_reconnected_stream_re_attaches_without_starting_a_call(edge, tw) -> None:
     action, _, _ = connect_of(post(edge.client, "/twilio/voice?agent=sales", FORM).text)
     _, _, params = connect_of(post(edge.client, action_path(action), {**FORM, "CallStatus": "in-progress"}).text)
     with edge.client.websocket_connect("/twilio/stream") as ws:
@@ -89,7 +89,7 @@ def test_a_reconnected_stream_re_attaches_without_starting_a_call(edge, tw) -> N
         edge.wait_for(subjects.CALLS_END)
 
 
-def test_a_handed_over_stream_closes_without_ending_the_call(edge, tw) -> None:  # noqa: ANN001
+def test_a_handed_over_stream_closes_without_ending_the_call(edge, tw) -> None:
     ws = tw.open_call(edge)
     [stream] = list(edge.client.app.state.registry.streams)
     edge.client.portal.call(lambda: stream.hand_over())  # what a draining edge does at its deadline
@@ -101,7 +101,7 @@ def test_a_handed_over_stream_closes_without_ending_the_call(edge, tw) -> None: 
     ws.__exit__(None, None, None)
 
 
-def test_the_action_webhook_checks_twilio_s_signature(monkeypatch: pytest.MonkeyPatch, tw) -> None:  # noqa: ANN001
+def test_the_action_webhook_checks_twilio_s_signature(monkeypatch: pytest.MonkeyPatch, tw) -> None:
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
     settings = TelephonySettings(public_url="https://edge.example.com")
     for edge in tw.make_edge(settings):
@@ -116,7 +116,7 @@ def test_the_action_webhook_checks_twilio_s_signature(monkeypatch: pytest.Monkey
         assert response.status_code == 200 and connect_of(response.text)[2]["takeover"] == "1"
 
 
-def test_a_draining_edge_is_unready_serves_its_call_then_hands_it_over(edge, tw) -> None:  # noqa: ANN001
+def test_a_draining_edge_is_unready_serves_its_call_then_hands_it_over(edge, tw) -> None:
     import time
 
     from ringline.services.telephony.drain import drain
