@@ -6,7 +6,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ringline.contracts.runtime import CallAnnouncer
+
 if TYPE_CHECKING:
+    from .busy import BusyLine
     from .stream import CallStream
 
 log = logging.getLogger("ringline.telephony.registry")
@@ -15,15 +18,19 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
 
 
 class CallRegistry:
     """The sockets this replica serves, for duplicate-call checks and graceful shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, announcer: CallAnnouncer | None = None) -> None:
+        # The live-call registry every stage reads (None: calls.start alone, as in tests of the loop).
+        self.announcer = announcer
         self.streams: set[CallStream] = set()
         self.calls: dict[str, CallStream] = {}
         self.draining = False  # SIGTERM: unready, serving its calls until they end or hand over (`drain`)
+        self.busy_line: BusyLine | None = None  # the apology when no replica has room (`busy`)
 
     async def shutdown(self, timeout: float) -> None:
         streams = list(self.streams)
