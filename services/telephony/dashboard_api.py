@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -32,6 +32,7 @@ from .web_auth import WebGate
 
 API = "/dashboard/api"
 KEEPALIVE_S = 15.0
+CHECK_S = 1.0  # how often an idle stream looks whether the edge is draining
 SEED_LIMIT = 200
 
 log = logging.getLogger("ringline.telephony.dashboard")
@@ -41,18 +42,25 @@ def sse(update: Update) -> str:
     return f"data: {json.dumps(update, separators=(',', ':'), default=str)}\n\n"
 
 
-async def event_stream(first: list[Update], watcher: Watcher) -> AsyncIterator[str]:
-    """`hello` first: once a browser has it, nothing published on the call is missed any more."""
+async def event_stream(first: list[Update], watcher: Watcher,
+                       closing: Callable[[], bool] = lambda: False) -> AsyncIterator[str]:
+    """`hello` first: once a browser has it, nothing published on the call is missed any more.
+    Ends when the watcher falls behind (the browser's EventSource reconnects) and when the edge
+    drains (`closing()`): an open dashboard must not hold up a shutdown."""
     yield sse({"type": "hello"})
     for update in first:
         yield sse(update)
-    while True:
+    idle = 0.0
+    while not closing():
         try:
-            queued = await asyncio.wait_for(watcher.queue.get(), KEEPALIVE_S)
+            queued = await asyncio.wait_for(watcher.queue.get(), CHECK_S)
         except TimeoutError:
-            yield ": keep-alive\n\n"
+            idle += CHECK_S
+            if idle >= KEEPALIVE_S:
+                idle = 0.0
+                yield ": keep-alive\n\n"
             continue
-        if queued is None:  # fell behind: end, the browser's EventSource reconnects
+        if queued is None:
             return
         yield sse(queued)
 
@@ -64,13 +72,14 @@ def _checked(call_id: str) -> str:
         raise HTTPException(HTTP_400_BAD_REQUEST, str(exc)) from None
 
 
-def dashboard_router(settings: TelephonySettings, gate: WebGate, feed: LiveFeed, memory: MemoryClient) -> APIRouter:
+def dashboard_router(settings: TelephonySettings, gate: WebGate, feed: LiveFeed, memory: MemoryClient,
+                     closing: Callable[[], bool] = lambda: False) -> APIRouter:
     router = APIRouter(prefix=API, dependencies=[Depends(gate.check)])
 
     async def streamed(first: list[Update], call_id: str | None) -> StreamingResponse:
         async def body() -> AsyncIterator[str]:
             async with feed.watch(call_id) as watcher:
-                async for chunk in event_stream(first, watcher):
+                async for chunk in event_stream(first, watcher, closing):
                     yield chunk
 
         return StreamingResponse(body(), media_type="text/event-stream",

@@ -28,5 +28,6 @@ def web_router(settings: TelephonySettings, broker: NatsBroker, registry: CallRe
     router = APIRouter()
     router.include_router(pages_router())
     router.include_router(phone_router(settings, gate, broker, registry, agents))
-    router.include_router(dashboard_router(settings, gate, LiveFeed(broker), MemoryClient(broker)))
+    router.include_router(dashboard_router(settings, gate, LiveFeed(broker), MemoryClient(broker),
+                                           closing=lambda: registry.draining))
     return router

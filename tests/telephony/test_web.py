@@ -236,6 +236,7 @@ async def test_an_event_stream_says_hello_first_then_keeps_the_connection_alive(
     import ringline.services.telephony.dashboard_api as api
 
     monkeypatch.setattr(api, "KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(api, "CHECK_S", 0.05)
     watcher = Watcher(None)
     stream = event_stream([{"type": "snapshot", "calls": []}], watcher)
     assert await anext(stream) == 'data: {"type":"hello"}\n\n'
@@ -246,3 +247,15 @@ async def test_an_event_stream_says_hello_first_then_keeps_the_connection_alive(
     watcher.queue.put_nowait(None)  # fell behind: the stream ends, the browser reconnects
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
+
+
+async def test_an_event_stream_ends_when_the_edge_drains(monkeypatch) -> None:
+    import ringline.services.telephony.dashboard_api as api
+
+    monkeypatch.setattr(api, "CHECK_S", 0.05)
+    draining = False
+    stream = event_stream([], Watcher(None), lambda: draining)
+    assert await anext(stream) == 'data: {"type":"hello"}\n\n'
+    draining = True  # SIGTERM: an open dashboard must not hold the shutdown up
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(stream), 1.0)
