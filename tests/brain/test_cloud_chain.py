@@ -166,7 +166,7 @@ async def test_the_prompt_cache_is_warmed_at_call_start_and_turns_reuse_its_pref
     (warm,) = api.warmups
     (turn,) = api.streamed
     assert warm["max_tokens"] == 1 and warm["model"] == FAST
-    assert warm["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in warm["system"][0]  # the default persona is under Haiku's 4,096-token minimum
     assert warm["system"] == turn["system"] and warm["tools"] == turn["tools"]  # the same cached prefix
     assert [t["name"] for t in turn["tools"]] == ["end_call"]  # tool use stays as it was
     # usage for cost: the warm-up on the greeting turn, the answer on its own

@@ -12,11 +12,19 @@ A scripted reply is text, optionally followed by one or more tool calls (`tool_u
 input JSON streams in pieces). Faults: HTTP 429/529/500 with Anthropic's JSON error body, an
 `error` event mid-stream, a stall (headers and some events, then nothing), a dropped connection,
 and `first_token_ms` / `token_ms` latencies.
+
+With `prompt_cache=True` the double caches as the API does instead of reporting scripted cache
+figures: a `cache_control` breakpoint caches the prefix before it (tools, system, messages, in
+that order; ~4 characters a token) only when that prefix reaches the model's minimum cacheable
+length (Haiku 4.5: 4,096 tokens; `MIN_CACHE_TOKENS`). A request reads the longest prefix it finds
+cached (at a breakpoint or up to 20 blocks before one) and writes the prefix at its last eligible
+breakpoint; under the minimum nothing is cached and nothing is read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from collections import deque
@@ -90,16 +98,38 @@ def approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+MIN_CACHE_TOKENS = {"claude-haiku-4-5": 4096, "claude-opus-4-5": 4096, "claude-opus-4-6": 4096,
+                    "claude-sonnet-4-6": 2048, "claude-sonnet-4-5": 1024}
+
+
+def _prefix_blocks(body: dict[str, Any]) -> list[tuple[str, bool]]:
+    """(block text, has a breakpoint) in cache order: tools, system, then messages."""
+    blocks = [(json.dumps(t, sort_keys=True), "cache_control" in t) for t in body.get("tools") or []]
+    system = body.get("system") or []
+    if isinstance(system, str):
+        system = [{"type": "text", "text": system}]
+    blocks += [(json.dumps({k: v for k, v in b.items() if k != "cache_control"}, sort_keys=True), "cache_control" in b)
+               for b in system]
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        blocks += [(message["role"] + json.dumps({k: v for k, v in b.items() if k != "cache_control"},
+                                                 sort_keys=True), "cache_control" in b) for b in parts]
+    return blocks
+
+
 class AnthropicDouble:
     """`async with AnthropicDouble(replies=[...]) as api:` then `AsyncAnthropic(base_url=api.url)`."""
 
     def __init__(self, replies: Iterable[ScriptedReply | str] = (), faults: AnthropicFaults | None = None,
-                 default_reply: str = "The capital of France is Paris.") -> None:
+                 default_reply: str = "The capital of France is Paris.", prompt_cache: bool = False) -> None:
         self.replies: deque[ScriptedReply] = deque(
             r if isinstance(r, ScriptedReply) else ScriptedReply(r) for r in replies)
         self.faults = faults or AnthropicFaults()
         self.default_reply = default_reply
         self.requests: list[RecordedRequest] = []
+        self.prompt_cache = prompt_cache
+        self.cached: set[str] = set()  # digests of cached prefixes
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -125,6 +155,8 @@ class AnthropicDouble:
         if self.faults.should_reject(len(self.requests) - 1):
             return self._error_response(int(self.faults.reject_status or 500), request_id)
         reply = self.replies.popleft() if self.replies else ScriptedReply(self.default_reply)
+        if self.prompt_cache:
+            reply = self._cache(body, reply)
         if not body.get("stream"):
             await asyncio.sleep((self.faults.latency_ms + self.faults.first_token_ms) / 1000)
             return web.json_response(self._message(body, reply, final=True), headers={"request-id": request_id})
@@ -134,6 +166,27 @@ class AnthropicDouble:
         await response.prepare(request)
         await self._stream(request, response, body, reply)
         return response
+
+    def _cache(self, body: dict[str, Any], reply: ScriptedReply) -> ScriptedReply:
+        """The reply's usage as the API's prompt cache makes it (see the module docstring)."""
+        minimum = MIN_CACHE_TOKENS.get(str(body.get("model")), 1024)
+        text, total, eligible, boundaries = "", 0, [], []
+        for block, breakpoint in _prefix_blocks(body):
+            text += block
+            total = approx_tokens(text)
+            boundaries.append((hashlib.sha256(text.encode()).hexdigest(), total))
+            if breakpoint and total >= minimum:
+                eligible.append((len(boundaries) - 1, *boundaries[-1]))
+        # A breakpoint also finds a prefix cached at any of the 20 block boundaries before it.
+        read = max((tokens for index, _, _ in eligible for digest, tokens in boundaries[max(0, index - 20):index + 1]
+                    if digest in self.cached), default=0)
+        eligible = [(digest, tokens) for _, digest, tokens in eligible]
+        written = 0
+        if eligible and eligible[-1][0] not in self.cached:
+            written = eligible[-1][1] - read
+            self.cached.add(eligible[-1][0])
+        return ScriptedReply(reply.text, reply.tools, input_tokens=max(1, total - read - written),
+                             cache_read_input_tokens=read, cache_creation_input_tokens=written)
 
     def _error_response(self, status: int, request_id: str) -> web.Response:
         kind = ERROR_TYPES.get(status, "api_error")

@@ -114,7 +114,7 @@ async def test_claude_chat_model_streams_and_reports_usage():
     assert text == "Paris is the capital."
     assert stats.input_tokens == 30 and stats.extra["cache_read_input_tokens"] == 500
     assert stats.first_token_ms >= 50
-    assert api.requests[0].system[0]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in api.requests[0].system[0]  # under the model's cache minimum
 
 
 @pytest.mark.parametrize("faults", [AnthropicFaults(reject_status=429), AnthropicFaults(stall_after=3),

@@ -1,7 +1,9 @@
 """Cloud LLM: Claude through the `anthropic` SDK's streaming Messages API, with native tool use.
 
-The persona goes in `system` as one cached block (prompt caching keeps repeat turns cheap and
-fast); the call history becomes alternating user/assistant messages. Tools go out as
+The persona (the call's first system message) goes in `system` as its own block, what changes
+during the call (later system messages) in a second one; prompt-cache breakpoints go only where
+they pay (`prompt_cache`: at or above the model's minimum cacheable length, the changing part
+after them); the call history becomes alternating user/assistant messages. Tools go out as
 `tools=[{name, description, input_schema}]`; a `tool_use` content block comes back as a
 `ToolCall` the moment the block closes, and the tool's answer returns as a `tool_result` block
 in the next user message.
@@ -22,6 +24,7 @@ from typing import Any
 from ringline.contracts.pricing import Usage
 
 from .base import Capabilities, ChatModel, LLMError, Messages, StreamStats, ToolCall, ToolSpec
+from .prompt_cache import place_breakpoints
 
 log = logging.getLogger("ringline.brain.claude")
 
@@ -132,18 +135,20 @@ class ClaudeChatModel(ChatModel):
             await client.close()
 
     def _request(self, messages: Messages, max_tokens: int, tools: Sequence[ToolSpec]) -> dict[str, Any]:
-        system_text, turns = to_anthropic(messages)
+        first = next((i for i, m in enumerate(messages) if m.get("role") == "system"), None)
+        stable = str(messages[first].get("content") or "").strip() if first is not None else ""
+        changing, turns = to_anthropic([m for i, m in enumerate(messages) if i != first])
+        tool_params = [tool_param(tool) for tool in tools]
+        system, turns = place_breakpoints(self.model, tool_params, stable, changing, turns)
         request: dict[str, Any] = {
             "model": self.model,
             "messages": turns,
             "max_tokens": max_tokens,
         }  # no temperature: this SDK's `stream` no longer takes one; model defaults suit speech
-        if system_text:  # tools + system are the cached prefix; the breakpoint closes it
-            request["system"] = [
-                {"type": "text", "text": system_text, "cache_control": {"type": "ephemeral"}}
-            ]
-        if tools:
-            request["tools"] = [tool_param(tool) for tool in tools]
+        if system:
+            request["system"] = system
+        if tool_params:
+            request["tools"] = tool_params
         return request
 
     async def warm(self, messages: Messages, tools: Sequence[ToolSpec] = ()) -> Usage | None:
