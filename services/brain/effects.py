@@ -60,7 +60,8 @@ class CallEffects:
                 for turn_id in ids:
                     await self._control("interrupt", turn_id, f"barge-in ({trigger})")
             case a.Report(name=name, turn_id=turn_id, data=data):
-                log.info("call %s: %s %s %s", self.call_id, name, turn_id, data)
+                log.info("call %s: %s %s %s", self.call_id, name, turn_id,
+                         {k: v for k, v in data.items() if k != "heard_text"})  # no words in the log
                 event = CallEvent(call_id=self.call_id, name=name, turn_id=turn_id, data=dict(data))
                 await self.bus.publish(event, subjects.event(self.call_id))
             case a.End(turn_id=turn_id, how=how):
