@@ -253,6 +253,8 @@ class _Decider(TalkOver):
                 self.hang_up(ended)
             else:
                 self.do(a.Arm("hangup", self.r.playback_timeout(hangup.text) + 1.0))
+        elif s.ending and hangup is None:  # its goodbye was about to be said: hang up now
+            self.begin_hangup("", "", "the call was ending when it was taken over", "")
         elif lost:
             self.do(a.AnswerAgain())
         else:

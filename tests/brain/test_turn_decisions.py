@@ -314,3 +314,18 @@ def test_a_takeover_remakes_a_reply_whose_generation_died_and_lets_finished_ones
     taken.state = TurnState.from_dict(call.state.to_dict())
     out = taken.feed(Restored())
     assert heard(out) == [] and "playback:t1" in armed(out)  # it plays on; its marks come back
+
+
+def test_a_call_taken_over_while_ending_still_hangs_up():
+    call = Call()
+    call.feed(TimerFired("time-limit"))  # the goodbye is decided, the old replica died before saying it
+    taken = Call()
+    taken.state = TurnState.from_dict(call.state.to_dict())
+    assert heard(taken.feed(Restored())) == [("hangup", "the call was ending when it was taken over", "timeout")]
+    call.agent_says("t1", "Goodbye!", kind="goodbye")
+    call.feed(GoodbyeSaid("t1", "Goodbye!", "the call reached its time limit"))
+    taken = Call()
+    taken.state = TurnState.from_dict(call.state.to_dict())
+    out = taken.feed(Restored())
+    assert heard(out) == [] and "hangup" in armed(out)  # once the goodbye was heard, or its time is up
+    assert heard(taken.feed(mark("t1", 0))) == [("hangup", "the call reached its time limit", "heard")]
