@@ -43,7 +43,6 @@ class LoadGauge:
         self.max_loop_lag_s = max_loop_lag_s
         self.interval_s = interval_s
         self._on_lag = on_lag
-        self._alpha = 1 - math.exp(-interval_s * math.log(2) / _HALF_LIFE_S)
         self._lag_s = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -74,10 +73,10 @@ class LoadGauge:
     def note_lag(self, sample_s: float) -> None:
         """Fold one lag sample into the smoothed value (the probe calls this every interval)."""
         sample_s = max(0.0, sample_s)
-        if sample_s > self._lag_s + self.interval_s:
-            self._lag_s = sample_s  # the loop was stuck for a whole interval: count it in full at once
-        else:
-            self._lag_s += self._alpha * (sample_s - self._lag_s)
+        # Weighted by the time the sample covers: a loop that runs late keeps the gauge up, one
+        # stall (a first call's imports, a GC pause) only nudges it.
+        alpha = 1 - math.exp(-(self.interval_s + sample_s) * math.log(2) / _HALF_LIFE_S)
+        self._lag_s += alpha * (sample_s - self._lag_s)
         if self._on_lag is not None:
             self._on_lag(sample_s)
 

@@ -28,9 +28,10 @@ def test_a_full_replica_refuses_and_says_why() -> None:
     assert gauge.load(30) > 1.0
 
 
-def test_a_stuck_loop_refuses_at_once_and_recovers_as_it_runs_on_time() -> None:
+def test_a_loop_that_keeps_running_late_refuses_and_recovers_once_on_time() -> None:
     gauge = LoadGauge(max_calls=20, max_loop_lag_s=0.25)
-    gauge.note_lag(0.31)
+    for _ in range(20):  # seven seconds of wake-ups 0.31 s late
+        gauge.note_lag(0.31)
     ok, reason = gauge.can_claim(1)
     assert not ok and reason == "loop lag 0.31 s"
     assert gauge.load(1) > 1.0
@@ -39,11 +40,11 @@ def test_a_stuck_loop_refuses_at_once_and_recovers_as_it_runs_on_time() -> None:
     assert gauge.can_claim(1) == (True, "")
 
 
-def test_one_late_wake_up_among_many_does_not_fill_the_replica() -> None:
+def test_one_stall_among_on_time_wake_ups_does_not_fill_the_replica() -> None:
     gauge = LoadGauge(max_calls=20, max_loop_lag_s=0.25)
     for _ in range(40):
         gauge.note_lag(0.002)
-    gauge.note_lag(0.04)  # shorter than the probe interval: a blip, smoothed away
+    gauge.note_lag(0.5)  # a first call's imports, a GC pause
     assert gauge.can_claim(1) == (True, "")
 
 
@@ -52,8 +53,9 @@ async def test_the_probe_measures_a_loop_blocked_by_work() -> None:
     gauge = LoadGauge(max_calls=20, max_loop_lag_s=0.25, on_lag=samples.append)
     gauge.start()
     await asyncio.sleep(0.12)
-    asyncio.get_running_loop().call_soon(time.sleep, 0.4)  # a handler that blocks the loop
-    await asyncio.sleep(0.5)
+    for _ in range(4):  # handlers that keep blocking the loop
+        asyncio.get_running_loop().call_soon(time.sleep, 0.4)
+        await asyncio.sleep(0.45)
     await gauge.stop()
     assert max(samples) >= 0.3
     ok, reason = gauge.can_claim(0)
