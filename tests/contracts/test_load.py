@@ -53,9 +53,9 @@ async def test_the_probe_measures_a_loop_blocked_by_work() -> None:
     gauge = LoadGauge(max_calls=20, max_loop_lag_s=0.25, on_lag=samples.append)
     gauge.start()
     await asyncio.sleep(0.12)
-    for _ in range(4):  # handlers that keep blocking the loop
-        asyncio.get_running_loop().call_soon(time.sleep, 0.4)
-        await asyncio.sleep(0.45)
+    for _ in range(10):  # handlers that keep blocking the loop
+        asyncio.get_running_loop().call_soon(time.sleep, 0.35)
+        await asyncio.sleep(0.01)
     await gauge.stop()
     assert max(samples) >= 0.3
     ok, reason = gauge.can_claim(0)
