@@ -137,6 +137,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.concurrent or args.sweep:
+        from .loadbench.run import run as run_load
+
+        return run_load(args)
     from .demo import run_bench
 
     return run_bench(args)
@@ -216,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="mouth-to-ear latency over scripted calls on the offline stack")
     bench.add_argument("--calls", type=int, default=4)
     bench.add_argument("--data-dir", default=".ringline-bench")
+    bench.add_argument("--concurrent", type=int, default=0, help="N simulated Twilio callers at once (load bench)")
+    bench.add_argument("--duration", type=float, default=30.0, help="seconds each load-bench call talks")
+    bench.add_argument("--providers", choices=("local", "cloud-sim"), default="cloud-sim",
+                       help="load bench: local models, or the Deepgram/Claude/Cartesia doubles with their latencies")
+    bench.add_argument("--sweep", help="load bench at each concurrency (10,25,50,100,200): a PNG and the knee")
+    bench.add_argument("--png", help="where --sweep draws latency and jitter vs concurrency")
+    bench.add_argument("--env", action="append", metavar="KEY=VALUE", help="extra service environment (load bench)")
     bench.set_defaults(func=cmd_bench)
     return parser
 
