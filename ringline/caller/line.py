@@ -232,6 +232,7 @@ class PhoneLine:
     # ---------------------------------------------------------------------- the receiver
 
     async def _receive_loop(self) -> None:
+        ended_at = 0.0
         try:
             while True:
                 try:
@@ -239,12 +240,13 @@ class PhoneLine:
                         self._on_message(raw)
                 except Exception as exc:
                     log.debug("receiver stopped: %r", exc)
+                ended_at = time.time()
                 self.close_code = getattr(self.ws, "close_code", None)
                 self.close_reason = getattr(self.ws, "close_reason", "") or ""
                 if self._stopping or self.follower is None or not await self._follow():
                     return
         finally:
-            self.timeline.close(time.time(), "agent")
+            self.timeline.close(ended_at or time.time(), "agent")  # when the last stream ended
             self.closed.set()
 
     async def _follow(self) -> bool:
@@ -256,14 +258,14 @@ class PhoneLine:
         drop = Reconnect(dropped_at=now, close_code=self.close_code, close_reason=self.close_reason,
                          last_agent_audio_at=heard)
         self._down = True
-        self.playback.on_clear(now)  # what the old stream had not played is gone with it
-        self._echoes.clear()  # and its marks never come back
         self.reconnects.append(drop)
         stream = await self.follower.follow(drop)
-        if stream is None or self._stopping:
+        if stream is None or self._stopping:  # the call is over: the verdicts see the line as it was
             if stream is not None:
                 await stream.ws.close()
             return False
+        self.playback.on_clear(drop.dropped_at)  # what the old stream had not played went with it
+        self._echoes.clear()  # and its marks never come back
         self.ws, self.messages = stream.ws, stream.messages
         await self.ws.send(self.messages.connected())
         await self.ws.send(self.messages.start(stream.parameters))

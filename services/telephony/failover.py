@@ -12,14 +12,17 @@ a transfer, an error) writes its id to the JetStream key-value bucket `ringline-
 (`ended_bucket`; entries expire after `ended_ttl_s`) *before* it closes the stream, so the
 action request that the close may cause already finds it. A drained or dead edge writes
 nothing, and its calls reconnect. An action form whose `CallStatus` says the call is over is
-answered `<Hangup/>` too. When the bucket cannot be read the call is reconnected: a wrong
-reconnect costs a stream that ends at once, a wrong hang-up costs the call.
+answered `<Hangup/>` too. Each edge also remembers the calls it ended itself (the last
+`LOCAL_ENDED` of them), so its own answer holds without JetStream. When the bucket cannot be read
+the call is reconnected: a wrong reconnect costs a stream that ends at once, a wrong hang-up
+costs the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request, Response
@@ -36,6 +39,7 @@ from .signature import SignatureChecker
 ACTION_PATH = "/twilio/action"
 TAKEOVER_PARAM = "takeover"  # the `<Parameter>` that tells the edge a stream re-attaches to a live call
 OVER_STATUSES = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})
+LOCAL_ENDED = 10_000  # calls this edge ended, remembered in memory too
 
 log = logging.getLogger("ringline.telephony.failover")
 
@@ -65,6 +69,7 @@ class EndedCalls:
         self.timeout_s = timeout_s
         self._kv: KeyValue | None = None
         self._lock = asyncio.Lock()
+        self._local: OrderedDict[str, None] = OrderedDict()
 
     async def _open(self) -> KeyValue:
         async with self._lock:
@@ -76,6 +81,9 @@ class EndedCalls:
 
     async def mark(self, call_id: str, reason: str) -> None:
         """Record that `call_id` is over; failures are logged, never raised."""
+        self._local[call_id] = None
+        while len(self._local) > LOCAL_ENDED:
+            self._local.popitem(last=False)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await (await self._open()).put(call_id, reason.encode("utf-8")[:200])
@@ -84,6 +92,8 @@ class EndedCalls:
 
     async def is_over(self, call_id: str) -> bool:
         """True when the call was ended for good; False when unknown or unreadable (logged)."""
+        if call_id in self._local:
+            return True
         try:
             async with asyncio.timeout(self.timeout_s):
                 await (await self._open()).get(call_id)
