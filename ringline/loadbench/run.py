@@ -215,6 +215,9 @@ def run(args: argparse.Namespace) -> int:
         stack_of.callback(stack.stop)
         print(f"{questions} questions a call; {os.cpu_count()} CPUs on this machine (shared: numbers are noisy)",
               flush=True)
+        # One call first, not measured: a service's first call pays its imports and connections.
+        warm = run_point(stack, monitor, 1, SECONDS_PER_QUESTION, utterances[:1], injected, extra)
+        print(f"warm-up call: {'held' if warm.held else 'NOT held: ' + '; '.join(warm.problems[:2])}", flush=True)
         for n in levels:
             point = run_point(stack, monitor, n, args.duration, utterances, injected, extra)
             points.append(point)
