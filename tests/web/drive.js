@@ -125,8 +125,8 @@ async function run(context) {
     const p = window.softphone;
     return { status: p.status, framesSent: p.framesSent, marksEchoed: p.marksEchoed, marksCleared: p.marksCleared,
       clears: p.clears, cutWhilePlaying: p.cutWhilePlaying, flushedMs: p.flushedMs, playedMs: p.playedMs,
-      mouthToEar: p.mouthToEar,
-      turns: p.turns.map((t) => ({ who: t.who, text: t.text, final: t.final, notes: t.notes, m2e: t.m2e,
+      mouthToEar: p.mouthToEar, heard: p.heard, unheard: p.unheard,
+      turns: p.turns.map((t) => ({ id: t.id, who: t.who, text: t.text, final: t.final, notes: t.notes, m2e: t.m2e,
         stages: t.stages })),
       transcriptText: document.getElementById("transcript").innerText, timeline: window.timeline };
   });

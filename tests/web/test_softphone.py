@@ -96,10 +96,12 @@ def test_the_softphone_hears_the_greeting_and_is_heard_over_it(seen: dict) -> No
     greeting = phone["turns"][0]
     assert greeting["who"] == "agent" and "ava" in greeting["text"].lower(), phone["turns"]
     assert phone["framesSent"] > 100 and phone["marksEchoed"] >= 1
-    # The caller spoke while the greeting played, and that stopped it in the page: a `clear` that
-    # flushed audio still queued to play.
+    # The caller started talking while the greeting played, and the rest of it never played: the
+    # page honoured the `clear`s, and the greeting's last mark was never echoed as heard. (How much
+    # queued audio the clear flushed depends on how far ahead of playback the TTS was.)
     assert seen["spoke"]["before"]["playing"], seen["spoke"]
-    assert phone["cutWhilePlaying"] >= 1 and phone["flushedMs"] > 500, phone
+    assert phone["clears"] >= 1, phone
+    assert not [m for m in phone["heard"] if m.split(":")[0].split("~")[0] == greeting["id"]], phone["heard"]
     assert {"interrupted", "cut off"} & set(greeting["notes"]), greeting
 
 

@@ -12,7 +12,9 @@ const phone = window.softphone = {
   status: "idle", callId: "", muted: false, dbfs: -100, voiced: false, framesSent: 0,
   marksEchoed: 0, marksCleared: 0, clears: 0, cutWhilePlaying: 0, flushedMs: 0, playedMs: 0, playing: false,
   bursts: 0, mouthToEar: [], turns: [], endReason: "", feedReady: false,
+  heard: [], unheard: [],  // names of the marks echoed as played / sent back by a `clear` (the last 200)
 };
+const remember = (list, name) => { list.push(name); if (list.length > 200) list.shift(); };
 
 let ws = null, ctx = null, mic = null, capture = null, player = null, feed = null;
 let streamSid = "", seq = 0, chunk = 0;
@@ -113,6 +115,7 @@ function onUpdate(u) {
 function onPlayer(msg) {
   if (msg.type === "mark") {
     phone.marksEchoed += 1;
+    remember(phone.heard, msg.name);
     send({ event: "mark", streamSid, sequenceNumber: nextSeq(), mark: { name: msg.name } });
     const turnId = msg.name.split(":")[0].split("~")[0];
     if (pendingM2E != null) {  // the first mark played after a burst began names its turn
@@ -142,6 +145,7 @@ function onPlayer(msg) {
     if (msg.wasPlaying && msg.flushedMs > 0) phone.cutWhilePlaying += 1;
     for (const name of msg.marks) {  // Twilio sends the pending marks back on `clear`
       phone.marksCleared += 1;
+      remember(phone.unheard, name);
       send({ event: "mark", streamSid, sequenceNumber: nextSeq(), mark: { name } });
     }
     showPlayback();
