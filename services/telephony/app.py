@@ -13,14 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.nats import NatsBroker
 from opentelemetry import trace
 
 from ringline.contracts.agents import open_agent_book
 from ringline.contracts.runtime import configure_logging, create_broker, setup_telemetry
+from ringline.contracts.runtime.metrics import exposition
+from ringline.contracts.runtime.service import instrument_edge
 from ringline.contracts.runtime.telemetry import shutdown_telemetry
 
+from .busy import BusyLine
 from .calls_api import calls_router
 from .drain import DrainingServer
 from .failover import EndedCalls, action_router
@@ -58,6 +61,8 @@ def create_app(
     broker = broker or create_broker(settings, "telephony")
     checker = SignatureChecker(settings)
     registry = CallRegistry()
+    registry.busy_line = BusyLine(settings.busy_line)
+    loop_probe = instrument_edge(broker, "telephony", lambda: len(registry.calls))
     twilio = TwilioCalls.from_settings(settings)
     agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
@@ -71,9 +76,13 @@ def create_app(
                      "closes the stream, and no outbound call can be placed")
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
+            loop_probe.start()
+            rendering = asyncio.create_task(registry.busy_line.render(), name="telephony:busy-line")
             try:
                 yield
             finally:
+                await loop_probe.stop()
+                rendering.cancel()
                 # Close live calls while the bus is still there, so each one publishes CallEnd.
                 await registry.shutdown(timeout=settings.drain_timeout_s)
         await _flush_spans()
@@ -95,6 +104,11 @@ def create_app(
             await ws.close(code=CLOSE_POLICY, reason="invalid Twilio signature")
             return
         await CallStream(ws, broker, settings, registry, twilio, agents, ended).run()
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/health", include_in_schema=False)
     async def health(probe: str = "") -> JSONResponse:

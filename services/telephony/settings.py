@@ -56,6 +56,15 @@ class TelephonySettings(ServiceSettings):
         default=25.0, ge=0, description="on SIGTERM the edge turns unready and serves its calls this long; then "
         "it ends their streams and Twilio reconnects them to another replica (keep the pod's grace period longer)",
     )
+    busy_line: str = Field(
+        default="Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye.",
+        description="what a caller hears when no replica of a stage has room for the call (rendered at start-up "
+        "with the local Piper voice); then the call ends",
+    )
+    busy_grace_s: float = Field(
+        default=0.5, ge=0, description="after a stage refuses a call, how long another replica of it has to claim "
+        "it before the caller hears the busy line",
+    )
     web_token: SecretStr | None = Field(
         default=None, description="token of the browser softphone (`/phone`) and the dashboard (`/dashboard`); "
         "required when the edge is reachable beyond this machine (public_url or host not loopback): without "

@@ -40,6 +40,7 @@ from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control,
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
 
 from . import twilio_protocol as tp
+from .busy import BusyWatch
 from .failover import EndedCalls, is_takeover
 from .outbox import Outbox
 from .playout import ClearSent, Playout
@@ -284,6 +285,10 @@ class CallStream:
         # Subscribe first, so no agent audio or control published in answer to the start is missed.
         await bus.subscribe(subjects.audio_out(call_id), self._on_agent_audio)
         await bus.subscribe(subjects.control(call_id), self._on_control)
+        if self.registry.busy_line is not None and not takeover:  # a stage with no room: the busy line
+            watch = BusyWatch(bus, self.registry.busy_line, self.playout.audio, self._busy_hang_up,
+                              self.settings.busy_grace_s)
+            await bus.subscribe(subjects.event(call_id), watch.on_event)
         if takeover:  # a live call reconnected here: carry on, start nothing
             await bus.publish(CallEvent(call_id=call_id, name=EDGE_TAKEOVER, at=now,
                                         data={"stream_sid": start.stream_sid, "replica": self.settings.replica_id}),
@@ -353,6 +358,12 @@ class CallStream:
             self.request_close(CLOSE_NORMAL, "call transferred", f"transfer to {msg.target}", now=False)
             self._transfer = True
             self._hangup = asyncio.create_task(self._agent_transfer(msg.target), name=f"{self.call_id}:transfer")
+
+    async def _busy_hang_up(self, reason: str) -> None:
+        if self._hangup is None and not self._ended:
+            self.request_close(CLOSE_NORMAL, "busy", reason, now=False)
+            self._hangup = asyncio.current_task()
+            await self._agent_hangup()
 
     async def _agent_hangup(self) -> None:
         """Complete the call at Twilio (when configured), then close the stream either way."""
