@@ -14,7 +14,7 @@ import pytest
 
 from ringline.contracts.audio import mulaw_decode
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # node runs the worklets (a subprocess)
 
 NODE = shutil.which("node")
 HERE = Path(__file__).resolve().parent
