@@ -77,9 +77,9 @@ class LiveFeed:
     async def watch(self, call_id: str | None = None) -> AsyncIterator[Watcher]:
         watcher = Watcher(call_id)
         async with self._lock:
-            self._watchers.add(watcher)
             if not self._subscribers:
-                await self._subscribe()
+                await self._subscribe()  # the bus away: raises, nothing is left half-watched
+            self._watchers.add(watcher)
         try:
             yield watcher
         finally:
@@ -96,11 +96,15 @@ class LiveFeed:
             (subjects.REPLY_WILDCARD, self._on_reply), (subjects.EVENT_WILDCARD, self._on_event),
             (subjects.CONTROL_WILDCARD, self._on_control),
         ]
-        for subject, handler in handlers:
-            subscriber = self.broker.subscriber(subject, persistent=False)
-            subscriber(handler)
-            await subscriber.start()
-            self._subscribers.append(subscriber)
+        try:
+            for subject, handler in handlers:
+                subscriber = self.broker.subscriber(subject, persistent=False)
+                subscriber(handler)
+                await subscriber.start()
+                self._subscribers.append(subscriber)
+        except Exception:
+            await self._unsubscribe()
+            raise
         log.info("live feed: watching every call's events (%d viewers)", len(self._watchers))
 
     async def _unsubscribe(self) -> None:
