@@ -94,7 +94,7 @@ async def place_call(
         if auth_token:
             headers[twilio_sim.SIGNATURE_HEADER] = twilio_sim.signature(auth_token, target.url)
         async with connect(target.url, additional_headers=headers, open_timeout=connect_timeout,
-                           max_size=2**20, ping_interval=None) as ws:
+                           max_size=2**20, ping_interval=None, compression=None) as ws:  # as Twilio: no deflate
             follower = ActionFollower(url, form, account_sid, auth_token=auth_token, public_url=public_url,
                                       timeout=connect_timeout)
             follower.action = target.action

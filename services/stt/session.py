@@ -33,6 +33,7 @@ from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_decode
 from ringline.contracts.messages import AudioFrame, CallStart, Control
 from ringline.contracts.runtime import CallBus, CallSession, seconds_to_ns, tracer
+from ringline.contracts.runtime.fastpath import subscribe_frames
 
 from .endofturn import UNKNOWN, TurnConfig, Verdict, end_reason, text_verdict
 from .outbox import Outbox, Utterance
@@ -90,7 +91,7 @@ class SttSession(CallSession):
 
     async def start(self) -> None:
         await self.bus.subscribe(subjects.control(self.call_id), self.on_control)
-        await self.bus.subscribe(subjects.audio_in(self.call_id), self.on_frame)
+        await subscribe_frames(self.bus, subjects.audio_in(self.call_id), AudioFrame, self.on_frame)
 
     async def close(self, reason: str) -> None:
         await self._stop_work(reason)

@@ -38,6 +38,7 @@ from ringline.contracts.agents import WatchedAgentBook
 from ringline.contracts.events import CALL_TRANSFER, EDGE_CLEAR, EDGE_HANDOVER, EDGE_TAKEOVER, TURN_FIRST_AUDIO
 from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control, TurnTiming
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
+from ringline.contracts.runtime.fastpath import publish_frame
 
 from . import twilio_protocol as tp
 from .busy import BusyWatch
@@ -233,7 +234,8 @@ class CallStream:
                     self._early_dropped += 1
                 self._early.append((event, now))
             case tp.Media():
-                await self.bus.publish(tp.to_audio_frame(event, self.call_id, now), subjects.audio_in(self.call_id))
+                frame = tp.to_audio_frame(event, self.call_id, now)
+                await publish_frame(self.bus, frame, subjects.audio_in(self.call_id))
             case tp.Start() if self.bus is not None:
                 raise tp.ProtocolError("a second `start` on the same stream")
             case tp.Start():
