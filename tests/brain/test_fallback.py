@@ -180,7 +180,7 @@ async def test_the_turn_event_and_timing_name_the_link_that_served_and_the_fallb
 
 async def test_when_everything_fails_the_caller_hears_the_recovery_line(make_harness, scripted, until):
     model = chain(Link("anthropic", scripted([], fail_with=Overloaded("busy")), 1.0),
-                  Link("local", scripted(["late"], first_delay=30), 0.2))
+                  Link("local", scripted([], fail_with=RuntimeError("not loaded")), 0.2))
     async with make_harness(model) as h:
         call_id = await h.start_call()
         await h.greeted()
@@ -192,6 +192,19 @@ async def test_when_everything_fails_the_caller_hears_the_recovery_line(make_har
         data = h.llm_events()[0].data
         assert data["provider"] == "recovery" and data["outcome"] == "recovery"
         assert [f["to"] for f in data["fallbacks"]] == ["local", "recovery"]
+
+
+async def test_a_chain_that_only_stalls_says_one_moment_then_the_recovery_line(make_harness, scripted, until):
+    model = chain(Link("anthropic", scripted([], fail_with=Overloaded("busy")), 1.0),
+                  Link("local", scripted(["late"], first_delay=30), 0.2))
+    async with make_harness(model) as h:
+        call_id = await h.start_call()
+        await h.greeted()
+        await h.say(call_id, "Hello?")
+        await until(lambda: h.llm_events(), 8)  # the filler at 1 s, the recovery line at give_up (4.5 s)
+        assert h.said() == f"One moment. {h.settings.recovery_line}"
+        data = h.llm_events()[0].data
+        assert data["provider"] == "recovery"
 
 
 async def test_the_trace_shows_the_serving_link_and_each_fallback(make_harness, scripted, until):

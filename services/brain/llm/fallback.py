@@ -35,7 +35,7 @@ from ringline.contracts.pricing import Usage
 
 from .base import Capabilities, ChatModel, LLMError, Messages, StreamStats, ToolCall, ToolSpec
 from .budgets import FirstTokenTimes
-from .race import FILLER, RECOVERY, Link, Race, reason_of, without_tools
+from .race import FILLER, RECOVERY, RECOVERY_LINE, Link, Race, reason_of, without_tools
 from .routing import Route, RoutingRule, last_caller_text
 
 __all__ = ["FILLER", "RECOVERY", "FallbackChatModel", "Link", "reason_of", "without_tools"]
@@ -49,7 +49,7 @@ class FallbackChatModel(ChatModel):
 
     def __init__(self, links: Sequence[Link], rule: RoutingRule | None = None, min_try_s: float = 0.05, *,
                  filler: str = FILLER, filler_after_s: float = 1.0, give_up_s: float = 4.5,
-                 recovery_line: str = "", times: FirstTokenTimes | None = None) -> None:
+                 recovery_line: str = RECOVERY_LINE, times: FirstTokenTimes | None = None) -> None:
         if not links:
             raise ValueError("a chain needs at least one model")
         names = [link.name for link in links]

@@ -29,6 +29,7 @@ log = logging.getLogger("ringline.brain.fallback")
 
 RECOVERY = "recovery"  # the name of the chain's last resort: the turn's canned recovery line
 FILLER = "One moment. "
+RECOVERY_LINE = "Sorry, I didn't catch that. Could you say it again?"  # BrainSettings.recovery_line's default
 _DONE = object()  # a link's stream ended
 
 
