@@ -27,8 +27,9 @@ from .busy import BusyLine
 from .calls_api import calls_router
 from .drain import DrainingServer
 from .failover import EndedCalls, action_router
+from .limits import BodyLimit
 from .outbound import OutboundStore
-from .registry import CLOSE_POLICY, CallRegistry
+from .registry import CLOSE_POLICY, CLOSE_TRY_AGAIN, CallRegistry
 from .settings import TelephonySettings
 from .signature import SignatureChecker
 from .stream import CallStream
@@ -91,6 +92,7 @@ def create_app(
     app.state.broker = broker
     app.state.registry = registry
     app.state.settings = settings
+    app.state.stream_tokens = checker.tokens  # what the TwiML hands out, for simulated Twilio in tests
     app.include_router(voice_router(settings, checker, agents, outbound))
     app.include_router(calls_router(settings, agents, outbound, twilio))
     app.include_router(web_router(settings, broker, registry, agents))  # /phone, /dashboard
@@ -103,7 +105,11 @@ def create_app(
         if not checker.check_websocket(STREAM_PATH, ws.url.query, ws.headers):
             await ws.close(code=CLOSE_POLICY, reason="invalid Twilio signature")
             return
-        await CallStream(ws, broker, settings, registry, twilio, agents, ended).run()
+        if len(registry.streams) >= settings.max_streams:
+            log.warning("refused a stream: %d streams already open (max_streams)", len(registry.streams))
+            await ws.close(code=CLOSE_TRY_AGAIN, reason="edge at capacity")
+            return
+        await CallStream(ws, broker, settings, registry, twilio, agents, ended, tokens=checker.tokens).run()
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -124,6 +130,7 @@ def create_app(
         alive = status == "ok" or (probe == "live" and registry.draining and ok)
         return JSONResponse(body, status_code=200 if alive else 503)
 
+    app.add_middleware(BodyLimit, limit=settings.max_webhook_bytes)
     return app
 
 
@@ -140,6 +147,11 @@ def main() -> None:
 
     settings = TelephonySettings()
     configure_logging("telephony", settings.log_level)
+    exposed = settings.exposed_without_twilio_token()
+    if exposed is not None:  # fail closed: anyone could open calls and streams on it
+        log.error("refusing to start: %s and TWILIO_AUTH_TOKEN is not set, so Twilio's signatures could not be "
+                  "checked. Set TWILIO_AUTH_TOKEN (the Twilio account's auth token).", exposed)
+        raise SystemExit(2)
     setup_telemetry("telephony", settings.otlp_endpoint)
     app = create_app(settings)
     config = uvicorn.Config(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -10,6 +11,15 @@ from pydantic_settings import SettingsConfigDict
 from ringline.contracts.runtime import ServiceSettings
 
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class TelephonySettings(ServiceSettings):
@@ -47,6 +57,19 @@ class TelephonySettings(ServiceSettings):
     outbound_ttl_s: float = Field(
         default=86400.0, gt=0, description="how long an outbound call's context is kept for its answer",
     )
+    web_token: SecretStr | None = Field(
+        default=None, description="token of the browser softphone (`/phone`) and the dashboard (`/dashboard`); "
+        "required when the edge is reachable beyond this machine (public_url or host not loopback): without "
+        "it those pages are refused there",
+    )
+    jaeger_ui_url: str | None = Field(
+        default=None, description="base URL of the Jaeger UI (http://localhost:16686): the dashboard links each "
+        "call's trace there",
+    )
+    dashboard_live_window_s: float = Field(
+        default=3600.0, gt=0, description="a call the memory service still holds open is listed as live on a "
+        "freshly started edge only if it began within this many seconds",
+    )
     ended_bucket: str = Field(
         default="ringline-edge-ended", description="JetStream KV bucket of calls that are over: their "
         "`<Connect action>` request is answered `<Hangup/>`, any other call's reconnects (failover)",
@@ -65,19 +88,28 @@ class TelephonySettings(ServiceSettings):
         default=0.5, ge=0, description="after a stage refuses a call, how long another replica of it has to claim "
         "it before the caller hears the busy line",
     )
-    web_token: SecretStr | None = Field(
-        default=None, description="token of the browser softphone (`/phone`) and the dashboard (`/dashboard`); "
-        "required when the edge is reachable beyond this machine (public_url or host not loopback): without "
-        "it those pages are refused there",
-    )
-    jaeger_ui_url: str | None = Field(
-        default=None, description="base URL of the Jaeger UI (http://localhost:16686): the dashboard links each "
-        "call's trace there",
-    )
-    dashboard_live_window_s: float = Field(
-        default=3600.0, gt=0, description="a call the memory service still holds open is listed as live on a "
-        "freshly started edge only if it began within this many seconds",
-    )
+    # -- security (issue 11): what the edge lets in, and how much of it
+    env: str = Field(default="development", validation_alias=AliasChoices("RINGLINE_ENV", "RINGLINE_TELEPHONY_ENV"),
+                     description="`production` makes the edge refuse to start without TWILIO_AUTH_TOKEN, like a "
+                     "public_url that is not loopback does")
+    stream_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of the per-call stream tokens (the same on every edge replica); "
+        "default: derived from TWILIO_AUTH_TOKEN")
+    stream_token_ttl_s: float = Field(default=120.0, gt=0, description="how long a stream token from the TwiML "
+                                      "opens its call's stream")
+    start_timeout_s: float = Field(default=5.0, gt=0, description="a socket that has not sent `start` by then is "
+                                   "closed")
+    transfer_number: str | None = Field(
+        default=None, description="where a transfer of a call whose agent names no transfer_number goes; a "
+        "transfer target from the bus is never used")
+    max_streams: int = Field(default=200, ge=1, description="concurrent Media Streams sockets on one edge replica")
+    max_webhook_bytes: int = Field(default=16 * 1024, ge=1024, description="largest webhook body accepted")
+    idle_timeout_s: float = Field(default=15.0, gt=0, description="a started stream that sends nothing this long "
+                                  "is cut off (Twilio sends a frame every 20 ms)")
+    caller_calls_per_minute: int = Field(default=10, ge=0, description="calls one caller number may start a "
+                                         "minute on this replica (0: no limit)")
+    agent_calls_per_minute: int = Field(default=120, ge=0, description="calls one agent may start a minute on "
+                                        "this replica (0: no limit)")
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")
     max_buffered_frames: int = Field(
@@ -96,6 +128,18 @@ class TelephonySettings(ServiceSettings):
         if parts.query or parts.fragment:
             raise ValueError(f"public_url {value!r} must not carry a query or fragment")
         return value
+
+    def exposed_without_twilio_token(self) -> str | None:
+        """Why this edge must not start as configured (it is public or in production and nothing
+        checks Twilio's signatures), or None when it may."""
+        if self.twilio_auth_token is not None and self.twilio_auth_token.get_secret_value():
+            return None
+        if self.env.strip().lower() == "production":
+            return "RINGLINE_ENV is production"
+        host = urlsplit(self.public_url).hostname if self.public_url else None
+        if host is not None and not _is_loopback(host):
+            return f"the public URL {self.public_url} is not loopback"
+        return None
 
     @property
     def base_url(self) -> str:

@@ -18,6 +18,7 @@ from twilio.request_validator import (
 )
 
 from .settings import TelephonySettings
+from .stream_token import StreamTokens
 
 log = logging.getLogger("ringline.telephony.signature")
 
@@ -26,6 +27,8 @@ class SignatureChecker:
     def __init__(self, settings: TelephonySettings) -> None:
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
         self._validator = RequestValidator(token) if token else None
+        secret = settings.stream_secret.get_secret_value() if settings.stream_secret else None
+        self.tokens = StreamTokens.from_secrets(secret, token, settings.stream_token_ttl_s)
         self._base = settings.base_url
         self._ws_base = settings.ws_base_url
         self._warned = False

@@ -23,6 +23,7 @@ that ends for good is written to the ended-calls bucket before its stream closes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -48,6 +49,7 @@ from .playout import ClearSent, Playout
 from .registry import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CallRegistry
 from .routing import call_options
 from .settings import TelephonySettings
+from .stream_token import STREAM_TOKEN_PARAM, StreamTokens
 from .twilio_rest import TwilioCalls, move_call
 
 log = logging.getLogger("ringline.telephony.stream")
@@ -60,7 +62,8 @@ _DISCONNECT_REASONS = {1000: "caller hung up", 1001: "caller hung up", 1005: "ca
 class CallStream:
     def __init__(self, ws: WebSocket, broker: NatsBroker, settings: TelephonySettings,
                  registry: CallRegistry, twilio: TwilioCalls | None = None,
-                 agents: WatchedAgentBook | None = None, ended: EndedCalls | None = None) -> None:
+                 agents: WatchedAgentBook | None = None, ended: EndedCalls | None = None,
+                 tokens: StreamTokens | None = None) -> None:
         self.ws = ws
         self.broker = broker
         self.settings = settings
@@ -68,6 +71,9 @@ class CallStream:
         self.twilio = twilio
         self.agents = agents
         self.ended = ended
+        self.tokens = tokens  # None: streams are not bound to calls (tests of the loop alone)
+        self.agent_id = ""
+        self._ignored_target = False
         self.outbox = Outbox(ws.send_text)
         self.playout: Playout | None = None
         self.done = asyncio.Event()
@@ -192,8 +198,15 @@ class CallStream:
 
     async def _read_loop(self) -> None:
         limit = self.settings.max_message_bytes
+        start_by = time.monotonic() + self.settings.start_timeout_s
         while True:
-            message = await self.ws.receive()
+            waited = self.settings.idle_timeout_s if self.bus is not None else start_by - time.monotonic()
+            try:
+                async with asyncio.timeout(max(waited, 0.0)):
+                    message = await self.ws.receive()
+            except TimeoutError:
+                self._cut_off_silent()
+                return
             if message["type"] == "websocket.disconnect":
                 if self._close is None:  # not already ending for a reason of its own
                     code = message.get("code") or CLOSE_NORMAL
@@ -223,6 +236,17 @@ class CallStream:
                     return
             if self._stopping.is_set():
                 return
+
+    def _cut_off_silent(self) -> None:
+        """No `start` within `start_timeout_s`, or nothing at all for `idle_timeout_s` after it."""
+        if self.bus is None:
+            log.warning("a socket sent no `start` within %.0f s; closing it", self.settings.start_timeout_s)
+            self._early.clear()
+            self.request_close(CLOSE_POLICY, "no start", "edge closed: no start")
+        else:
+            log.warning("call %s: nothing from the phone side for %.0f s; closing the stream",
+                        self.call_id, self.settings.idle_timeout_s)
+            self.request_close(CLOSE_POLICY, "stream idle", "edge closed: stream idle")
 
     async def _on_event(self, event: tp.TwilioEvent) -> None:
         now = time.time()
@@ -261,6 +285,14 @@ class CallStream:
             self.request_close(CLOSE_POLICY, "invalid callSid", "edge closed: invalid callSid")
             log.warning("rejected a stream: %s", exc)
             return
+        if self.tokens is not None:
+            refused = self.tokens.check(start.custom_parameters.get(STREAM_TOKEN_PARAM), call_id, now)
+            if refused is not None:
+                self.request_close(CLOSE_POLICY, "stream not authorized", f"edge closed: {refused}")
+                log.warning("rejected a stream for call %s: %s", call_id, refused)
+                return
+        start = dataclasses.replace(start, custom_parameters={
+            k: v for k, v in start.custom_parameters.items() if k != STREAM_TOKEN_PARAM})
         takeover = is_takeover(start.custom_parameters)
         if takeover and call_id in self.registry.calls:  # the old stream here has not noticed it is gone
             self.registry.calls[call_id].hand_over("reconnected")
@@ -273,6 +305,7 @@ class CallStream:
         self.registry.calls[call_id] = self
         self.playout = Playout(self.outbox, start.stream_sid, self._first_audio, self._clear_written)
         call = tp.to_call_start(start, call_id, self.settings.default_agent, now)
+        self.agent_id = call.agent_id
         if self.agents is not None:
             options = call_options(self.agents.book.agent(call.agent_id))
             if options:
@@ -337,8 +370,23 @@ class CallStream:
         if self._span is not None:
             self._span.add_event(EDGE_CLEAR, {"turn.id": clear.turn_id, "marks.unheard": len(clear.unheard_marks)})
 
+    def _transfer_number(self, requested: str) -> str:
+        """Where a transfer may go: the call's agent's `transfer_number` (else the edge's own),
+        never a number from the bus. Empty: this call cannot be transferred."""
+        agent = self.agents.book.get(self.agent_id) if self.agents is not None else None
+        allowed = (agent.transfer_number if agent is not None else None) or self.settings.transfer_number or ""
+        if requested and requested != allowed and not self._ignored_target:
+            self._ignored_target = True
+            log.warning("call %s: transfer target %r from the bus ignored; agent %s transfers only to %s",
+                        self.call_id, requested, self.agent_id, allowed or "nowhere (no transfer_number)")
+        return allowed
+
     async def _on_control(self, msg: Control) -> None:
         if self._ended:
+            return
+        if msg.call_id != self.call_id:  # published on this call's subject, about another call
+            log.warning("call %s: ignored a %s control message naming call %r", self.call_id, msg.action,
+                        msg.call_id[:64])
             return
         if msg.action == "interrupt" and self.playout is not None:
             dropped = self.playout.interrupt(msg.turn_id)
@@ -356,10 +404,11 @@ class CallStream:
             self.request_close(CLOSE_NORMAL, "agent hung up", "agent hung up", now=False)
             self._hangup = asyncio.create_task(self._agent_hangup(), name=f"{self.call_id}:hangup")
         elif msg.action == "transfer" and self._hangup is None:
-            log.info("call %s: agent transfers the call to %s", self.call_id, msg.target or "(no number)")
-            self.request_close(CLOSE_NORMAL, "call transferred", f"transfer to {msg.target}", now=False)
+            target = self._transfer_number(msg.target)
+            log.info("call %s: agent transfers the call to %s", self.call_id, target or "(no number)")
+            self.request_close(CLOSE_NORMAL, "call transferred", f"transfer to {target}", now=False)
             self._transfer = True
-            self._hangup = asyncio.create_task(self._agent_transfer(msg.target), name=f"{self.call_id}:transfer")
+            self._hangup = asyncio.create_task(self._agent_transfer(target), name=f"{self.call_id}:transfer")
 
     async def _busy_hang_up(self, reason: str) -> None:
         if self._hangup is None and not self._ended:

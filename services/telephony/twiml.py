@@ -10,6 +10,7 @@ parameters, so its `CallStart` says `direction="outbound"` with `custom["purpose
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -18,10 +19,12 @@ from twilio.twiml.voice_response import Connect, Parameter, Stream, VoiceRespons
 from ringline.contracts.agents import WatchedAgentBook
 
 from .failover import ACTION_PATH, TAKEOVER_PARAM, action_query
+from .limits import CallRates
 from .outbound import OutboundContext, OutboundStore
 from .routing import route_agent
 from .settings import TelephonySettings
 from .signature import SignatureChecker
+from .stream_token import STREAM_TOKEN_PARAM
 
 VOICE_PATH = "/twilio/voice"
 STREAM_PATH = "/twilio/stream"
@@ -39,6 +42,13 @@ def connect_stream_twiml(stream_url: str, parameters: dict[str, str], action: st
         stream.append(Parameter(name=name, value=value))
     connect.append(stream)
     response.append(connect)
+    return str(response)
+
+
+def reject_twiml() -> str:
+    """`<Reject reason="busy"/>`: the caller hears a busy tone, nothing is connected."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
     return str(response)
 
 
@@ -69,7 +79,8 @@ def outbound_parameters(form: dict[str, str], outbound_id: str, context: Outboun
 def reconnect_twiml(checker: SignatureChecker, form: dict[str, str], agent: str, call_id: str) -> str:
     """The answer to an action request of a call that goes on: the same `<Connect action><Stream>`
     as the voice webhook's, plus `takeover=1` so the edge re-attaches to the live call."""
-    params = {**stream_parameters(form, agent), "call_sid": call_id, TAKEOVER_PARAM: "1"}
+    params = {**stream_parameters(form, agent), "call_sid": call_id, TAKEOVER_PARAM: "1",
+              STREAM_TOKEN_PARAM: checker.tokens.issue(call_id, time.time())}
     return connect_stream_twiml(checker.ws_url(STREAM_PATH), params,
                                 checker.http_url(ACTION_PATH, action_query(call_id, agent)))
 
@@ -77,6 +88,7 @@ def reconnect_twiml(checker: SignatureChecker, form: dict[str, str], agent: str,
 def voice_router(settings: TelephonySettings, checker: SignatureChecker, agents: WatchedAgentBook,
                  outbound: OutboundStore | None = None) -> APIRouter:
     router = APIRouter()
+    rates = CallRates(settings.caller_calls_per_minute, settings.agent_calls_per_minute)
 
     @router.post(VOICE_PATH)
     async def voice(request: Request) -> Response:
@@ -90,9 +102,14 @@ def voice_router(settings: TelephonySettings, checker: SignatureChecker, agents:
         context = await outbound.get(outbound_id) if outbound_id and outbound is not None else None
         requested = request.query_params.get("agent") or (context.agent if context is not None else None)
         agent = route_agent(agents, form.get("To", ""), requested, settings.default_agent)
+        refused = None if outbound_id else rates.refuse(form.get("From", ""), agent, time.monotonic())
+        if refused is not None:
+            log.warning("call %s to agent %s refused: %s", form.get("CallSid", "?"), agent, refused)
+            return Response(reject_twiml(), media_type="application/xml")
         params = stream_parameters(form, agent)
         if outbound_id:
             params.update(outbound_parameters(form, outbound_id, context))
+        params[STREAM_TOKEN_PARAM] = checker.tokens.issue(form.get("CallSid", ""), time.time())
         stream_url = checker.ws_url(STREAM_PATH)
         twiml = connect_stream_twiml(stream_url, params, checker.http_url(ACTION_PATH, action_query(
             form.get("CallSid", ""), agent)))

@@ -160,9 +160,16 @@ def open_call(edge: Edge, headers: dict[str, str] | None = None, early_media: in
     ws.send_json(connected())
     for i in range(early_media):
         ws.send_json(media(seq=2 + i, chunk=1 + i, payload=bytes([i]) * 160))
-    ws.send_json(start(seq=1))
+    ws.send_json(start(seq=1, custom=signed_custom(edge)))
     edge.wait_for(subjects.CALLS_START)
     return ws
+
+
+def signed_custom(edge: Edge, call_sid: str = CALL_SID, **extra: str) -> dict[str, str]:
+    """The stream's parameters as the edge's TwiML gives them, with the call's stream token."""
+    token = edge.client.app.state.stream_tokens.issue(call_sid, time.time())
+    return {"agent": "sales", "caller": "+15550001111", "callee": "+15550002222", "call_sid": call_sid,
+            "stream_token": token, **extra}
 
 
 def make_edge(settings: TelephonySettings) -> Iterator[Edge]:
@@ -202,5 +209,5 @@ def tw() -> SimpleNamespace:
         CALL_SID=CALL_SID, ACCOUNT_SID=ACCOUNT_SID, STREAM_SID=STREAM_SID,
         connected=connected, start=start, media=media, mark=mark, dtmf=dtmf, stop=stop, agent_audio=agent_audio,
         receive=receive, receive_json=receive_json, nothing_sent=nothing_sent, make_edge=make_edge,
-        open_call=open_call, receive_until_mark=receive_until_mark,
+        open_call=open_call, receive_until_mark=receive_until_mark, signed_custom=signed_custom,
     )

@@ -27,9 +27,12 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 HUMAN = "+15550100099"
 
 
-def credentialed_edge(tw, api_url: str):
+def credentialed_edge(tw, api_url: str, transfer_number: str | None = HUMAN):
+    """An edge with Twilio credentials whose calls transfer to `transfer_number` (the edge's own;
+    no agents file): the only number a transfer may go to."""
     settings = TelephonySettings(public_url="https://edge.example.com", twilio_account_sid=ACCOUNT,
-                                 twilio_auth_token=TOKEN, twilio_api_url=api_url, twilio_api_timeout_s=2.0)
+                                 twilio_auth_token=TOKEN, twilio_api_url=api_url, twilio_api_timeout_s=2.0,
+                                 transfer_number=transfer_number)
     signature = RequestValidator(TOKEN).compute_signature("wss://edge.example.com/twilio/stream", {})
     return tw.make_edge(settings), {"X-Twilio-Signature": signature}
 
@@ -90,8 +93,11 @@ def test_a_transfer_twilio_refuses_is_recorded_as_failed_and_the_call_ends(tw, c
         edges.close()
 
 
-def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(edge, tw, twilio_api,
-                                                                           caplog) -> None:
+def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(tw, twilio_api, caplog,
+                                                                           monkeypatch) -> None:
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    edges = tw.make_edge(TelephonySettings(public_url="https://edge.example.com", transfer_number=HUMAN))
+    edge = next(edges)
     ws = tw.open_call(edge)
     with caplog.at_level(logging.WARNING, logger="ringline"):
         edge.publish(Control(call_id=CALL, action="transfer", target=HUMAN), subjects.control(CALL))
@@ -103,10 +109,11 @@ def test_without_twilio_credentials_a_transfer_ends_the_call_like_a_hangup(edge,
     assert twilio_api.requests == []
     assert any("needs Twilio" in r.getMessage() for r in caplog.records)
     ws.__exit__(None, None, None)
+    edges.close()
 
 
 def test_a_transfer_without_a_number_fails_and_the_call_is_hung_up(tw, twilio_api) -> None:
-    edges, headers = credentialed_edge(tw, twilio_api.url)
+    edges, headers = credentialed_edge(tw, twilio_api.url, transfer_number=None)
     edge = next(edges)
     ws = tw.open_call(edge, headers)
     edge.publish(Control(call_id=CALL, action="transfer"), subjects.control(CALL))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
@@ -48,6 +49,8 @@ def test_twiml_connects_a_stream_with_parameters(edge) -> None:
     assert response.headers["content-type"].startswith("application/xml")
     url, params = parse_twiml(response.text)
     assert url == "wss://edge.example.com/twilio/stream"
+    token = params.pop("stream_token")  # binds the stream to this call (test_edge_security)
+    assert edge.client.app.state.stream_tokens.check(token, FORM["CallSid"], time.time()) is None
     assert params == {"agent": "sales", "caller": "+15550001111", "callee": "+15550002222",
                       "call_sid": FORM["CallSid"]}
 
@@ -112,7 +115,7 @@ def test_signed_websocket_passes(signed_edge, tw) -> None:
     signature = sign("wss://abc.ngrok.app/twilio/stream", {})
     with signed_edge.client.websocket_connect("/twilio/stream", headers={"X-Twilio-Signature": signature}) as ws:
         ws.send_json(tw.connected())
-        ws.send_json(tw.start())
+        ws.send_json(tw.start(custom=tw.signed_custom(signed_edge)))  # with its call's stream token
         signed_edge.wait_for(subjects.CALLS_START)
 
 
