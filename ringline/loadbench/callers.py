@@ -21,6 +21,7 @@ class CallOutcome:
     ok: bool
     problems: list[str] = field(default_factory=list)
     mouth_to_ear_ms: list[float] = field(default_factory=list)  # per answered question
+    talked_over: int = 0  # agent audio that began before the caller had finished (not a latency)
     asked: int = 0  # caller turns
     unanswered: int = 0  # caller turns that got no reply
     stalls_ms: list[float] = field(default_factory=list)  # agent audio that came late (hiccups)
@@ -50,9 +51,10 @@ def outcome_of(result) -> CallOutcome:
     for before, turn in zip(result.turns, result.turns[1:], strict=False):
         if before.speaker == "caller" and turn.speaker == "agent":
             answered += 1
+    m2e = [t.mouth_to_ear_ms for t in result.replies if t.mouth_to_ear_ms is not None]
     return CallOutcome(
         ok=result.ok, problems=list(result.problems)[:3],
-        mouth_to_ear_ms=[t.mouth_to_ear_ms for t in result.replies if t.mouth_to_ear_ms],
+        mouth_to_ear_ms=[m for m in m2e if m > 0], talked_over=sum(1 for m in m2e if m <= 0),
         asked=asked, unanswered=max(0, asked - answered),
         stalls_ms=list(result.audio_stalls_ms), agent_audio_s=result.agent_audio_s,
     )

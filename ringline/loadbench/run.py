@@ -42,6 +42,7 @@ class Point:
     stalls: list[float] = field(default_factory=list)
     asked: int = 0
     unanswered: int = 0
+    talked_over: int = 0
     wall_s: float = 0.0
     service_cpu_s: dict[str, float] = field(default_factory=dict)
     service_rss_mb: dict[str, float] = field(default_factory=dict)
@@ -113,6 +114,7 @@ def run_point(stack: Stack, monitor: str, n: int, duration_s: float, utterances:
         point.jitter_frames += o.stalls_ms + [0.0] * max(0, frames - len(o.stalls_ms))
         point.asked += o.asked
         point.unanswered += o.unanswered
+        point.talked_over += o.talked_over
         point.problems += o.problems
     return point
 
@@ -122,7 +124,8 @@ def report(point: Point, providers: str, injected: float) -> str:
     n = point.concurrent
     lines = [
         f"== {n} concurrent calls ({providers}; {point.caller_processes} caller processes, {point.wall_s:.0f} s) ==",
-        f"calls held           {point.held}/{n}   turns unanswered {point.unanswered}/{point.asked}",
+        f"calls held           {point.held}/{n}   turns unanswered {point.unanswered}/{point.asked}   "
+        f"agent audio over the caller {point.talked_over}",
         f"mouth-to-ear         p50 {r['m2e_p50']:6.0f} ms  p95 {r['m2e_p95']:6.0f} ms  p99 {r['m2e_p99']:6.0f} ms "
         f"({len(point.m2e)} replies)",
         f"ringline overhead    p50 {r['over_p50']:6.0f} ms  p95 {r['over_p95']:6.0f} ms  "
