@@ -129,7 +129,8 @@ class Hours(Strict):
                 if start < end and day == today and start <= now_min < end:
                     return True
                 over_midnight = start >= end
-                if over_midnight and ((day == today and now_min >= start) or ((day + 1) % 7 == today and now_min < end)):
+                if over_midnight and ((day == today and now_min >= start)
+                                      or ((day + 1) % 7 == today and now_min < end)):
                     return True
         return False
 

@@ -29,7 +29,8 @@ def parse_replicas(text: str | None) -> dict[str, int]:
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
         name, _, count = part.partition("=")
         if name not in SERVICES or not count.isdigit() or not 1 <= int(count) <= 16:
-            raise ValueError(f"--replicas {part!r}: expected SERVICE=N (N 1-16) with SERVICE one of {', '.join(SERVICES)}")
+            raise ValueError(f"--replicas {part!r}: expected SERVICE=N (N 1-16) with SERVICE one of "
+                             f"{', '.join(SERVICES)}")
         replicas[name] = int(count)
     return replicas
 
@@ -200,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .memory_cli import configure as configure_memory
 
-    configure_memory(sub.add_parser("memory", help="callers the agents remember; `memory show|forget NUMBER --agent A`"))
+    configure_memory(sub.add_parser(
+        "memory", help="callers the agents remember; `memory show|forget NUMBER --agent A`"))
 
     demo = sub.add_parser("demo", help="start everything, place one call on the offline stack, print it, stop")
     demo.add_argument("--say", action="append", help="what the caller says (repeatable)")

@@ -251,7 +251,8 @@ class Stack:
                 for name in sorted(pending):
                     proc = self.processes[name]
                     if proc.poll() is not None:
-                        raise StackError(f"{name} exited with {proc.returncode}; see {self.data_dir / 'logs' / (name + '.log')}")
+                        log_file = self.data_dir / "logs" / f"{name}.log"
+                        raise StackError(f"{name} exited with {proc.returncode}; see {log_file}")
                     if self._healthy(client, name):
                         pending.discard(name)
                 if pending and time.monotonic() > deadline:

@@ -44,7 +44,8 @@ from .transcript import SpeechEvent, Transcript
 
 __all__ = [
     "FRAME_BYTES", "FRAME_MS", "SAMPLE_RATE",
-    "AgentAudio", "AudioFrame", "CallEnd", "Checkpoint", "Lease", "LiveCall", "CallEvent", "CallGetReply", "CallGetRequest",
+    "AgentAudio", "AudioFrame", "CallEnd", "Checkpoint", "Lease", "LiveCall", "CallEvent", "CallGetReply",
+    "CallGetRequest",
     "CallListRequest", "CallMessage", "CallRecord", "CallStart", "CallSummary", "Control",
     "Message", "Playback", "SpendReply", "SpendRequest", "ReplyChunk", "SpeechEvent", "Transcript", "TurnRecord",
     "TurnTiming", "is_replayed_mark", "make_mark", "now", "parse_mark",

@@ -14,8 +14,8 @@ ControlAction = Literal["interrupt", "pause", "resume", "hangup", "ended", "dtmf
 class Control(CallMessage):
     """interrupt: stop turn `turn_id` now (empty: every turn) and clear what the caller has not
     heard; pause: the caller may be interrupting: stop playing `turn_id` at once but keep its
-    audio; resume: it was only a backchannel: play `turn_id` on from its last heard mark; hangup: the agent ends the call; ended: the call
-    is over; dtmf: a key press."""
+    audio; resume: it was only a backchannel: play `turn_id` on from its last heard mark; hangup:
+    the agent ends the call; ended: the call is over; dtmf: a key press."""
 
     type: Literal["control"] = "control"
     action: ControlAction

@@ -224,6 +224,7 @@ class CallAnnouncer:
         try:
             live = await registry.get(end.call_id)
             if live is not None and not live.ended:
-                await registry.put(live.model_copy(update={"ended": True, "end_reason": end.reason, "updated_at": now()}))
+                ended = {"ended": True, "end_reason": end.reason, "updated_at": now()}
+                await registry.put(live.model_copy(update=ended))
         except Exception as exc:
             log.warning("marking call %s ended in the registry failed: %s", end.call_id, exc)

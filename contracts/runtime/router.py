@@ -90,7 +90,8 @@ class CallRouter:
         self.gauge.start()
         if await self._open() is None and self._no_jetstream:
             return
-        for loop, name in ((self._renew_loop, "renew"), (self._scan_loop, "scan"), (self._checkpoint_loop, "checkpoint")):
+        loops = ((self._renew_loop, "renew"), (self._scan_loop, "scan"), (self._checkpoint_loop, "checkpoint"))
+        for loop, name in loops:
             self._tasks.append(asyncio.create_task(loop(), name=f"{self.stage}:{name}"))
 
     async def _open(self) -> Stores | None:
@@ -109,7 +110,8 @@ class CallRouter:
             return self._stores
 
     def _is_test_broker(self) -> bool:
-        return "Fake" in type(getattr(self.broker, "_connection", None)).__name__ or not hasattr(self.broker, "_connection")
+        connection = getattr(self.broker, "_connection", None)
+        return "Fake" in type(connection).__name__ or not hasattr(self.broker, "_connection")
 
     async def drain(self) -> None:
         """SIGTERM: stop claiming, serve owned calls until they end or the deadline, then hand
@@ -118,7 +120,8 @@ class CallRouter:
         await self.gauge.stop()
         deadline = time.monotonic() + self.settings.drain_timeout_s
         if self.sessions:
-            log.info("%s draining: %d calls, up to %.0f s", self.stage, len(self.sessions), self.settings.drain_timeout_s)
+            log.info("%s draining: %d calls, up to %.0f s", self.stage, len(self.sessions),
+                     self.settings.drain_timeout_s)
         while self.sessions and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         for task in self._tasks:
@@ -312,7 +315,8 @@ class CallRouter:
         if not force and owned.saved is not None and state == owned.saved:
             return
         try:
-            await stores.checkpoints.save(Checkpoint(call_id=call_id, stage=self.stage, owner=self.replica, state=state))
+            checkpoint = Checkpoint(call_id=call_id, stage=self.stage, owner=self.replica, state=state)
+            await stores.checkpoints.save(checkpoint)
             owned.saved = state
         except Exception as exc:
             log.warning("%s: checkpoint of call %s failed: %s", self.stage, call_id, exc)
@@ -354,7 +358,10 @@ class CallRouter:
                 continue
             if not self.gauge.can_claim(len(self.sessions))[0]:
                 return
-            if await stores.leases.holder(call_id) is None:
-                await self._claim(live.call, live.headers)
-                if live.ended and call_id in self.sessions:  # memory: close the record it never saw end
-                    await self.end(call_id, live.end_reason or "call ended")
+            if await stores.leases.holder(call_id) is not None:
+                continue
+            if live.ended and await stores.checkpoints.load(self.stage, call_id) is None:
+                continue  # closed by its owner (which drops the checkpoint), or never served: nothing to finish
+            await self._claim(live.call, live.headers)
+            if live.ended and call_id in self.sessions:  # memory: close the record it never saw end
+                await self.end(call_id, live.end_reason or "call ended")

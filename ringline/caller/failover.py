@@ -106,7 +106,8 @@ class ActionFollower:
     async def _request(self, form: dict[str, str]) -> twilio_sim.StreamTarget | None:
         headers = {}
         if self.auth_token:
-            headers[twilio_sim.SIGNATURE_HEADER] = twilio_sim.signature(self.auth_token, self._signed(self.action), form)
+            signature = twilio_sim.signature(self.auth_token, self._signed(self.action), form)
+            headers[twilio_sim.SIGNATURE_HEADER] = signature
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             response = await client.post(self._local(self.action), data=form, headers=headers)
         if response.status_code != 200:

@@ -58,7 +58,8 @@ class TwimlError(ValueError):
     """The voice webhook answered with something other than a `<Connect><Stream>`."""
 
 
-def action_form(call_sid: str, account_sid: str, caller: str, callee: str, direction: str = "inbound") -> dict[str, str]:
+def action_form(call_sid: str, account_sid: str, caller: str, callee: str,
+                direction: str = "inbound") -> dict[str, str]:
     """The form fields Twilio POSTs to a `<Connect action>` URL when the stream has ended and the
     call is still up."""
     form = voice_webhook_form(call_sid, account_sid, caller, callee)

@@ -46,7 +46,8 @@ _KNOWN = r"(?: (?:that )?(?:you know|you have|you've got|you remember|you've sto
 _FORGET = re.compile(
     r"\b(?:forget (?:me|all about me|everything" + _KNOWN + " " + _ABOUT_ME + "|what" + _KNOWN + " " + _ABOUT_ME
     + "|" + _MY_DATA + r")|"
-    r"(?:delete|erase|remove|wipe|clear) (?:me from your (?:memory|records|system)|" + _MY_DATA + r"|(?:everything|all|what|whatever|anything)" + _KNOWN
+    r"(?:delete|erase|remove|wipe|clear) (?:me from your (?:memory|records|system)|" + _MY_DATA
+    + r"|(?:everything|all|what|whatever|anything)" + _KNOWN
     + " " + _ABOUT_ME + r")|"
     r"(?:do not|don't|stop) (?:remember|remembering|keep|keeping|store|storing) (?:me|anything " + _ABOUT_ME
     + "|" + _MY_DATA + r"))\b")

@@ -96,10 +96,12 @@ class BrainSettings(ServiceSettings):
         default=1.0, gt=0, description="first-token budget shared by the Claude links of the chain"
     )
     local_first_token_timeout_s: float = Field(
-        default=0.4, gt=0, description="first-token budget of the local model in a chain (alone: llm_first_token_timeout_s)"
+        default=0.4, gt=0,
+        description="first-token budget of the local model in a chain (alone: llm_first_token_timeout_s)"
     )
     strong_route: Literal["rule", "always", "never"] = Field(
-        default="rule", description="when the strong model answers: by strong_min_words/strong_keywords, always, or never"
+        default="rule",
+        description="when the strong model answers: by strong_min_words/strong_keywords, always, or never"
     )
     strong_min_words: int = Field(
         default=30, ge=0, description="an utterance with more words than this goes to the strong model; 0: off"
@@ -244,7 +246,8 @@ class BrainSettings(ServiceSettings):
     context_summary: Literal["auto", "llm", "rule"] = Field(
         default="auto",
         description="folded turns: summarised by the model in the background (first sentences meanwhile), or first "
-                    "sentences only; auto: the model when the chain starts with Claude (the local one is busy ~4 s a fold)",
+                    "sentences only; auto: the model when the chain starts with Claude (the local one is busy "
+                    "~4 s a fold)",
     )
 
     @field_validator("model_dir")

@@ -73,7 +73,8 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if self._drain_requested and self._drain is None:
             self._hurry = asyncio.Event()
-            self._drain = asyncio.create_task(drain(self.registry, self.deadline_s, self._hurry), name="telephony:drain")
+            self._drain = asyncio.create_task(drain(self.registry, self.deadline_s, self._hurry),
+                                              name="telephony:drain")
             self._drain.add_done_callback(self._drained)
         return await super().on_tick(counter)
 

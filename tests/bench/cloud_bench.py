@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import itertools
 import re
 import sys
 import time
@@ -152,7 +153,7 @@ async def call_and_listen(stack: Stack, utterances: list[Any]) -> tuple[CallResu
 def replies_of(result: CallResult, timings: dict[str, TurnTiming]) -> list[Reply]:
     """The caller's mouth-to-ear per reply, with that turn's timing and providers."""
     out = []
-    for before, turn in zip(result.turns, result.turns[1:]):
+    for before, turn in itertools.pairwise(result.turns):
         if turn not in result.replies or before.speaker != "caller":
             continue
         turn_id = next((t for t in turn.turn_ids if t in timings), "")

@@ -168,7 +168,8 @@ async def bench(stack: Stack, kills: int, drains: int, deadline_s: float) -> int
                   f"p95 {pct(reconnects, .95):.0f} ms; mean gap {statistics.mean(gaps):.0f} ms", flush=True)
         for i in range(drains):
             run = await drain_run(stack, agent, deadline_s)
-            print(f"SIGTERM {i + 1:2d}  {run['edge']:12s} handover after {run['handover_s']} s (deadline {deadline_s:g} s), "
+            print(f"SIGTERM {i + 1:2d}  {run['edge']:12s} handover after {run['handover_s']} s "
+                  f"(deadline {deadline_s:g} s), "
                   f"close {run['close']}, gap {run['gap_ms']} ms, process exited after {run['exited_s']} s"
                   + (f"  PROBLEMS: {run['problems']}" if run["problems"] else ""), flush=True)
             failures += bool(run["problems"])

@@ -34,7 +34,7 @@ async def test_provider_errors_become_one_llm_error(scripted):
 
 async def test_no_first_token_in_time_is_an_llm_error_and_stops_the_provider(scripted):
     model = scripted(["late"], first_delay=10)
-    with pytest.raises(LLMError, match="no first token within 0.1s"):
+    with pytest.raises(LLMError, match=r"no first token within 0\.1s"):
         await collect(model, first_token_timeout=0.1)
     assert model.stopped == 1
 

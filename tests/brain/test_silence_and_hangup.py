@@ -21,7 +21,7 @@ def hangups(h):
 
 async def test_silence_gets_one_reprompt_then_a_goodbye_and_the_agent_hangs_up(make_harness, scripted, until):
     async with make_harness(scripted(["Paris."]), **FAST) as h:
-        call_id = await h.start_call()
+        await h.start_call()
         await h.greeted()
         started = time.monotonic()
         await until(lambda: h.answers("reprompt"), timeout=2)

@@ -188,7 +188,7 @@ def test_tools_come_from_json_settings_and_a_yaml_file(monkeypatch, tmp_path):
 
 
 async def test_unknown_tools_and_odd_answers_never_raise(webhook):
-    url, state = webhook
+    url, _state = webhook
     box = ToolBox([WebhookTool(**order_tool(url))])
     unknown = await box.run(ToolCall("c1", "launch_rockets", {}), "call-1")
     assert not unknown.ok and "unknown tool" in unknown.error

@@ -4,12 +4,12 @@ still hears each answer within 2 s of finishing speaking.
 nats-server and the five services run as processes with the STT stage on Deepgram, pointed at the
 Deepgram double (served from a thread of this process), and the brain on Claude (the Anthropic
 double, 350 ms to the first token), so that the local LLM does not compete with Whisper for the
-two cores; the voice is the local Piper. The caller asks two questions. Deepgram hears the first, then fails as the caller starts
-the second: the connection drops (no close frame) or Deepgram closes it with 1011. The STT stage
-replays what it kept of the utterance in progress through webrtcvad + Whisper and stays local for
-the rest of the call. In the 429 case Deepgram refuses the call's connection outright: every frame
-goes to Whisper from the start, and none is kept for Deepgram to be sent later. Judged as the caller
-hears it and as the call record tells it.
+two cores; the voice is the local Piper. The caller asks two questions. Deepgram hears the first,
+then fails as the caller starts the second: the connection drops (no close frame) or Deepgram
+closes it with 1011. The STT stage replays what it kept of the utterance in progress through
+webrtcvad + Whisper and stays local for the rest of the call. In the 429 case Deepgram refuses the
+call's connection outright: every frame goes to Whisper from the start, and none is kept for
+Deepgram to be sent later. Judged as the caller hears it and as the call record tells it.
 """
 
 from __future__ import annotations

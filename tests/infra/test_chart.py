@@ -112,7 +112,8 @@ def test_the_edge_serves_its_calls_until_the_deadline_then_hands_them_over_befor
     # preStop, then calls served until the deadline, then up to 5 s for the handed-over streams to close
     assert pod["terminationGracePeriodSeconds"] > sleep + deadline + 5
     budget = objects(docs, "PodDisruptionBudget")[f"{RELEASE}-telephony"]["spec"]
-    assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable", 0) >= 1  # a voluntary eviction never takes every edge
+    # a voluntary eviction never takes every edge
+    assert budget.get("maxUnavailable") == 1 or budget.get("minAvailable", 0) >= 1
 
 
 @pytest.mark.parametrize("render", ["default", "production"])
@@ -140,7 +141,8 @@ def test_stt_brain_tts_autoscale_on_cpu(request: pytest.FixtureRequest, render: 
         hpa = hpas.get(f"{RELEASE}-{name}")
         assert hpa is not None, f"no HPA for {name}"
         assert hpa["apiVersion"] == "autoscaling/v2"
-        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{RELEASE}-{name}"}
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{RELEASE}-{name}"}
+        assert hpa["spec"]["scaleTargetRef"] == target
         (metric,) = hpa["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
@@ -165,7 +167,8 @@ def test_services_send_traces_to_jaeger(default: list[dict]) -> None:
     assert "endpoint: 0.0.0.0:4318" in config, "Jaeger must accept OTLP/HTTP from other pods"
     expected = f"http://{RELEASE}-jaeger:4318"
     for name in SERVICES:
-        assert env(main_container(service_deployment(default, name)))["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == expected
+        variables = env(main_container(service_deployment(default, name)))
+        assert variables["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == expected
 
 
 def test_without_jaeger_traces_go_where_configured(chart: Chart) -> None:
@@ -201,9 +204,11 @@ def test_each_key_reaches_only_the_service_that_uses_it(default: list[dict]) -> 
 
 
 def test_chart_created_secret_holds_given_keys(chart: Chart) -> None:
-    docs = chart.render("--set", "secrets.values.ANTHROPIC_API_KEY=sk-test", "--set", "secrets.values.TWILIO_AUTH_TOKEN=tok")
+    docs = chart.render("--set", "secrets.values.ANTHROPIC_API_KEY=sk-test",
+                        "--set", "secrets.values.TWILIO_AUTH_TOKEN=tok")
     data = one(docs, "Secret", f"{RELEASE}-secrets")["data"]
-    assert {k: base64.b64decode(v).decode() for k, v in data.items()} == {"ANTHROPIC_API_KEY": "sk-test", "TWILIO_AUTH_TOKEN": "tok"}
+    decoded = {k: base64.b64decode(v).decode() for k, v in data.items()}
+    assert decoded == {"ANTHROPIC_API_KEY": "sk-test", "TWILIO_AUTH_TOKEN": "tok"}
     brain = service_deployment(docs, "brain")["spec"]["template"]["metadata"]["annotations"]
     assert "checksum/secret" in brain, "pods must roll when a key changes"
 
@@ -238,7 +243,8 @@ def test_production_network_policies_isolate_the_services(production: list[dict]
     policies = objects(production, "NetworkPolicy")
     for name in SERVICES:
         spec = policies[f"{RELEASE}-{name}"]["spec"]
-        assert spec["podSelector"]["matchLabels"] == service_deployment(production, name)["spec"]["selector"]["matchLabels"]
+        selector = service_deployment(production, name)["spec"]["selector"]
+        assert spec["podSelector"]["matchLabels"] == selector["matchLabels"]
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
         if name == "telephony":
             assert spec["ingress"], "telephony must accept the ingress controller"

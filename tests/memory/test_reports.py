@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from pathlib import Path
@@ -118,8 +119,8 @@ async def test_failing_webhooks_are_retried_on_schedule_then_marked_delivered_or
     flaky = await webhook.wait_for("flaky", 3)
     down = await webhook.wait_for("down", 4, timeout=20)
     for got in (flaky, down):
-        gaps = [b.at - a.at for a, b in zip(got, got[1:])]
-        assert all(abs(gap - want) < 0.2 + want * 0.1 for gap, want in zip(gaps, schedule)), gaps
+        gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
+        assert all(abs(gap - want) < 0.2 + want * 0.1 for gap, want in zip(gaps, schedule, strict=False)), gaps
         assert len({r.headers["X-Ringline-Delivery"] for r in got}) == 1  # one delivery, several attempts
         for received in got:
             _check_signature(received)
@@ -139,7 +140,7 @@ async def test_real_schedule_retries_after_one_and_four_seconds(webhook) -> None
         delivery = ReportDelivery(url=webhook.url("flaky"))
         await sender.deliver(ReportTarget(delivery.url, SECRET), b'{"call_id":"CA"}', delivery)
     got = webhook.received["flaky"]
-    gaps = [b.at - a.at for a, b in zip(got, got[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
     assert len(got) == 3 and abs(gaps[0] - 1.0) < 0.3 and abs(gaps[1] - 4.0) < 0.3, gaps
     assert delivery.status == "delivered" and delivery.attempts == 3
 

@@ -39,8 +39,8 @@ async def synthesize(synth, text: str) -> tuple[bytes, float]:
 
 
 async def test_text_becomes_phone_audio_of_plausible_length(tts):
-    name, synth, double = tts
-    audio, first_s = await synthesize(synth, LINE)
+    _name, synth, double = tts
+    audio, _first_s = await synthesize(synth, LINE)
     seconds = len(audio) / 8000  # mu-law: one byte per sample at 8 kHz
     assert 0.035 * len(LINE) < seconds < 0.12 * len(LINE)  # 100-340 words a minute
     assert rms_dbfs(mulaw_decode(audio)) > -35  # speech, not silence
@@ -57,7 +57,7 @@ async def test_pieces_are_bus_sized(tts):
 
 
 async def test_closing_the_stream_stops_promptly_and_the_next_text_is_unaffected(tts):
-    name, synth, double = tts
+    _name, synth, double = tts
     stream = synth.stream(LONG)
     async with contextlib.aclosing(stream):
         async for _ in stream:
@@ -69,7 +69,7 @@ async def test_closing_the_stream_stops_promptly_and_the_next_text_is_unaffected
         assert record.cancelled and record.chunks_after_cancel == 0
         sent = sum(1 for m in record.sent if isinstance(m, dict) and m.get("type") == "chunk")
         assert sent < 10  # of ~190 chunks for the long text
-    audio, first_s = await synthesize(synth, "Sure.")
+    audio, _first_s = await synthesize(synth, "Sure.")
     assert 0 < len(audio) / 8000 < 1.5
     assert time.monotonic() - closed_at < 3.0
 

@@ -32,7 +32,9 @@ class Replica:
         self.proc = subprocess.Popen([sys.executable, str(HOST), url, name, str(max_calls)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
-        assert line.strip() == "ready", f"replica {name} did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        if line.strip() != "ready":  # stderr is read only then: it stays open while the replica runs
+            stderr = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"replica {name} did not start: {stderr}")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -169,7 +171,8 @@ async def test_a_replica_that_starts_after_the_call_still_claims_it(nats_server:
         assert ticks[0][1]["count"] == 1 and ticks[0][1]["taken_over"] is False
 
 
-async def test_a_full_replica_leaves_the_call_to_another_and_takes_it_when_free(nats_server: Any, replicas: Any) -> None:
+async def test_a_full_replica_leaves_the_call_to_another_and_takes_it_when_free(nats_server: Any,
+                                                                                replicas: Any) -> None:
     replicas("probe-a", max_calls=1)
     replicas("probe-b", max_calls=1)
     async with Calls(nats_server.url) as calls:

@@ -136,7 +136,7 @@ def test_empty_payloads_are_ignored(tone, silence):
     endpointer = Endpointer()
     assert endpointer.push(silence(200), T0) == []
     assert endpointer.push(np.zeros(0, dtype=np.int16), T0 + 0.2) == []
-    assert [e.kind for e in endpointer.push(tone(100), T0 + 0.2)][0] == "started"
+    assert endpointer.push(tone(100), T0 + 0.2)[0].kind == "started"
 
 
 def test_early_decode_can_be_disabled(tone, silence):

@@ -116,7 +116,8 @@ def test_outbound_mark_and_clear() -> None:
 def test_translation_to_contracts(tw) -> None:
     start = tp.parse_message(dumps(tw.start(custom={"caller": "+1555", "x": "y"})))
     call = tp.to_call_start(start, tw.CALL_SID, "fallback-agent", 10.0)
-    assert (call.agent_id, call.caller, call.callee, call.custom) == ("fallback-agent", "+1555", "", {"caller": "+1555", "x": "y"})
+    expected = ("fallback-agent", "+1555", "", {"caller": "+1555", "x": "y"})
+    assert (call.agent_id, call.caller, call.callee, call.custom) == expected
     assert call.stream_sid == tw.STREAM_SID and call.started_at == 10.0
     frame = tp.to_audio_frame(tp.parse_message(dumps(tw.media(seq=9, chunk=7))), "CA1", 11.0)
     assert (frame.seq, frame.payload, frame.captured_at) == (9, b"\x7f" * 160, 11.0)
