@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     points: list[Point] = []
     with ExitStack() as stack_of:
         nats, url, monitor = start_nats(data_dir)
-        stack_of.callback(lambda: (nats.terminate(), nats.wait(10)))
+        stack_of.callback(nats.wait, 10)  # callbacks run last-in first-out: terminate, then wait
+        stack_of.callback(nats.terminate)
         env, extra = service_env(max(levels)), {"nats": nats.pid}
         if args.providers == "cloud-sim":
             sim_env, sims = stack_of.enter_context(cloud_sim())

@@ -76,7 +76,8 @@ def place_breakpoints(model: str, tools: list[dict[str, Any]], stable: str, chan
         return system, turns
     marked = dict(turns[-2])
     content = marked["content"]
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [dict(b) for b in content]
+    blocks: list[dict[str, Any]] = ([{"type": "text", "text": content}] if isinstance(content, str)
+                                    else [dict(b) for b in content])
     blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
     marked["content"] = blocks
     return system, [*turns[:-2], marked, turns[-1]]
