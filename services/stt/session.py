@@ -259,9 +259,10 @@ class SttSession(CallSession):
             utterance.judging.cancel()  # too late to matter
         self.stats.end_reasons[event.reason] += 1
         await self.outbox.speech(utterance, "stopped", event.at, event.voiced_ms)
-        early_used = utterance.early is not None and utterance.early_at == event.at
-        if early_used:
-            decode = utterance.early  # it covered every voiced frame of the utterance
+        early = utterance.early if utterance.early_at == event.at else None
+        early_used = early is not None
+        if early is not None:
+            decode = early  # it covered every voiced frame of the utterance
             self.stats.early_used += 1
         else:
             self._drop_early(utterance)
