@@ -98,3 +98,38 @@ def test_calls_cli_lists_and_shows_the_call(call, stack: Stack) -> None:
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "capital city of france" in shown.stdout.lower() and "mouth-to-ear" in shown.stdout
+
+
+def test_every_service_reports_the_call_on_metrics(call, stack: Stack) -> None:
+    """What an operator's Prometheus scrapes after this call: each service's /metrics, with the
+    call's answer in its stage's families and no call id or phone number in any label."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape(service: str) -> tuple[str, dict[tuple[str, tuple], float]]:
+        text = httpx.get(f"http://127.0.0.1:{stack.port_of(service)}/metrics", timeout=5).text
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        return text, samples
+
+    def value(samples: dict, name: str, **labels: str) -> float:
+        return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
+
+    answers = len([t for t in call.turns if t.speaker == "agent"]) - 1  # the greeting answers nobody
+    for service in ("telephony", "stt", "brain", "tts", "memory"):
+        text, samples = scrape(service)
+        assert call.call_sid not in text and "+1555" not in text
+        assert ("ringline_active_calls", (("stage", service),)) in samples  # the call is over: 0, but reported
+        assert "ringline_event_loop_lag_seconds" in {n for n, _ in samples}
+        assert "ringline_nats_reconnects_total" in {n for n, _ in samples}
+        if service != "telephony":
+            assert value(samples, "ringline_calls_claimed_total", stage=service) >= 1
+    _, edge = scrape("telephony")
+    assert value(edge, "ringline_mouth_to_ear_seconds_count") >= answers >= 1
+    _, stt = scrape("stt")
+    assert value(stt, "ringline_stt_final_seconds_count") >= 1
+    _, brain = scrape("brain")
+    assert value(brain, "ringline_llm_first_token_seconds_count") >= answers
+    assert value(brain, "ringline_reply_first_chunk_seconds_count") >= answers
+    _, tts = scrape("tts")
+    assert value(tts, "ringline_tts_first_audio_seconds_count") >= answers + 1  # and the greeting
