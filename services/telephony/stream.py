@@ -39,7 +39,7 @@ from ringline.contracts.agents import WatchedAgentBook
 from ringline.contracts.events import CALL_TRANSFER, EDGE_CLEAR, EDGE_HANDOVER, EDGE_TAKEOVER, TURN_FIRST_AUDIO
 from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control, TurnTiming
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
-from ringline.contracts.runtime.fastpath import publish_frame
+from ringline.contracts.runtime.fastpath import publish_frame, subscribe_frames
 
 from . import twilio_protocol as tp
 from .busy import BusyWatch
@@ -318,7 +318,7 @@ class CallStream:
         bus = CallBus(self.broker, call_id)
         self.bus = bus
         # Subscribe first, so no agent audio or control published in answer to the start is missed.
-        await bus.subscribe(subjects.audio_out(call_id), self._on_agent_audio)
+        await subscribe_frames(bus, subjects.audio_out(call_id), AgentAudio, self._on_agent_audio)
         await bus.subscribe(subjects.control(call_id), self._on_control)
         if self.registry.busy_line is not None and not takeover:  # a stage with no room: the busy line
             watch = BusyWatch(bus, self.registry.busy_line, self.playout.audio, self._busy_hang_up,
