@@ -9,6 +9,7 @@ from faststream._internal.parser import DefaultCodec
 from pydantic import BaseModel
 
 CONTENT_TYPE = "application/msgpack"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the largest body a service decodes (voicemail WAV replies are the biggest)
 
 
 class MalformedMessage(ValueError):
@@ -35,14 +36,24 @@ def unpack(body: bytes) -> Any:
 class MsgpackCodec(DefaultCodec):
     """FastStream codec hook: models and dicts go out as msgpack; msgpack comes back as dicts.
 
-    Bodies without the msgpack content type (a `nats pub` by hand, say) fall back to
-    FastStream's default JSON/text decoding so they reach validation and get a clear error.
+    A body without the msgpack content type (plain JSON from a `nats pub` by hand, say) is
+    refused with `MalformedMessage`, never decoded another way: a JSON `CallStart` must not become
+    a call. So is a body over `MAX_BODY_BYTES` (NATS' own default max_payload is 1 MiB).
     """
 
     async def decode(self, msg: Any) -> Any:
-        if msg.content_type == CONTENT_TYPE:
-            return unpack(msg.body)
-        return await super().decode(msg)
+        body = msg.body or b""
+        subject = str(getattr(getattr(msg, "raw_message", None), "subject", "?"))[:200]
+        if len(body) > MAX_BODY_BYTES:
+            raise MalformedMessage(f"refused a message on {subject}: {len(body)}-byte body over the "
+                                   f"{MAX_BODY_BYTES}-byte limit")
+        if msg.content_type != CONTENT_TYPE:
+            raise MalformedMessage(f"refused a message on {subject}: body is not msgpack "
+                                   f"(content-type {str(msg.content_type)[:40]!r})")
+        try:
+            return unpack(body)
+        except MalformedMessage as exc:
+            raise MalformedMessage(f"refused a message on {subject}: {exc}") from None
 
     async def encode(self, msg: Any, serializer: Any = None) -> tuple[bytes, str | None]:
         if isinstance(msg, BaseModel | dict | list):

@@ -17,6 +17,7 @@ from faststream.nats.security import (
 )
 
 from ..codec import MsgpackCodec
+from .bad_messages import DropBadMessages
 from .permissions import inbox_prefix
 from .settings import ServiceSettings
 
@@ -63,6 +64,7 @@ def create_broker(settings: ServiceSettings, service: str) -> NatsBroker:
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=settings.drain_timeout_s,
+        middlewares=[DropBadMessages],  # one warning per bad message, never a traceback
         security=nats_security(settings),
         inbox_prefix=inbox_prefix(settings.nats_user or service),
     )
