@@ -48,8 +48,9 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
 
     `recognizer` lets tests inject their own; by default `build_recognizer(settings)` picks one.
     With `settings.use_deepgram` calls go to Deepgram's live stream, the recognizer as fallback.
-    The end-of-turn model is loaded unless `turn_model` is off; an agent may switch it off (or on,
-    when loaded) per call. A missing model file leaves every call to the text rules.
+    The end-of-turn model is loaded when its file is there; `turn_model` (the service's default)
+    or an agent's `turn_taking.turn_model` switches it on per call. A missing model file leaves
+    every call to the text rules (a warning when the service asked for the model).
     """
     broker = create_broker(settings, SERVICE)
     provider = recognizer or build_recognizer(settings)
@@ -69,8 +70,8 @@ def build_service(settings: SttSettings, recognizer: Recognizer | None = None) -
 
     async def load_recognizer() -> None:
         await provider.load()
-        if settings.turn_model:
-            await asyncio.to_thread(turn_model.load)
+        # Loaded even when off by default: an agent may turn it on for its calls.
+        await asyncio.to_thread(turn_model.load, settings.turn_model)
 
     async def close_recognizer() -> None:
         await provider.close()

@@ -110,8 +110,8 @@ class TurnConfig:
     """Silence that ends a turn when the text cannot tell (or there is no early text)."""
     backstop_silence_ms: int = 1500
     """Silence that ends a turn whose text trails off: the caller did not go on after all."""
-    model: bool = True
-    """Ask the end-of-turn model (when it is installed)."""
+    model: bool = False
+    """Ask the end-of-turn model (when it is loaded)."""
     model_threshold: float = 0.5
     """The model's probability from which a turn counts as complete."""
     model_silence_ms: int = 200

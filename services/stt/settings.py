@@ -27,6 +27,13 @@ class SttSettings(ServiceSettings):
     trails off ("... a table for") waits up to 1.5 s for the caller to go on. The early decode
     starts after 160 ms of silence, and with the 20 s encoder window it is back (~160 ms) before
     the 350 ms are up, so a complete sentence is final ~350-400 ms after the end of speech.
+
+    The learned end-of-turn model (`turn_model`, per agent `turn_taking.turn_model`) is off by
+    default: measured here (tests/bench/turn_bench.py and conversation_bench.py --turn-model, one run
+    each, 2 shared cores under load) it made the final transcript later, not sooner (p50 926 vs
+    675 ms; 1010 vs 570 ms), because the transcript waits for Whisper's decode either way and the
+    model's ~100 ms of CPU a pause slows that decode, and it called Piper's separately rendered
+    sentence halves unfinished (1.5 s backstops). Turn it on where the STT decode is fast.
     """
 
     model_config = SettingsConfigDict(env_prefix="RINGLINE_STT_", extra="ignore")
@@ -64,7 +71,8 @@ class SttSettings(ServiceSettings):
         default=1500, ge=40, description="silence that ends a turn whose text trails off"
     )
     turn_model: bool = Field(
-        default=True, description="the learned end-of-turn model (Smart Turn v3.2) judges pauses, when installed"
+        default=False,
+        description="the learned end-of-turn model (Smart Turn v3.2) judges pauses (off: slower here, see docstring)",
     )
     turn_model_path: Path | None = Field(
         default=None, description="its ONNX file; default: models/smart-turn-v3.2-cpu.onnx from scripts/install.sh"

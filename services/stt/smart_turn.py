@@ -109,13 +109,15 @@ class SmartTurn:
     def loaded(self) -> bool:
         return self._session is not None
 
-    def load(self) -> bool:
-        """Load the model; False (and one clear log line) when its file is missing or altered."""
+    def load(self, wanted: bool = True) -> bool:
+        """Load the model; False (and one clear log line) when its file is missing or altered.
+        `wanted`: the service turns it on for every call (else only agents that ask may use it)."""
         if self._session is not None:
             return True
         if not self.path.is_file():
-            log.warning("end-of-turn model %s not found (run scripts/install.sh); "
-                        "ending turns by silence and text rules only", self.path)
+            log.log(logging.WARNING if wanted else logging.INFO,
+                    "end-of-turn model %s not found (run scripts/install.sh); "
+                    "ending turns by silence and text rules only", self.path)
             return False
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
         if digest != MODEL_SHA256:

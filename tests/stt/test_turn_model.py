@@ -73,7 +73,7 @@ async def say(caller: Call, audio: np.ndarray) -> None:
 
 @pytest.fixture
 async def model_call(nats_server):
-    service, client, caller = await open_call(nats_server.url)  # the defaults: the model on
+    service, client, caller = await open_call(nats_server.url, turn_model=True)
     assert service.turn_model is not None and service.turn_model.loaded
     yield caller
     await caller.sessions[CALL].close("test over")
@@ -123,7 +123,8 @@ async def test_a_pause_inside_an_unfinished_sentence_does_not_end_the_turn(model
 async def test_without_the_model_file_the_text_rules_end_turns(nats_server, speak, silence, caplog,
                                                                 tmp_path: Path):
     caplog.set_level(logging.WARNING, "ringline.stt.smart_turn")
-    service, client, caller = await open_call(nats_server.url, turn_model_path=tmp_path / "missing.onnx")
+    service, client, caller = await open_call(nats_server.url, turn_model=True,
+                                              turn_model_path=tmp_path / "missing.onnx")
     try:
         assert any("missing.onnx" in r.getMessage() and "not found" in r.getMessage() for r in caplog.records)
         audio = np.concatenate([silence(400, noise=20), speak("What time does the pharmacy close on Saturday?"),
