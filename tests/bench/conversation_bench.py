@@ -1,6 +1,7 @@
 """Conversation benchmark: turn-taking as a caller experiences it, on the real offline stack.
 
     .venv/bin/python tests/bench/conversation_bench.py [--calls 2] [--data-dir .ringline-bench]
+    .venv/bin/python tests/bench/conversation_bench.py --turn-model   (text rules vs the end-of-turn model)
 
 Starts nats-server and the five services twice (brain without, then with preemptive generation)
 and places `--calls` scripted calls on each. Every call: a sentence with a 600 ms pause in the
@@ -15,6 +16,13 @@ middle, a long request the caller interrupts, a long request the caller backchan
                       how many paused the agent (a `clear`) before it went on, and for how long
   mouth-to-ear        caller's end of speech -> first agent audio, every answered utterance (p50/p95);
                       replies that started before the caller finished are counted, not averaged in
+  end of turn         the stt stage's end of speech -> final transcript out (`stt.utterance`
+                      `end_of_turn_ms` from the call record, p50/p95), and why the turns ended
+
+`--turn-model` runs the stack twice with the brain's defaults: `rules` (the old end of turn:
+silence and the early transcript's words, `RINGLINE_STT_TURN_MODEL=false`) and `model` (the
+learned end-of-turn model judging every pause, the words as second opinion), with a 1 s
+mid-sentence pause added to every call.
 
 Numbers, not assertions: this box has 2 cores shared with other work, so timings are noisy.
 About 2 minutes per configuration with --calls 2 (stack start included).
@@ -28,6 +36,7 @@ import math
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +56,10 @@ LONG_ASKS = [
     "Tell me everything you know about how bread is baked, step by step.",
     "Please explain at length how the seasons change through the year.",
 ]
+LONG_PAUSED = [
+    ["Could you tell me", Pause(1000), "how long the drive from the station takes?"],
+    ["My daughter and I would like", Pause(1000), "a quiet table near the window."],
+]
 INTERRUPTIONS = ["Sorry, wait, stop. What time do you open?", "Hold on, stop there. Can I ask something else?"]
 BACKCHANNELS = ["Uh-huh.", "Right."]  # about 260 and 200 ms of speech (Piper varies a little run to run)
 LONGER_BACKCHANNELS = ["Okay.", "Mm-hmm."]  # about 380 and 520 ms
@@ -56,9 +69,17 @@ MAX_BACKCHANNEL_MS = 300.0
 PREEMPTIVE_ENV = {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "true", "RINGLINE_BRAIN_PREEMPTIVE": "true"}
 
 
-def scenario(index: int) -> Scenario:
+TURN_MODEL_CONFIGS = [
+    ("rules", {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "false", "RINGLINE_STT_TURN_MODEL": "false"}),
+    ("model", {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "false", "RINGLINE_STT_TURN_MODEL": "true"}),
+]
+
+
+def scenario(index: int, long_pause: bool = False) -> Scenario:
+    extra = [Say(LONG_PAUSED[index % len(LONG_PAUSED)])] if long_pause else []
     return Scenario([
         Say(PAUSED[index % len(PAUSED)]),
+        *extra,
         Say(LONG_ASKS[index % len(LONG_ASKS)]),
         Interrupt(INTERRUPTIONS[index % len(INTERRUPTIONS)], after_ms=INTERRUPT_AFTER_MS[index % 3]),
         Say(LONG_ASKS[(index + 1) % len(LONG_ASKS)]),
@@ -86,6 +107,19 @@ class Tally:
         return [t.mouth_to_ear_ms for c in self.calls for t in c.replies
                 if t.mouth_to_ear_ms is not None and t.mouth_to_ear_ms > 0]
 
+    def stt_events(self) -> list[dict[str, Any]]:
+        return [e for c in self.calls if c.record is not None for e in c.record.events
+                if e.get("name") == "stt.utterance"]
+
+    @property
+    def end_of_turn_ms(self) -> list[float]:
+        return [float(e["end_of_turn_ms"]) for e in self.stt_events() if "end_of_turn_ms" in e]
+
+    def cutoffs(self, low_s: float, high_s: float) -> str:
+        steps = [s for s in self.steps("say") if s.pauses
+                 and any(low_s <= end - start < high_s for start, end in s.pauses)]
+        return f"{sum(1 for s in steps if s.false_cutoff)}/{len(steps)}"
+
     @property
     def talked_over(self) -> int:
         """Replies whose audio arrived before the caller had finished speaking."""
@@ -104,7 +138,8 @@ def p50_p95(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} / {p95(values):.0f} ms (n={len(values)})"
 
 
-def run_config(label: str, env: dict[str, str], calls: int, data_dir: Path, voice: Any) -> Tally:
+def run_config(label: str, env: dict[str, str], calls: int, data_dir: Path, voice: Any,
+               long_pause: bool = False) -> Tally:
     tally = Tally(label)
     stack = Stack.on_free_ports(data_dir=data_dir / label, quiet=True, env=env)
     started = time.monotonic()
@@ -112,7 +147,7 @@ def run_config(label: str, env: dict[str, str], calls: int, data_dir: Path, voic
     print(f"[{label}] stack up in {time.monotonic() - started:.0f} s", flush=True)
     try:
         for index in range(calls):
-            plan = prepare(scenario(index), voice)
+            plan = prepare(scenario(index, long_pause), voice)
             result = asyncio.run(place_call(stack.edge_url, plan, nats_url=stack.url, reply_timeout=40.0,
                                             max_reply_s=60.0, record_timeout=5.0))
             tally.calls.append(result)
@@ -150,8 +185,11 @@ def summary(tallies: list[Tally]) -> str:
                                              f"/{len(t.steps('interrupt'))}")
     row("  audio of the turn after the clear",
         lambda t: f"{sum(s.audio_after_clear_ms or 0 for s in t.steps('interrupt')):.0f} ms")
-    row("false cut-offs on 600 ms pauses", lambda t: f"{sum(1 for s in t.steps('say') if s.false_cutoff)}"
-                                                     f"/{sum(1 for s in t.steps('say') if s.pauses)}")
+    row("false cut-offs on 600 ms pauses", lambda t: t.cutoffs(0.5, 0.8))
+    row("false cut-offs on 1 s pauses", lambda t: t.cutoffs(0.8, 1.5))
+    row("end of turn (speech end -> transcript) p50 / p95", lambda t: p50_p95(t.end_of_turn_ms))
+    row("  turns ended by", lambda t: ", ".join(f"{k} {v}" for k, v in sorted(
+        Counter(str(e.get("end_reason")) for e in t.stt_events()).items())))
     row("agent stopped by <= 300 ms backchannels", lambda t: _backchannels(t, 0, MAX_BACKCHANNEL_MS))
     row("  paused, then went on (pause p50)", lambda t: _paused(t, 0, MAX_BACKCHANNEL_MS))
     row("agent stopped by longer backchannels", lambda t: _backchannels(t, MAX_BACKCHANNEL_MS, math.inf))
@@ -189,17 +227,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2, help="scripted calls per configuration")
     parser.add_argument("--data-dir", type=Path, default=Path(".ringline-bench"))
-    parser.add_argument("--only", choices=["default", "preemptive"], help="run one configuration only")
+    parser.add_argument("--only", choices=["default", "preemptive", "rules", "model"],
+                        help="run one configuration only")
+    parser.add_argument("--turn-model", action="store_true",
+                        help="compare the old end of turn (rules) with the end-of-turn model (model)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     print("conversation bench (2 shared cores: timings are noisy)", flush=True)
     voice = load_synth(threads=1)
     configs = [("default", {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "false"}), ("preemptive", PREEMPTIVE_ENV)]
+    if args.turn_model:
+        configs = TURN_MODEL_CONFIGS
     tallies = []
     try:
         for label, env in configs:
             if args.only in (None, label):
-                tallies.append(run_config(label, env, max(1, args.calls), args.data_dir, voice))
+                tallies.append(run_config(label, env, max(1, args.calls), args.data_dir, voice, args.turn_model))
     except StackError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1

@@ -32,13 +32,13 @@ import numpy as np
 from ringline.contracts.audio import mulaw_encode
 from ringline.contracts.events import STT_UTTERANCE
 from ringline.contracts.messages import AudioFrame, CallEvent, CallStart, Transcript
+from ringline.services.stt.recognizer import build_recognizer
 from ringline.services.stt.session import SttSession
 from ringline.services.stt.settings import SttSettings
 from ringline.services.stt.smart_turn import SmartTurn
-from ringline.services.stt.recognizer import build_recognizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stt"))
-from conftest import _speak, make_silence  # noqa: E402  (the stt tests' Piper voice over mu-law)
+from conftest import _speak, make_silence
 
 SENTENCES = [
     "Please tell me a long story about a brave knight and a friendly dragon.",

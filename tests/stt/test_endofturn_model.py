@@ -47,7 +47,7 @@ def test_without_a_model_verdict_the_text_rules_decide_as_before():
 
 def test_an_agent_sets_the_model_per_call():
     options = TurnTaking(turn_model=False, turn_model_threshold=0.8, turn_model_silence_ms=300).stt_options()
-    config, turn = call_configs(EndpointerConfig(), TURN, options)  # what the edge puts on CallStart.custom
+    _config, turn = call_configs(EndpointerConfig(), TURN, options)  # what the edge puts on CallStart.custom
     assert turn.model is False and turn.model_threshold == 0.8 and turn.model_silence_ms == 300
     _, on = call_configs(EndpointerConfig(), TurnConfig(model=False), TurnTaking(turn_model=True).stt_options())
     assert on.model is True
