@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request, Response
@@ -106,7 +107,7 @@ class EndedCalls:
 
 
 def action_router(settings: TelephonySettings, checker: SignatureChecker, ended: EndedCalls,
-                  connect_twiml: object) -> APIRouter:
+                  connect_twiml: Callable[[dict[str, str], str, str], str]) -> APIRouter:
     """`connect_twiml(form, agent, call_id)` is the voice webhook's own `<Connect>` builder
     (`twiml.reconnect_twiml`), so a reconnected stream gets what a new one gets."""
     router = APIRouter()
@@ -132,7 +133,7 @@ def action_router(settings: TelephonySettings, checker: SignatureChecker, ended:
             log.info("call %s: stream ended with the call (%s): <Hangup/>", call_id, status or "over")
             return Response(hangup_twiml(), media_type="application/xml")
         log.info("call %s: stream ended while the call goes on: reconnecting it", call_id)
-        twiml = connect_twiml(form, agent, call_id)  # type: ignore[operator]
+        twiml = connect_twiml(form, agent, call_id)
         return Response(twiml, media_type="application/xml")
 
     return router
