@@ -79,7 +79,8 @@ class MemoryService:
         # Connect before the subscribers start, so no call can arrive before the buckets are open.
         s = self.settings
         await self.broker.connect()
-        self.store = await CallStore.open(self.broker, s.calls_bucket, s.kv_replicas)
+        self.store = await CallStore.open(self.broker, s.calls_bucket, s.kv_replicas, redact_pii=s.redact_pii,
+                                          mask_callers=s.mask_caller_numbers)
         self.spend = await SpendStore.open(self.broker, s.spend_bucket, s.kv_replicas)
         self.live = await LiveCalls.open(self.broker, s.live_bucket, s.live_ttl_s, s.kv_replicas)
         self.audio = await AudioStore.open(self.broker, s.audio_bucket, s.kv_replicas)

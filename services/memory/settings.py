@@ -26,6 +26,10 @@ class MemorySettings(ServiceSettings):
         description="JSON/YAML price table overriding the defaults (see contracts/pricing.py)")
     prices_json: str | None = Field(default=None, validation_alias=AliasChoices("RINGLINE_PRICES"),
                                     description="price overrides as inline JSON, applied after the file")
+    redact_pii: bool = Field(default=False, description="keep call records with card numbers, email addresses and "
+                             "phone numbers in the turns' text replaced by [card], [email], [phone]")
+    mask_caller_numbers: bool = Field(default=False, description="keep call records with the caller's number cut "
+                                      "to its last four digits (number search and reports then see only those)")
     max_events_per_call: int = Field(default=500, ge=0, description="events kept on one call record")
     summary_wait_s: float = Field(default=20.0, ge=0,
                                   description="how long after a call to wait for the brain's summary before reporting")

@@ -10,6 +10,7 @@ from nats.js.kv import KeyValue
 
 from ringline.contracts.codec import MalformedMessage, pack, unpack
 from ringline.contracts.messages import CallListRequest, CallRecord, CallSummary
+from ringline.contracts.redact import mask_number, redact_text
 
 log = logging.getLogger("ringline.memory.store")
 
@@ -22,15 +23,31 @@ async def open_bucket(broker, bucket: str, replicas: int, description: str, ttl:
 
 
 class CallStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, redact_pii: bool = False, mask_callers: bool = False) -> None:
         self.kv = kv
+        self.redact_pii = redact_pii  # card numbers, emails and phone numbers out of the turns' text
+        self.mask_callers = mask_callers  # the caller's number down to its last four digits
 
     @classmethod
-    async def open(cls, broker, bucket: str, replicas: int = 1) -> CallStore:
-        return cls(await open_bucket(broker, bucket, replicas, "Ringline call records"))
+    async def open(cls, broker, bucket: str, replicas: int = 1, *, redact_pii: bool = False,
+                   mask_callers: bool = False) -> CallStore:
+        return cls(await open_bucket(broker, bucket, replicas, "Ringline call records"), redact_pii, mask_callers)
+
+    def stored(self, record: CallRecord) -> CallRecord:
+        """The record as it is kept: redacted as configured."""
+        update: dict[str, object] = {}
+        if self.redact_pii:
+            update["turns"] = [t.model_copy(update={"text": redact_text(t.text),
+                                                    "heard_text": redact_text(t.heard_text)})
+                               for t in record.turns]
+        if self.mask_callers and record.direction != "outbound":
+            update["caller"] = mask_number(record.caller)
+        elif self.mask_callers:
+            update["callee"] = mask_number(record.callee)
+        return record.model_copy(update=update) if update else record
 
     async def put(self, record: CallRecord) -> None:
-        await self.kv.put(record.call_id, pack(record))
+        await self.kv.put(record.call_id, pack(self.stored(record)))
 
     async def get(self, call_id: str) -> CallRecord | None:
         try:
