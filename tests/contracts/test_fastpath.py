@@ -20,13 +20,13 @@ pytestmark = pytest.mark.integration
 CALL = "CAfast"
 
 
-async def wait_until(condition, timeout: float = 5.0) -> None:  # noqa: ANN001
+async def wait_until(condition, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
 
 
-async def test_frames_flow_in_order_to_fast_and_faststream_subscribers(nats_server) -> None:  # noqa: ANN001
+async def test_frames_flow_in_order_to_fast_and_faststream_subscribers(nats_server) -> None:
     broker = NatsBroker(nats_server.url, codec=MsgpackCodec())
     ordinary: list[AudioFrame] = []
 
