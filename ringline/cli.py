@@ -72,7 +72,7 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"dashboard {stack.edge_url}/dashboard{token_hint}")
     if replicas:  # for chaos by hand: `kill -9 PID` one of them, its calls carry on elsewhere
         print("Replicas: " + ", ".join(f"{key} :{stack.port_of(key)} pid {stack.process(key).pid}"
-                                       for name in SERVICES for key in stack.replica_keys(name)))
+                                       for name in stack.services for key in stack.replica_keys(name)))
     print(f"NATS: {stack.server_url}{' (one user per service; the CLIs log in as operator)' if stack.users else ''}."
           f"  Try: ringline call --say 'What can you do?'   Ctrl-C stops everything.",
           flush=True)
