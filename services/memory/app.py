@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from .audio_store import AudioStore
 from .live import LiveCalls
 from .recall import CallerMemories
 from .reports import ReportSender, ReportTarget
+from .retention import Retention
 from .session import MemorySession
 from .settings import MemorySettings
 from .store import CallStore, SpendStore
@@ -64,6 +66,7 @@ class MemoryService:
         self.after_call: AfterCall | None = None
         self._sender = sender
         self._http: httpx.AsyncClient | None = None
+        self._retention: asyncio.Task[None] | None = None
         overrides = json.loads(settings.prices_json) if settings.prices_json else None
         self.prices = load_prices(path=settings.prices_file, env={}, overrides=overrides)
         self.router = CallRouter(self.broker, "memory", self._session)
@@ -89,9 +92,14 @@ class MemoryService:
             self._http = httpx.AsyncClient(follow_redirects=False)
             self._sender = ReportSender(self._http, s.report_retry_s, s.report_timeout_s)
         self.after_call = AfterCall(self.broker, self.store, self._sender, s.summary_wait_s, self._targets)
+        if s.retention_days > 0:  # records, voicemail and recordings older than that go
+            retention = Retention(self.store, self.audio, s.retention_days * 86400)
+            self._retention = asyncio.create_task(retention.run(s.retention_sweep_s), name="memory:retention")
 
     async def shutdown(self) -> None:
         """SIGTERM: close every owned call, finish the call reports in flight, then let go."""
+        if self._retention is not None:
+            self._retention.cancel()
         await self.router.drain()
         if self.after_call is not None:
             await self.after_call.drain(self.settings.drain_timeout_s)

@@ -30,6 +30,9 @@ class MemorySettings(ServiceSettings):
                              "phone numbers in the turns' text replaced by [card], [email], [phone]")
     mask_caller_numbers: bool = Field(default=False, description="keep call records with the caller's number cut "
                                       "to its last four digits (number search and reports then see only those)")
+    retention_days: float = Field(default=0.0, ge=0, description="delete call records, voicemail and recordings "
+                                  "this many days after the call (0: keep them)")
+    retention_sweep_s: float = Field(default=3600.0, gt=0, description="how often retention looks for old calls")
     max_events_per_call: int = Field(default=500, ge=0, description="events kept on one call record")
     summary_wait_s: float = Field(default=20.0, ge=0,
                                   description="how long after a call to wait for the brain's summary before reporting")
