@@ -91,10 +91,9 @@ ROLES: dict[str, Role] = {
         objects=("ringline_audio",),
         responds=True,
     ),
-    OPERATOR: Role(
+    OPERATOR: Role(  # asks memory (calls, voicemail, caller memory); reads no bucket itself
         publish=("memory.>",),
         subscribe=(),
-        kv=("ringline_calls",),
     ),
 }
 
