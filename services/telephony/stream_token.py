@@ -9,8 +9,9 @@ is refused. The token is taken out of the parameters before they reach the bus.
 
 The secret is `RINGLINE_TELEPHONY_STREAM_SECRET`, else derived from `TWILIO_AUTH_TOKEN` (every
 edge replica has it, and a stream may reach another replica than its webhook did); with neither
-(a local edge) a random secret of this process signs the tokens and a `start` without one is
-let through. Pure: no I/O; the clock is passed in.
+(a local edge, nothing public) a random secret of this process signs the tokens and no `start` is
+refused for its token: another replica could not have checked it anyway. Pure: no I/O; the clock
+is passed in.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ class StreamTokens:
 
     def check(self, token: str | None, call_sid: str, now: float) -> str | None:
         """None when `token` opens a stream for `call_sid` now; otherwise why not."""
+        if not self.required:
+            return None
         if not token:
-            return "no stream token" if self.required else None
+            return "no stream token"
         expiry_text, _, mac = token.partition(".")
         if not expiry_text.isdigit() or len(expiry_text) > 12 or not mac:
             return "malformed stream token"

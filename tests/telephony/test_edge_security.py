@@ -231,3 +231,16 @@ def test_a_caller_dialling_too_often_gets_a_busy_tone(tw, monkeypatch) -> None:
     assert call("+15550003333").find("./Connect") is not None  # another caller still gets through
     assert call("+15550004444").find("./Reject") is not None  # ... until the agent's own limit
     edges.close()
+
+
+def test_without_a_shared_secret_tokens_are_handed_out_but_not_enforced(tw, monkeypatch) -> None:
+    """A local edge (no Twilio token, no stream secret) signs with a secret of its own process: a
+    stream that reached another replica could not be checked, so none is refused for its token."""
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RINGLINE_TELEPHONY_STREAM_SECRET", raising=False)
+    edges = tw.make_edge(TelephonySettings(public_url="http://127.0.0.1:8080"))
+    edge = next(edges)
+    tokens = edge.client.app.state.stream_tokens
+    assert not tokens.required
+    assert tokens.check("1.deadbeef", CALL, time.time()) is None and tokens.check(None, CALL, time.time()) is None
+    edges.close()
