@@ -110,8 +110,10 @@ class CallRouter:
             return self._stores
 
     def _is_test_broker(self) -> bool:
+        """FastStream's in-memory `TestNatsBroker` has no NATS connection (a real broker has one
+        by the time anything here runs: after start-up, or when a message arrived)."""
         connection = getattr(self.broker, "_connection", None)
-        return "Fake" in type(connection).__name__ or not hasattr(self.broker, "_connection")
+        return connection is None or "Fake" in type(connection).__name__
 
     async def drain(self) -> None:
         """SIGTERM: stop claiming, serve owned calls until they end or the deadline, then hand

@@ -44,7 +44,7 @@ class CallRecorder:
             started_at=call.started_at,
         )
         self.max_events = max_events
-        self._chunks: dict[str, dict[int, str]] = {}
+        self.chunks: dict[str, dict[int, str]] = {}
 
     def on_transcript(self, t: Transcript) -> bool:
         """A final transcript is a caller turn. Returns True when the record changed."""
@@ -61,7 +61,7 @@ class CallRecorder:
 
     def on_reply(self, chunk: ReplyChunk) -> bool:
         """Reply chunks assemble the agent turn; the record changes when the turn is complete."""
-        parts = self._chunks.setdefault(chunk.turn_id, {})
+        parts = self.chunks.setdefault(chunk.turn_id, {})
         if chunk.text:
             parts[chunk.seq] = chunk.text
         turn = self._turn(chunk.turn_id, "agent")
@@ -72,7 +72,7 @@ class CallRecorder:
         turn.text = " ".join(parts[seq] for seq in sorted(parts))
         if chunk.final:
             turn.ended_at = now()
-            self._chunks.pop(chunk.turn_id, None)
+            self.chunks.pop(chunk.turn_id, None)
         self._sort()
         return chunk.final
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -15,7 +16,16 @@ from opentelemetry.context import Context
 from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
 from ringline.contracts.events import VOICEMAIL_MESSAGE, VOICEMAIL_STARTED
-from ringline.contracts.messages import AgentAudio, AudioFrame, CallEvent, CallStart, Control, ReplyChunk, Transcript
+from ringline.contracts.messages import (
+    AgentAudio,
+    AudioFrame,
+    CallEvent,
+    CallRecord,
+    CallStart,
+    Control,
+    ReplyChunk,
+    Transcript,
+)
 from ringline.contracts.messages.audio import SAMPLE_RATE
 from ringline.contracts.messages.records import RecordingRecord
 from ringline.contracts.pricing import PriceTable
@@ -61,8 +71,23 @@ class MemorySession(CallSession):
         self.voicemail_tape: VoicemailTape | None = None
         self.tape: CallTape | None = CallTape(self.agent.limits.max_call_s + 60) if self.agent.record_audio else None
 
+    def snapshot(self) -> dict[str, Any]:
+        """The record as it stands, the agent turn being assembled, and what was charged: a
+        replica that takes the call over goes on from here instead of a blank record."""
+        return {"record": self.recorder.record.model_dump(mode="json"),
+                "chunks": {turn: {str(seq): text for seq, text in parts.items()}
+                           for turn, parts in self.recorder.chunks.items()},
+                "charged": self.charged}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("record"), dict):
+            self.recorder.record = CallRecord.model_validate(state["record"])
+        chunks = state.get("chunks") or {}
+        self.recorder.chunks = {turn: {int(seq): text for seq, text in parts.items()} for turn, parts in chunks.items()}
+        self.charged = float(state.get("charged", 0.0))
+
     async def start(self) -> None:
-        self.recorder.record.trace_id = trace_id(self.trace_context)
+        self.recorder.record.trace_id = self.recorder.record.trace_id or trace_id(self.trace_context)
         await self.bus.subscribe(subjects.transcript(self.call_id), self.on_transcript)
         await self.bus.subscribe(subjects.reply(self.call_id), self.on_reply)
         await self.bus.subscribe(subjects.event(self.call_id), self.on_event)
