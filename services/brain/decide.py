@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ringline.contracts.events import CALL_LIMIT, STT_EMPTY, TURN_FIRST_AUDIO
+from ringline.contracts.events import CALL_LIMIT, EDGE_TAKEOVER, STAGE_TAKEOVER, STT_EMPTY, TURN_FIRST_AUDIO
 from ringline.contracts.messages import CallEvent, Control, Playback, SpeechEvent, Transcript
 
 from . import actions as a
@@ -71,6 +71,9 @@ class _Decider(TalkOver):
                 self.timer(event.name)
             case Restored():
                 self.restored()
+            case CallEvent(name=name, data=data) if name == EDGE_TAKEOVER or (
+                    name == STAGE_TAKEOVER and data.get("stage") == "tts"):
+                self.audio_lost()
 
     # -- the caller's voice -------------------------------------------------------------------
 
@@ -259,6 +262,29 @@ class _Decider(TalkOver):
             self.do(a.AnswerAgain())
         else:
             self.arm_silence()
+
+    def audio_lost(self) -> None:
+        """The stage that voices replies (TTS) or plays them (the edge) was replaced mid-call: what
+        it had not played yet is gone. Each turn still speaking is cut at what the caller heard;
+        a finished reply is said again from its first unheard chunk, one still being made is
+        made again from the history (as after the brain's own takeover)."""
+        s = self.s
+        if s.ended:
+            return
+        speaking = [t for t in s.speaking_turns() if not t.paused]
+        if not speaking:
+            return
+        self.do(a.Interrupt(tuple(t.turn_id for t in speaking), "takeover"))
+        rest = []
+        for turn in speaking:
+            if turn.final_seq is not None:
+                rest.append(turn.text_between(turn.heard_seq + 1, turn.final_seq))
+            self.end(turn.turn_id, "interrupted")
+        if s.agent.generating and s.agent.turn_id in {t.turn_id for t in speaking if t.final_seq is None}:
+            self.do(a.CancelTurn())
+            self.do(a.AnswerAgain())
+        elif " ".join(rest).strip():
+            self.do(a.Say(" ".join(rest).strip(), "answer"))
 
 
 def end_of_turn(transcript: Transcript) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from faststream.nats import NatsMessage
 
 from ringline.contracts import subjects
 from ringline.contracts.agents import Agent
-from ringline.contracts.events import STT_EMPTY, TURN_FIRST_AUDIO
+from ringline.contracts.events import EDGE_TAKEOVER, STAGE_TAKEOVER, STT_EMPTY, TURN_FIRST_AUDIO
 from ringline.contracts.messages import CallEvent, CallStart, Control, Playback, SpeechEvent, Transcript, now
 from ringline.contracts.runtime import STAGE_QUERY, STAGE_READY, CallBus, CallSession, extract_context
 
@@ -257,7 +257,7 @@ class BrainSession(CallSession):
             self._ready_stages.add(str(event.data.get("stage", "")))
             if set(self.settings.greet_after_stages) <= self._ready_stages:
                 self.tts_ready.set()
-        elif event.name in (STT_EMPTY, TURN_FIRST_AUDIO):  # the rest is for the record
+        elif event.name in (STT_EMPTY, TURN_FIRST_AUDIO, EDGE_TAKEOVER, STAGE_TAKEOVER):  # the rest is for the record
             await self.dispatch(event)
 
     async def _on_playback(self, playback: Playback) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ringline.contracts.messages import Control, Playback, SpeechEvent, Transcript, make_mark
+from ringline.contracts.events import EDGE_TAKEOVER, STAGE_TAKEOVER
+from ringline.contracts.messages import CallEvent, Control, Playback, SpeechEvent, Transcript, make_mark
 from ringline.services.brain import actions as a
 from ringline.services.brain.decide import decide
 from ringline.services.brain.events import ChunkOut, GoodbyeSaid, Restored, TimerFired, Words
@@ -329,3 +330,33 @@ def test_a_call_taken_over_while_ending_still_hangs_up():
     out = taken.feed(Restored())
     assert heard(out) == [] and "hangup" in armed(out)  # once the goodbye was heard, or its time is up
     assert heard(taken.feed(mark("t1", 0))) == [("hangup", "the call reached its time limit", "heard")]
+
+
+def takeover_of(stage: str) -> CallEvent:
+    if stage == "edge":
+        return CallEvent(call_id="c", name=EDGE_TAKEOVER, data={"replica": "edge-2"})
+    return CallEvent(call_id="c", name=STAGE_TAKEOVER, data={"stage": stage, "replica": f"{stage}-2"})
+
+
+@pytest.mark.parametrize("stage", ["tts", "edge"])
+def test_audio_lost_with_a_tts_or_edge_replica_is_said_again_from_the_first_unheard_chunk(stage: str):
+    call = Call()
+    call.agent_says("t1", "Paris is the capital.", "It has two million people.", "Anything else?", heard=0)
+    out = call.feed(takeover_of(stage))
+    assert heard(out) == [("interrupt", "t1"), ("say", "It has two million people. Anything else?")]
+    assert call.state.turns["t1"].ended == "interrupted"
+
+
+def test_a_reply_still_being_made_when_its_audio_was_lost_is_made_again():
+    call = Call()
+    call.thinking("r1")
+    call.feed(ChunkOut("r1", 0, "Let me see.", False, "answer"), mark("r1", 0))
+    assert heard(call.feed(takeover_of("tts"))) == [("interrupt", "r1"), ("answer", "again")]
+
+
+def test_nothing_is_said_again_when_the_caller_had_heard_it_all_or_another_stage_changed_hands():
+    call = Call()
+    call.agent_says("t1", "It is nine.", heard=0)
+    assert heard(call.feed(takeover_of("edge"))) == []
+    call.agent_says("t2", "It is ten.", "Bye for now.", heard=0)
+    assert heard(call.feed(takeover_of("stt"))) == [] and heard(call.feed(takeover_of("memory"))) == []
