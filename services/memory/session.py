@@ -7,8 +7,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
