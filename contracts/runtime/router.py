@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.nats import NatsBroker, NatsMessage
+from nats.errors import NoRespondersError
+from nats.js.errors import ServiceUnavailableError
 
 from .. import subjects
 from ..events import CALL_REFUSED, STAGE_QUERY, STAGE_READY, STAGE_RELEASED, STAGE_TAKEOVER
@@ -105,6 +107,11 @@ class CallRouter:
                     if self._is_test_broker():
                         self._no_jetstream = True
                         log.info("%s: no JetStream (%s); claiming every call without leases", self.stage, exc)
+                    elif isinstance(exc, NoRespondersError | ServiceUnavailableError):
+                        self._no_jetstream = True
+                        log.error("%s: the NATS server has no JetStream: calls are claimed without leases, "
+                                  "so a replica that dies takes its calls with it (start nats-server with -js)",
+                                  self.stage)
                     else:  # NATS not reachable yet: the scan loop tries again
                         log.warning("%s: opening the lease buckets failed: %s", self.stage, exc)
             return self._stores
