@@ -102,4 +102,15 @@ def format_record(record: CallRecord) -> str:
         elif turn.resumed:
             line += f"\n          [paused by the caller {turn.resumed}x, then went on]"
         lines.append(line)
+    if record.replicas:
+        served = ", ".join(f"{stage} {replica}" for stage, replica in sorted(record.replicas.items()))
+        lines.append(f"  served by: {served}")
+    for event in record.events:
+        if event.get("name") == "stage.takeover":
+            moved = f"{event.get('stage')} {event.get('previous', '?')} -> {event.get('replica', '?')}"
+            lines.append(f"  takeover: {moved} at {_clock(float(event.get('at', 0.0)))}"
+                         f" (last checkpoint {event.get('gap_s', '?')} s before)")
+        elif event.get("name") in ("stage.released", "call.hold", "edge.takeover", "edge.handover"):
+            lines.append(f"  {event.get('name')}: {event.get('stage', '')} {event.get('replica', '')}"
+                         f" {event.get('reason', '')}".rstrip())
     return "\n".join(lines)

@@ -69,7 +69,7 @@ class MemoryService:
         self._retention: asyncio.Task[None] | None = None
         overrides = json.loads(settings.prices_json) if settings.prices_json else None
         self.prices = load_prices(path=settings.prices_file, env={}, overrides=overrides)
-        self.router = CallRouter(self.broker, "memory", self._session)
+        self.router = CallRouter(self.broker, "memory", self._session, settings, closes_ended=True)
         self.broker.subscriber(subjects.MEMORY_CALLS_LIST, queue="memory")(self.list_calls)
         self.broker.subscriber(subjects.MEMORY_CALLS_GET, queue="memory")(self.get_call)
         self.broker.subscriber(subjects.MEMORY_SPEND_GET, queue="memory")(self.get_spend)
@@ -172,6 +172,7 @@ def create_app(settings: MemorySettings) -> Any:
         service.broker,
         "memory",
         on_startup=[service.open_store],
+        after_startup=[service.router.start],
         on_shutdown=[service.shutdown],
     )
 

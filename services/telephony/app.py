@@ -18,7 +18,7 @@ from faststream.nats import NatsBroker
 from opentelemetry import trace
 
 from ringline.contracts.agents import open_agent_book
-from ringline.contracts.runtime import configure_logging, create_broker, setup_telemetry
+from ringline.contracts.runtime import CallAnnouncer, configure_logging, create_broker, setup_telemetry
 from ringline.contracts.runtime.metrics import exposition
 from ringline.contracts.runtime.service import instrument_edge
 from ringline.contracts.runtime.telemetry import shutdown_telemetry
@@ -61,13 +61,14 @@ def create_app(
     """Build the edge. Tests pass their own `broker` and `run_broker=TestNatsBroker`."""
     broker = broker or create_broker(settings, "telephony")
     checker = SignatureChecker(settings)
-    registry = CallRegistry()
+    registry = CallRegistry(CallAnnouncer(broker))
     registry.busy_line = BusyLine(settings.busy_line)
-    loop_probe = instrument_edge(broker, "telephony", lambda: len(registry.calls))
     twilio = TwilioCalls.from_settings(settings)
     agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
     ended = EndedCalls(broker, settings.ended_bucket, settings.ended_ttl_s)
+
+    loop_probe = instrument_edge(broker, "telephony", lambda: len(registry.calls))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

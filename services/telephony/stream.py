@@ -161,6 +161,8 @@ class CallStream:
             return
         if self.ended is not None:  # before the socket closes: its action request must find it
             await self.ended.mark(self.call_id, reason)
+        if self.registry.announcer is not None:  # every stage lets go, memory closes the record
+            await self.registry.announcer.ended(CallEnd(call_id=self.call_id, reason=reason))
         try:
             await bus.publish(CallEnd(call_id=self.call_id, reason=reason), subjects.CALLS_END)
             await bus.publish(Control(call_id=self.call_id, action="ended", reason=reason),
@@ -331,10 +333,14 @@ class CallStream:
             log.info("call %s re-attached on this edge (stream %s, %d early frames)",
                      call_id, start.stream_sid, len(self._early))
         else:
-            await bus.publish(call, subjects.CALLS_START,
-                              headers=inject_headers(trace.set_span_in_context(self._span)))
+            headers = inject_headers(trace.set_span_in_context(self._span))
+            if self.registry.announcer is not None:  # durable: a stage that is not up yet claims it later
+                await self.registry.announcer.announce(call, headers)
+            await bus.publish(call, subjects.CALLS_START, headers=headers)
             log.info("call %s started: agent %s, from %r to %r (%d early frames)",
                      call_id, call.agent_id, call.caller, call.callee, len(self._early))
+        if self.registry.announcer is not None:  # the call lives while this edge streams it
+            bus.spawn(self.registry.announcer.keep_alive(call_id), "registry")
         if self._early_dropped:
             log.warning("call %s: %d media frames before `start` did not fit the buffer", call_id, self._early_dropped)
         while self._early:
