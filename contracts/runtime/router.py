@@ -81,6 +81,7 @@ class CallRouter:
         self._open_lock = asyncio.Lock()
         self._claiming: set[str] = set()
         self._live: dict[str, LiveCall] = {}
+        self._over: set[str] = set()  # calls that ended here: never claimed again from a stale registry read
         self._tasks: list[asyncio.Task[Any]] = []
         broker.subscriber(subjects.CALLS_START)(self._on_start)
         broker.subscriber(subjects.CALLS_END)(self._on_end)
@@ -234,10 +235,12 @@ class CallRouter:
     # ------------------------------------------------------------------ ending and letting go
 
     async def _on_end(self, end: CallEnd) -> None:
+        self._over.add(end.call_id)
         await self.end(end.call_id, end.reason)
 
     async def end(self, call_id: str, reason: str) -> None:
         """The call is over: close the session, release the lease, drop the checkpoint."""
+        self._over.add(call_id)
         session = self.sessions.pop(call_id, None)
         owned = self.owned.pop(call_id, None)
         if session is None:
@@ -250,8 +253,8 @@ class CallRouter:
             await session.bus.close()
         if self._stores is not None and owned is not None and owned.revision:
             try:
+                await self._stores.checkpoints.drop(self.stage, call_id)  # first: nobody finishes it again
                 await self._stores.leases.release(call_id, owned.revision)
-                await self._stores.checkpoints.drop(self.stage, call_id)
             except Exception as exc:
                 log.warning("%s: cleaning up call %s failed: %s", self.stage, call_id, exc)
         log.info("%s released call %s: %s", self.stage, call_id, reason)
@@ -355,6 +358,7 @@ class CallRouter:
             elif entry.ended:
                 await self.end(call_id, entry.end_reason or "call ended")
         self._live = live
+        self._over &= set(live)  # forget ended calls once the registry has let them lapse
 
     async def _scan(self) -> None:
         stores = self._stores
@@ -363,14 +367,15 @@ class CallRouter:
         for call_id, live in list(self._live.items()):
             if call_id in self.sessions or call_id in self._claiming:
                 continue
-            if live.ended and not self.closes_ended:
+            ended = live.ended or call_id in self._over
+            if ended and not self.closes_ended:
                 continue
             if not self.gauge.can_claim(len(self.sessions))[0]:
                 return
             if await stores.leases.holder(call_id) is not None:
                 continue
-            if live.ended and await stores.checkpoints.load(self.stage, call_id) is None:
+            if ended and await stores.checkpoints.load(self.stage, call_id) is None:
                 continue  # closed by its owner (which drops the checkpoint), or never served: nothing to finish
             await self._claim(live.call, live.headers)
-            if live.ended and call_id in self.sessions:  # memory: close the record it never saw end
+            if ended and call_id in self.sessions:  # memory: close the record it never saw end
                 await self.end(call_id, live.end_reason or "call ended")
