@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from typing import cast
 
 import nats
 
@@ -41,7 +42,7 @@ async def memory_request(nats_url: str, subject: str, payload: bytes, timeout: f
 
 async def list_calls(nats_url: str, limit: int = 20, timeout: float = 5.0) -> list[CallSummary]:
     data = await memory_request(nats_url, subjects.MEMORY_CALLS_LIST, pack(CallListRequest(limit=limit)), timeout)
-    return [CallSummary.model_validate(item) for item in data]  # type: ignore[union-attr]
+    return [CallSummary.model_validate(item) for item in cast("list[object]", data)]  # memory replies with a list
 
 
 async def get_call(nats_url: str, call_id: str, timeout: float = 5.0) -> CallRecord | None:

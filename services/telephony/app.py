@@ -62,7 +62,7 @@ def create_app(
     broker = broker or create_broker(settings, "telephony")
     checker = SignatureChecker(settings)
     registry = CallRegistry(CallAnnouncer(broker))
-    registry.busy_line = BusyLine(settings.busy_line)
+    busy_line = registry.busy_line = BusyLine(settings.busy_line)
     twilio = TwilioCalls.from_settings(settings)
     agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
@@ -79,7 +79,7 @@ def create_app(
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
             loop_probe.start()
-            rendering = asyncio.create_task(registry.busy_line.render(), name="telephony:busy-line")
+            rendering = asyncio.create_task(busy_line.render(), name="telephony:busy-line")
             try:
                 yield
             finally:

@@ -259,7 +259,7 @@ class CallStream:
                 if len(self._early) == self._early.maxlen:
                     self._early_dropped += 1
                 self._early.append((event, now))
-            case tp.Media():
+            case tp.Media() if self.bus is not None:
                 frame = tp.to_audio_frame(event, self.call_id, now)
                 await publish_frame(self.bus, frame, subjects.audio_in(self.call_id))
             case tp.Start() if self.bus is not None:
