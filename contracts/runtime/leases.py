@@ -212,8 +212,11 @@ class CallAnnouncer:
                 registry = await self.registry()
                 live = None if registry is None else await registry.get(call_id)
                 if registry is None or live is None or live.ended:
+                    log.info("call %s: registry keep-alive stops (%s)", call_id,
+                             "no registry" if registry is None else "ended" if live else "entry gone")
                     return
                 await registry.put(live.model_copy(update={"updated_at": now()}))
+                log.debug("call %s: registry entry renewed", call_id)
             except Exception as exc:  # NATS away: the next round writes it again
                 log.warning("renewing live call %s failed: %s", call_id, exc)
 

@@ -352,10 +352,10 @@ class CallRouter:
         live = await stores.registry.all()
         for call_id in list(self.sessions):  # a call that is over, or whose edge vanished for good
             entry = live.get(call_id)
-            if entry is None:
-                if call_id in self._live and self._live[call_id].updated_at < now() - 1:  # was there, lapsed
-                    await self.end(call_id, "call no longer live")
-            elif entry.ended:
+            if entry is None and call_id in self._live and self._live[call_id].updated_at < now() - 1:
+                if await stores.registry.get(call_id) is None:  # it was there and lapsed (asked directly:
+                    await self.end(call_id, "call no longer live")  # a bucket-wide read can miss an entry)
+            elif entry is not None and entry.ended:
                 await self.end(call_id, entry.end_reason or "call ended")
         self._live = live
         self._over &= set(live)  # forget ended calls once the registry has let them lapse
