@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from nats.js.api import StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 from ..codec import MalformedMessage, pack, unpack
@@ -40,12 +40,11 @@ def lease_bucket(stage: str) -> str:
 
 async def open_bucket(broker: Any, bucket: str, description: str, ttl: float | None) -> KeyValue:
     """A file-backed bucket with one value per key, declared if missing. Replicas race to declare
-    it with the same settings, which JetStream accepts; one with other settings is used as it is."""
+    it with the same settings, which JetStream accepts; one with other settings is used as it is.
+    Anything else (no JetStream, not connected, an in-memory test broker) is the caller's to handle."""
     try:
         return await broker.key_value(bucket, storage=StorageType.FILE, history=1, description=description, ttl=ttl)
-    except BucketNotFoundError:
-        raise
-    except Exception as exc:  # declared before with another TTL
+    except BadRequestError as exc:  # declared before with another TTL (JetStream: 400, other configuration)
         log.warning("bucket %s could not be declared as asked (%s); using it as it is", bucket, exc)
         return await broker.key_value(bucket, declare=False)
 
