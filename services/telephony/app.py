@@ -52,6 +52,11 @@ async def running_broker(broker: NatsBroker) -> AsyncIterator[NatsBroker]:
         await broker.stop()
 
 
+async def _render_all(lines: list[BusyLine]) -> None:
+    for line in lines:  # one after another: one core's worth of Piper at start-up
+        await line.render()
+
+
 def create_app(
     settings: TelephonySettings,
     *,
@@ -63,6 +68,7 @@ def create_app(
     checker = SignatureChecker(settings)
     registry = CallRegistry(CallAnnouncer(broker))
     busy_line = registry.busy_line = BusyLine(settings.busy_line)
+    registry.hold_lines = (BusyLine(settings.hold_line), BusyLine(settings.hold_sorry_line))
     twilio = TwilioCalls.from_settings(settings)
     agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
@@ -79,7 +85,8 @@ def create_app(
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
             loop_probe.start()
-            rendering = asyncio.create_task(busy_line.render(), name="telephony:busy-line")
+            lines = [busy_line, *registry.hold_lines]
+            rendering = asyncio.create_task(_render_all(lines), name="telephony:busy-line")
             try:
                 yield
             finally:

@@ -31,6 +31,7 @@ class CallRegistry:
         self.calls: dict[str, CallStream] = {}
         self.draining = False  # SIGTERM: unready, serving its calls until they end or hand over (`drain`)
         self.busy_line: BusyLine | None = None  # the apology when no replica has room (`busy`)
+        self.hold_lines: tuple[BusyLine, BusyLine] | None = None  # hold line, apology: a stage is late (`hold`)
 
     async def shutdown(self, timeout: float) -> None:
         streams = list(self.streams)

@@ -84,6 +84,19 @@ class TelephonySettings(ServiceSettings):
         description="what a caller hears when no replica of a stage has room for the call (rendered at start-up "
         "with the local Piper voice); then the call ends",
     )
+    hold_line: str = Field(
+        default="One moment please, I'm connecting you.",
+        description="what a caller hears when a stage has not claimed the call within hold_after_s (a replica "
+        "still loading or restarting); rendered at start-up with the local Piper voice",
+    )
+    hold_after_s: float = Field(default=1.5, gt=0, description="seconds without every stage claiming a new call "
+                                "before the caller hears the hold line")
+    hold_give_up_s: float = Field(default=12.0, gt=0, description="seconds without every stage claiming a new call "
+                                  "before the caller hears hold_sorry_line and the call ends")
+    hold_sorry_line: str = Field(
+        default="Sorry, we can't take your call right now. Please call again in a few minutes. Goodbye.",
+        description="the apology when no replica of a stage claimed the call within hold_give_up_s",
+    )
     busy_grace_s: float = Field(
         default=0.5, ge=0, description="after a stage refuses a call, how long another replica of it has to claim "
         "it before the caller hears the busy line",

@@ -44,6 +44,7 @@ from ringline.contracts.runtime.fastpath import publish_frame, subscribe_frames
 from . import twilio_protocol as tp
 from .busy import BusyWatch
 from .failover import EndedCalls, is_takeover
+from .hold import HoldWatch
 from .outbox import Outbox
 from .playout import ClearSent, Playout
 from .registry import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, CallRegistry
@@ -326,6 +327,12 @@ class CallStream:
             watch = BusyWatch(bus, self.registry.busy_line, self.playout.audio, self._busy_hang_up,
                               self.settings.busy_grace_s)
             await bus.subscribe(subjects.event(call_id), watch.on_event)
+        if self.registry.hold_lines is not None and not takeover:  # a stage that is late: the hold line
+            hold, sorry = self.registry.hold_lines
+            waiting = HoldWatch(bus, hold, sorry, self.playout.audio, self._busy_hang_up,
+                                self.settings.hold_after_s, self.settings.hold_give_up_s)
+            await bus.subscribe(subjects.event(call_id), waiting.on_event)
+            waiting.start()
         if takeover:  # a live call reconnected here: carry on, start nothing
             await bus.publish(CallEvent(call_id=call_id, name=EDGE_TAKEOVER, at=now,
                                         data={"stream_sid": start.stream_sid, "replica": self.settings.replica_id}),

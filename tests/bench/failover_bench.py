@@ -52,9 +52,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stages", default="brain,tts,stt,memory")
     parser.add_argument("--drain", action="store_true", help="SIGTERM (drain and hand over) instead of SIGKILL")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the stack's data and logs in this folder")
     parser.add_argument("--kill-after", type=float, default=0.8, help="seconds into the answer")
     args = parser.parse_args()
     stages = [s for s in args.stages.split(",") if s]
+    drain_env = {f"RINGLINE_{s.upper()}_DRAIN_TIMEOUT_S": "3" for s in stages}
     sig = signal.SIGTERM if args.drain else signal.SIGKILL
 
     voice = load_synth(threads=1)
@@ -64,9 +66,11 @@ def main() -> None:
     kills: list[Kill] = []
     asked = answered = 0
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack.on_free_ports(data_dir=Path(tmp), quiet=True, auth=False,
+        data = args.keep or Path(tmp)
+        data.mkdir(parents=True, exist_ok=True)
+        stack = Stack.on_free_ports(data_dir=data, quiet=True, auth=False,
                                     replicas={stage: 2 for stage in stages},
-                                    env={f"RINGLINE_{s.upper()}_DRAIN_TIMEOUT_S": "3" for s in stages} if args.drain else {})
+                                    env=drain_env if args.drain else {})
         started = time.monotonic()
         stack.start(timeout=600)
         print(f"stack up in {time.monotonic() - started:.0f} s; {args.rounds} calls, killing {stages}"

@@ -66,8 +66,9 @@ def test_a_refusal_another_replica_makes_good_is_not_busy(edge, tw) -> None:
     edge.publish(CallEvent(call_id=CALL, name=CALL_REFUSED, data={"stage": "tts", "replica": "tts-a",
                                                                   "reason": "loop lag 0.31 s"}),
                  subjects.event(CALL))
-    edge.publish(CallEvent(call_id=CALL, name=STAGE_READY, data={"stage": "tts", "replica": "tts-b"}),
-                 subjects.event(CALL))
+    for stage in ("tts", "stt", "brain", "memory"):  # another tts replica claimed it, and the other stages
+        edge.publish(CallEvent(call_id=CALL, name=STAGE_READY, data={"stage": stage, "replica": f"{stage}-b"}),
+                     subjects.event(CALL))
     assert tw.nothing_sent(ws, within=1.5)
     assert not [e for e in edge.on(subjects.event(CALL)) if e["name"] == CALL_BUSY]
     assert not edge.on(subjects.CALLS_END)
