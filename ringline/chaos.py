@@ -12,8 +12,8 @@ Used by the end-to-end failover test (one kill per stage) and `tests/bench/failo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,17 +59,14 @@ async def _owner(broker: Any, stage: str, call_id: str) -> str:
     return lease.owner if lease is not None else ""
 
 
-def _respawn_later(stack: Stack, key: str) -> None:
-    def run() -> None:
-        deadline = time.monotonic() + 10
-        while stack.process(key).poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        try:
-            stack.respawn(key, timeout=180)
-        except Exception:  # the next round runs with one replica of that stage; the result says so
-            pass
-
-    threading.Thread(target=run, name=f"respawn-{key}", daemon=True).start()
+async def _respawn_later(stack: Stack, key: str) -> None:
+    """Start the killed replica again once it is gone (in this thread: a process started from a
+    helper thread would die with that thread)."""
+    deadline = time.monotonic() + 30
+    while stack.process(key).poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    with contextlib.suppress(Exception):  # the next round runs with one replica of that stage
+        stack.spawn_again(key)
 
 
 async def chaos_call(stack: Stack, scenario: Scenario, stages: list[str], *, kill_after_s: float = 0.8,
@@ -90,6 +87,7 @@ async def chaos_call(stack: Stack, scenario: Scenario, stages: list[str], *, kil
                 answers.append((time.monotonic(), event.call_id))
 
     kills = [Kill(stage) for stage in stages]
+    respawns: list[asyncio.Task[None]] = []
     await broker.start()
     try:
         task = asyncio.create_task(place_call(stack.edge_url, scenario, nats_url=stack.url,
@@ -109,8 +107,9 @@ async def chaos_call(stack: Stack, scenario: Scenario, stages: list[str], *, kil
                 continue
             kill.replica, kill.at = key, time.monotonic()
             stack.kill(key, sig)
-            _respawn_later(stack, key)
+            respawns.append(asyncio.create_task(_respawn_later(stack, key)))
         result = await task
+        await asyncio.gather(*respawns)
     finally:
         await broker.stop()
     replies = result.replies

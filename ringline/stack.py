@@ -185,6 +185,14 @@ class Stack:
         if proc.poll() is None:
             proc.send_signal(sig)
 
+    def spawn_again(self, key: str) -> None:
+        """Start a replica that has exited again, as it was first started, without waiting for it
+        (call it from the thread that started the stack: its processes die with that thread)."""
+        if self.processes[key].poll() is None:
+            raise StackError(f"{key} is still running")
+        argv, env = self._launches[key]
+        self._spawn(key, argv, env)
+
     def respawn(self, key: str, timeout: float = 60.0) -> None:
         """Start a replica again as it was first started (same port, same replica id), once it
         has exited, and wait until it is healthy."""

@@ -191,3 +191,19 @@ async def test_a_full_replica_leaves_the_call_to_another_and_takes_it_when_free(
         ticks = await calls.until(lambda: calls.ticks("d3"), timeout=5)
         assert ticks[0][1]["replica"] == freed
         assert calls.named("d1", "probe.closed")[0]["reason"] == "caller hung up"
+
+
+async def test_a_nats_restart_mid_call_leaves_the_call_served_by_one_replica(nats_server: Any, replicas: Any) -> None:
+    replicas("probe-a"), replicas("probe-b")
+    async with Calls(nats_server.url) as calls:
+        await calls.start("n1")
+        await calls.until(lambda: len(calls.ticks("n1")) >= 5)
+        nats_server.stop()
+        await asyncio.sleep(3.0)  # longer than a lease lives
+        nats_server.start()
+        back = time.monotonic()
+        await calls.until(lambda: len(calls.ticks("n1", back)) >= 10, timeout=20)
+        await asyncio.sleep(1.0)
+        recent = [d for t, d in calls.ticks("n1", time.monotonic() - 0.8)]
+        assert len({d["replica"] for d in recent}) == 1, "two replicas serve the call after the outage"
+        assert recent[-1]["count"] > 5  # it went on, from a checkpoint, not from the start
