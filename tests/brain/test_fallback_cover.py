@@ -128,3 +128,21 @@ async def test_cloud_keys_set_every_vendor_unreachable_and_a_slow_local_model_st
         assert stats.provider == "local" and "Sorry" not in answer
         assert [f["from"] for f in stats.extra["fallbacks"]][:2] == ["anthropic", "local"] or \
             "anthropic-strong" not in stats.extra["route"]
+
+
+async def test_the_wait_between_the_filler_and_the_answer_is_not_a_stall(scripted):
+    slow = scripted(["Paris."], first_delay=1.8)  # 0.8 s after the filler, more than the stall timeout
+    model = FallbackChatModel([Link("fast", slow, 2.5)], RoutingRule(mode="never"), filler_after_s=1.0)
+    stats = StreamStats()
+    pieces = [p async for p in model.stream(QUESTION, 60, stats=stats, first_token_timeout=3.0, stall_timeout=0.5)]
+    assert pieces == [FILLER, "Paris."] and stats.provider == "fast"
+
+
+async def test_the_serving_link_still_stalls_out_between_its_own_tokens(scripted):
+    stalling = scripted(["Paris", " is the capital."], delay=1.0, first_delay=0.1)
+    model = FallbackChatModel([Link("fast", stalling, 1.0)], RoutingRule(mode="never"), filler_after_s=1.0)
+    pieces: list[str] = []
+    with pytest.raises(LLMError, match="no next token within 0.5s"):
+        async for piece in model.stream(QUESTION, 60, first_token_timeout=3.0, stall_timeout=0.5):
+            pieces.append(piece)
+    assert pieces == ["Paris"]

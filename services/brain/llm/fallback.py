@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 
 from ringline.contracts.pricing import Usage
 
@@ -68,6 +69,31 @@ class FallbackChatModel(ChatModel):
             prompt_cache=any(link.model.capabilities.prompt_cache for link in links),
         )
         self.down: set[str] = set()  # links that failed to load: skipped
+        self._stall_timeouts: dict[int, float | None] = {}  # id(stats) -> the stream's stall timeout
+
+    async def stream(
+        self,
+        messages: Messages,
+        max_tokens: int,
+        *,
+        tools: Sequence[ToolSpec] = (),
+        stats: StreamStats | None = None,
+        first_token_timeout: float | None = None,
+        stall_timeout: float | None = None,
+    ) -> AsyncGenerator[str | ToolCall, None]:
+        """As any model's, except that the wait between the filler and the first link's answer is
+        the race's (`give_up_s` bounds it), not a stall between tokens: `stall_timeout` applies
+        between the tokens of the link that serves (each link's own stream enforces it)."""
+        stats = stats if stats is not None else StreamStats()
+        self._stall_timeouts[id(stats)] = stall_timeout
+        pieces = super().stream(messages, max_tokens, tools=tools, stats=stats,
+                                first_token_timeout=first_token_timeout)
+        try:
+            async with aclosing(pieces):
+                async for piece in pieces:
+                    yield piece
+        finally:
+            self._stall_timeouts.pop(id(stats), None)
 
     async def load(self) -> None:
         """Load every link (the local model stays loaded while it is in the chain). A link that
@@ -115,7 +141,7 @@ class FallbackChatModel(ChatModel):
                            tools: tuple[ToolSpec, ...] = ()) -> AsyncGenerator[str | ToolCall, None]:
         route, links = self.route(messages)
         stats.extra["route"] = route.why
-        race = Race(self, links, messages, max_tokens, tools, stats)
+        race = Race(self, links, messages, max_tokens, tools, stats, self._stall_timeouts.get(id(stats)))
         try:
             winner = None
             async for item in race.first():

@@ -75,8 +75,9 @@ class Race:
     link slower than its budget gets the next one started beside it; the first to speak wins."""
 
     def __init__(self, chain: FallbackChatModel, links: list[Link], messages: Messages, max_tokens: int,
-                 tools: tuple[ToolSpec, ...], stats: StreamStats) -> None:
+                 tools: tuple[ToolSpec, ...], stats: StreamStats, stall_timeout: float | None = None) -> None:
         self.chain, self.links, self.messages, self.max_tokens, self.tools = chain, links, messages, max_tokens, tools
+        self.stall_timeout = stall_timeout  # between a link's own tokens (not between the filler and the answer)
         self.stats = stats
         self.fallbacks: list[dict[str, Any]] = stats.extra.setdefault("fallbacks", [])
         self.failed_usage: list[Usage] = stats.extra.setdefault("failed_usage", [])
@@ -119,7 +120,7 @@ class Race:
         messages = self.messages if model.capabilities.tools else without_tools(self.messages)
         try:
             pieces = model.stream(messages, self.max_tokens, tools=self.tools, stats=self.link_stats[index],
-                                  first_token_timeout=timeout)
+                                  first_token_timeout=timeout, stall_timeout=self.stall_timeout)
             async with aclosing(pieces):
                 async for piece in pieces:
                     self.queue.put_nowait((index, piece))
