@@ -83,7 +83,7 @@ class Registry:
         """Every call in the registry, ended ones included (one ordered read of the bucket)."""
         calls: dict[str, LiveCall] = {}
         try:
-            watcher = await self.kv.watchall(ignore_deletes=True)
+            watcher = await self.kv.watchall(ignore_deletes=True, inactive_threshold=2.0)  # gone soon after
         except NoKeysError:
             return calls
         try:

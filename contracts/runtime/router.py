@@ -40,7 +40,8 @@ log = logging.getLogger("ringline.calls")
 
 SessionFactory = Callable[[CallStart, CallBus], CallSession | Awaitable[CallSession]]
 CHECKPOINT_EVERY_S = 0.5
-REGISTRY_READ_EVERY_S = 1.0
+REGISTRY_READ_EVERY_S = 1.0  # the calls this replica knows of, read one by one (no consumer)
+REGISTRY_LIST_EVERY_S = 10.0  # the whole bucket (a consumer): calls this replica never heard start
 MAX_CLAIM_DELAY_S = 0.05  # a fully loaded replica waits this long before racing for a new call
 
 
@@ -334,22 +335,32 @@ class CallRouter:
             log.warning("%s: checkpoint of call %s failed: %s", self.stage, call_id, exc)
 
     async def _scan_loop(self) -> None:
-        last_read = 0.0
+        last_read = last_list = 0.0
         while True:
             await asyncio.sleep(self.settings.claim_scan_s)
             try:
                 if time.monotonic() - last_read >= REGISTRY_READ_EVERY_S:
-                    await self._read_registry()
+                    listing = time.monotonic() - last_list >= REGISTRY_LIST_EVERY_S
+                    await self._read_registry(listing)
                     last_read = time.monotonic()
+                    if listing:
+                        last_list = last_read
                 await self._scan()
             except Exception as exc:
                 log.warning("%s: scanning for unowned calls failed: %s", self.stage, exc)
 
-    async def _read_registry(self) -> None:
+    async def _read_registry(self, listing: bool) -> None:
         stores = await self._open()
         if stores is None:
             return
-        live = await stores.registry.all()
+        if listing:
+            live = await stores.registry.all()
+        else:
+            live = {}
+            for call_id in list(self._live):
+                entry = await stores.registry.get(call_id)
+                if entry is not None:
+                    live[call_id] = entry
         for call_id in list(self.sessions):  # a call that is over, or whose edge vanished for good
             entry = live.get(call_id)
             if entry is None and call_id in self._live and self._live[call_id].updated_at < now() - 1:
