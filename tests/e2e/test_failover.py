@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ringline.caller import Say, Scenario, Wait, prepare
+from ringline.caller import Say, Scenario, Wait, place_call, prepare
 from ringline.caller.report import format_result
 from ringline.chaos import chaos_call
 from ringline.records import list_calls
@@ -78,3 +78,33 @@ def test_killing_the_owner_of_each_stage_mid_answer_drops_nothing(replicated: St
     assert {"brain", "tts", "stt"} <= taken, taken
     calls = asyncio.run(list_calls(replicated.url, limit=50))
     assert [c.call_id for c in calls].count(result.call_sid) == 1
+
+
+def test_a_call_that_arrives_before_the_brain_is_up_hears_the_hold_line_then_is_answered(replicated: Stack,
+                                                                                         voice) -> None:
+    """As a new user would: the call comes while every brain replica is still loading its model."""
+    brains = replicated.replica_keys("brain")
+    for key in brains:
+        replicated.kill(key)
+    for key in brains:
+        replicated.process(key).wait(10)
+
+    async def call_then_start_brains():
+        scenario = prepare(Scenario([Wait(ms=10000), Say("What is the capital of Italy?")]), voice)
+        task = asyncio.create_task(place_call(replicated.edge_url, scenario, nats_url=replicated.url,
+                                              reply_timeout=60.0, record_timeout=20.0, max_reply_s=60.0))
+        await asyncio.sleep(0.5)
+        for key in brains:  # the brains come up after the call began (loading takes seconds)
+            replicated.spawn_again(key)
+        return await task
+
+    result = asyncio.run(call_then_start_brains())
+    print(format_result(result))
+    assert result.ok, result.problems
+    record = result.record
+    assert record is not None, result.record_error
+    holds = [e for e in record.events if e.get("name") == "call.hold"]
+    assert holds and holds[0]["stages"] == ["brain"] and not holds[0].get("gave_up")
+    agent = [t.text.lower() for t in result.turns if t.speaker == "agent"]
+    assert any("how can i help" in line for line in agent), agent  # greeted once the brain was up
+    assert "rome" in " ".join(agent), agent
