@@ -20,9 +20,11 @@ import uvicorn
 from ringline import dial
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_encode
-from ringline.contracts.messages import AgentAudio, CallStart, Control, Playback, make_mark
+from ringline.contracts.events import STAGE_READY
+from ringline.contracts.messages import AgentAudio, CallEvent, CallStart, Control, Playback, make_mark
 from ringline.contracts.runtime import ServiceSettings, create_broker
 from ringline.services.telephony.app import create_app
+from ringline.services.telephony.hold import STAGES
 from ringline.services.telephony.settings import TelephonySettings
 
 pytestmark = pytest.mark.integration
@@ -39,7 +41,9 @@ def free_port() -> int:
 
 @dataclass
 class OpeningAgent:
-    """Opens each call with 0.6 s of tone (one marked chunk); to a machine it then hangs up."""
+    """Stands in for every stage: claims each call (`stage.ready` for each, as the stages do, so the
+    edge plays no hold line), opens it with 0.6 s of tone (one marked chunk); to a machine it then
+    hangs up."""
 
     broker: Any
     starts: list[CallStart] = field(default_factory=list)
@@ -51,6 +55,10 @@ class OpeningAgent:
 
     async def on_start(self, call: CallStart) -> None:
         self.starts.append(call)
+        for stage in STAGES:
+            await self.broker.publish(CallEvent(call_id=call.call_id, name=STAGE_READY,
+                                                data={"stage": stage, "replica": f"{stage}-a"}),
+                                      subjects.event(call.call_id))
         t = np.arange(4800) / 8000
         audio = mulaw_encode((np.sin(2 * np.pi * 550 * t) * 0.3 * 32767).astype(np.int16))
         await asyncio.sleep(0.1)
