@@ -23,10 +23,12 @@ from faststream.nats import NatsBroker, TestNatsBroker
 from ringline.caller.speech import Utterance, from_pcm
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_decode, mulaw_encode, rms_dbfs
+from ringline.contracts.events import STAGE_READY
 from ringline.contracts.messages import (
     AgentAudio,
     AudioFrame,
     CallEnd,
+    CallEvent,
     CallStart,
     Control,
     Playback,
@@ -35,6 +37,7 @@ from ringline.contracts.messages import (
 )
 from ringline.contracts.runtime import create_broker
 from ringline.services.telephony.app import create_app, running_broker
+from ringline.services.telephony.hold import STAGES
 from ringline.services.telephony.settings import TelephonySettings
 
 
@@ -55,7 +58,8 @@ def free_port() -> int:
 
 @dataclass
 class ScriptedAgent:
-    """Greets, then answers every utterance once 200 ms of silence follow speech."""
+    """Claims each call for every stage (`stage.ready`, as the stages do, so the edge plays no hold
+    line), greets, then answers every utterance once 200 ms of silence follow speech."""
 
     broker: NatsBroker
     greeting_s: float = 0.8
@@ -85,6 +89,10 @@ class ScriptedAgent:
 
     async def on_start(self, call: CallStart) -> None:
         self.starts.append(call)
+        for stage in STAGES:
+            await self.broker.publish(CallEvent(call_id=call.call_id, name=STAGE_READY,
+                                                data={"stage": stage, "replica": f"{stage}-a"}),
+                                      subjects.event(call.call_id))
         self._spawn(self._say(call.call_id, "greeting", self.greeting_s, TurnTiming(), delay=0.1))
 
     async def on_end(self, end: CallEnd) -> None:
