@@ -68,7 +68,7 @@ def create_app(
     checker = SignatureChecker(settings)
     registry = CallRegistry(CallAnnouncer(broker))
     busy_line = registry.busy_line = BusyLine(settings.busy_line)
-    registry.hold_lines = (BusyLine(settings.hold_line), BusyLine(settings.hold_sorry_line))
+    hold_lines = registry.hold_lines = (BusyLine(settings.hold_line), BusyLine(settings.hold_sorry_line))
     twilio = TwilioCalls.from_settings(settings)
     agents = open_agent_book(settings.agents_file)
     outbound = OutboundStore(broker, settings.outbound_bucket, settings.outbound_ttl_s)
@@ -85,7 +85,7 @@ def create_app(
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
             loop_probe.start()
-            lines = [busy_line, *registry.hold_lines]
+            lines = [busy_line, *hold_lines]
             rendering = asyncio.create_task(_render_all(lines), name="telephony:busy-line")
             try:
                 yield
