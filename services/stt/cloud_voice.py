@@ -122,7 +122,8 @@ class CloudVoice:
             self._segment_base = 0.0
             self.begin(event.at)
             self._segment_in_turn = True
-            out.append(self._event("started", event.at))
+            if not self._open:  # the cloud may have said `started` for this turn already
+                out.append(self._event("started", event.at))
         elif event.kind == "continuing":
             if not self._segment_in_turn:  # speech went on past the cloud's end of turn
                 self.begin(event.at)
