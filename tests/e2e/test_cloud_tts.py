@@ -56,7 +56,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, cartesia: InThread[CartesiaD
           claude: InThread[AnthropicDouble]) -> Iterator[Stack]:
     env = {"CARTESIA_API_KEY": "test", "RINGLINE_TTS_CARTESIA_WEBSOCKET_URL": cartesia.double.ws_url,
            "ANTHROPIC_API_KEY": "test", "RINGLINE_BRAIN_ANTHROPIC_BASE_URL": claude.double.url}
-    stack = Stack.on_free_ports(data_dir=tmp_path_factory.mktemp("ringline-cloud"), quiet=True, env=env)
+    # Anonymous NATS: the test itself watches `call.*.speech` to break Cartesia at the right moment.
+    stack = Stack.on_free_ports(data_dir=tmp_path_factory.mktemp("ringline-cloud"), quiet=True, env=env, auth=False)
     stack.start(timeout=300)
     yield stack
     stack.stop()
@@ -106,7 +107,8 @@ def test_the_record_says_cartesia_greeted_and_piper_answered_after_a_fallback(
     record = call.record
     assert record is not None, call.record_error
     greeting, answer = [t for t in record.turns if t.speaker == "agent"]
-    assert greeting.providers["tts"] == "cartesia" and answer.providers["tts"] == "piper"
+    assert greeting.providers["tts"] == "cartesia" and answer.providers["tts"] == "piper", \
+        [(t.text, t.providers) for t in record.turns]
 
     tts = {e["turn_id"]: e for e in record.events if e["name"] == "tts.turn"}
     said = tts[greeting.turn_id]
