@@ -142,7 +142,7 @@ async def test_the_serving_link_still_stalls_out_between_its_own_tokens(scripted
     stalling = scripted(["Paris", " is the capital."], delay=1.0, first_delay=0.1)
     model = FallbackChatModel([Link("fast", stalling, 1.0)], RoutingRule(mode="never"), filler_after_s=1.0)
     pieces: list[str] = []
-    with pytest.raises(LLMError, match="no next token within 0.5s"):
+    with pytest.raises(LLMError, match=r"no next token within 0\.5s"):
         async for piece in model.stream(QUESTION, 60, first_token_timeout=3.0, stall_timeout=0.5):
             pieces.append(piece)
     assert pieces == ["Paris"]
