@@ -13,6 +13,7 @@ from ringline.contracts.events import (
     STT_UTTERANCE,
     TURN_BARGE_IN,
     TURN_FIRST_AUDIO,
+    TURN_LLM,
     TURN_PAUSED,
     TURN_RESUMED,
     TURN_TOOL,
@@ -45,6 +46,7 @@ class CallRecorder:
         )
         self.max_events = max_events
         self.chunks: dict[str, dict[int, str]] = {}
+        self._served_by: dict[str, str] = {}  # agent turn -> the LLM that answered it (`turn.llm`)
 
     def on_transcript(self, t: Transcript) -> bool:
         """A final transcript is a caller turn. Returns True when the record changed."""
@@ -96,9 +98,16 @@ class CallRecorder:
                 "tts": event.timing.tts_provider,
             }
             turn.providers = {k: v for k, v in providers.items() if v}
+            if event.turn_id in self._served_by:  # the link that answered, not a chain's filler
+                turn.providers["llm"] = self._served_by[event.turn_id]
             if not turn.started_at:
                 turn.started_at = event.timing.edge_sent_at
             self._sort()
+        elif event.name == TURN_LLM and event.turn_id and event.data.get("provider"):
+            self._served_by[event.turn_id] = str(event.data["provider"])
+            turn = self.record.turn(event.turn_id)
+            if turn is not None and turn.providers:
+                turn.providers["llm"] = self._served_by[event.turn_id]
         elif event.name == TURN_BARGE_IN and event.turn_id:
             turn = self._turn(event.turn_id, "agent")
             turn.interrupted = True

@@ -131,3 +131,28 @@ def test_call_report_payload_says_what_happened() -> None:
     body = report(rec.record)
     assert body["outcome"] == "voicemail" and body["voicemail"]["reason"] == "closed"
     assert body["duration_s"] == 60.0 and body["transcript"][0]["text"] == "Hello."
+
+
+@pytest.mark.parametrize("llm_first", [True, False])
+def test_a_turn_begun_by_a_chains_filler_names_the_model_that_answered(llm_first: bool) -> None:
+    rec = _recorder()
+    rec.on_reply(ReplyChunk(call_id="CA1", turn_id="t1", seq=0, text="One moment. Madrid.", final=True,
+                            timing=TurnTiming(first_chunk_at=101.0)))
+    first_audio = CallEvent(call_id="CA1", name=events.TURN_FIRST_AUDIO, turn_id="t1",
+                            timing=TurnTiming(llm_provider="chain", tts_provider="piper", edge_sent_at=101.5))
+    answered = CallEvent(call_id="CA1", name=events.TURN_LLM, turn_id="t1", data={"provider": "local"})
+    for event in ([answered, first_audio] if llm_first else [first_audio, answered]):
+        rec.on_event(event)
+    assert rec.record.turn("t1").providers == {"llm": "local", "tts": "piper"}
+
+
+def test_format_record_names_the_replicas_and_each_takeover() -> None:
+    rec = _recorder()
+    rec.on_event(CallEvent(call_id="CA1", name=events.STAGE_READY, data={"stage": "brain", "replica": "brain-1@vm"}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.STAGE_TAKEOVER,
+                           data={"stage": "brain", "replica": "brain-2@vm", "previous": "brain-1@vm", "gap_s": 0.4}))
+    rec.on_event(CallEvent(call_id="CA1", name=events.STAGE_READY, data={"stage": "brain", "replica": "brain-2@vm"}))
+    shown = format_record(rec.record)
+    assert rec.record.takeovers == 1 and rec.record.replicas == {"brain": "brain-2@vm"}
+    assert "served by: brain brain-2@vm" in shown
+    assert "takeover: brain brain-1@vm -> brain-2@vm" in shown
