@@ -105,9 +105,9 @@ class CallRecorder:
             self._sort()
         elif event.name == TURN_LLM and event.turn_id and event.data.get("provider"):
             self._served_by[event.turn_id] = str(event.data["provider"])
-            turn = self.record.turn(event.turn_id)
-            if turn is not None and turn.providers:
-                turn.providers["llm"] = self._served_by[event.turn_id]
+            answered = self.record.turn(event.turn_id)
+            if answered is not None and answered.providers:
+                answered.providers["llm"] = self._served_by[event.turn_id]
         elif event.name == TURN_BARGE_IN and event.turn_id:
             turn = self._turn(event.turn_id, "agent")
             turn.interrupted = True
