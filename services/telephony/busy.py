@@ -55,13 +55,18 @@ class BusyLine:
     async def render(self) -> None:
         try:
             self.audio = await asyncio.to_thread(render_line, self.text)
-            log.info("busy line ready (%.1f s)", len(self.audio) / SAMPLE_RATE)
+            log.info("line ready (%.1f s): %r", len(self.audio) / SAMPLE_RATE, self.text[:40])
         except Exception:
             log.exception("could not render the busy line; a call with no room will end without it")
 
     @property
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
+
+    def as_turn(self, call_id: str, turn_id: str) -> AgentAudio:
+        """The whole line as one final agent turn, marked, for the edge's playout."""
+        return AgentAudio(call_id=call_id, turn_id=turn_id, seq=0, payload=self.audio,
+                          mark=make_mark(turn_id, 0), final=True)
 
 
 @dataclass
@@ -121,7 +126,6 @@ class BusyWatch:
                                          data={"stage": stage, "reason": reason, "line": self.line.text}),
                                subjects.event(call_id))
         if self.line.audio:
-            self.play(AgentAudio(call_id=call_id, turn_id=BUSY_TURN, seq=0, payload=self.line.audio,
-                                 mark=make_mark(BUSY_TURN, 0), final=True))
+            self.play(self.line.as_turn(call_id, BUSY_TURN))
             await asyncio.sleep(self.line.seconds + 0.3)  # the phone plays it in real time
         await self.hang_up(f"busy: no {stage} capacity ({reason})")

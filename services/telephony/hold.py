@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ringline.contracts import subjects
 from ringline.contracts.events import CALL_BUSY, CALL_HOLD, CALL_REFUSED, STAGE_READY
-from ringline.contracts.messages import AgentAudio, CallEvent, make_mark
+from ringline.contracts.messages import AgentAudio, CallEvent
 from ringline.contracts.runtime import CallBus
 
 from .busy import BusyLine
@@ -72,8 +72,7 @@ class HoldWatch:
 
     def _say(self, line: BusyLine, turn: str) -> None:
         if line.audio:
-            self.play(AgentAudio(call_id=self.bus.call_id, turn_id=turn, seq=0, payload=line.audio,
-                                 mark=make_mark(turn, 0), final=True))
+            self.play(line.as_turn(self.bus.call_id, turn))
 
     async def _watch(self) -> None:
         call_id = self.bus.call_id
