@@ -25,6 +25,7 @@ from ringline.contracts.messages import CallEvent
 from ringline.contracts.messages.recall import CallNotes, RecallPutReply, RecallPutRequest
 
 from .accounting import usage_data
+from .llm import FallbackChatModel
 from .llm.base import ChatModel
 from .summary import CallText, Notes, call_text, summarise
 
@@ -68,8 +69,15 @@ def finished_call(session: BrainSession, settings: BrainSettings) -> FinishedCal
     return FinishedCall(call_id=session.call_id, agent_id=session.call.agent_id, number=recall.number, text=text,
                         remember=settings.recall, forgotten=recall.forgotten, followed_up=list(recall.followed_up),
                         last_turn_id=last.turn_id if last is not None else "",
-                        model=session.model if worth_a_model else None,
+                        model=summary_model(session.model) if worth_a_model else None,
                         max_tokens=settings.summary_max_tokens, timeout_s=settings.summary_timeout_s)
+
+
+def summary_model(model: ChatModel) -> ChatModel | None:
+    """The model an after-call summary may use: a chain's cloud links only (the live calls keep
+    the local model's single worker; with the cloud down, the rules summarise), or the model
+    itself when it is not a chain (an operator who set `call_summary=llm` on the local model)."""
+    return model.background() if isinstance(model, FallbackChatModel) else model
 
 
 class AfterCalls:

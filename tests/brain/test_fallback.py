@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ringline.services.brain.llm.base import LLMError, StreamStats
+from ringline.services.brain.llm.base import Capabilities, LLMError, StreamStats
 from ringline.services.brain.llm.build import build_chat_model
 from ringline.services.brain.llm.fallback import FallbackChatModel, Link, without_tools
 from ringline.services.brain.llm.routing import RoutingRule
@@ -234,3 +234,53 @@ async def test_the_trace_shows_the_serving_link_and_each_fallback(make_harness, 
     (event,) = [e for e in llm.events if e.name == "llm.fallback"]
     assert (event.attributes["from"], event.attributes["to"], event.attributes["reason"]) == (
         "anthropic", "local", "HTTP 429")
+
+
+class _Warmed:
+    """Mixed into a scripted model: counts the prefixes it was asked to warm."""
+
+    def __init__(self, *args, local: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.warmed: list = []
+        if local:
+            self.capabilities = Capabilities(streaming=True, prompt_cache=True, local=True)
+
+    async def warm(self, messages, tools=()):
+        self.warmed.append(messages)
+        return None
+
+
+def warmed(scripted, pieces, **kwargs):
+    return type("WarmedScripted", (_Warmed, scripted), {})(pieces, **kwargs)
+
+
+async def test_a_healthy_chain_warms_only_its_first_link_and_a_failing_one_warms_the_fallback_too(scripted):
+    cloud = warmed(scripted, ["Paris."])
+    local = warmed(scripted, ["Paris, I think."], local=True)
+    model = chain(Link("cloud", cloud, 1.0), Link("local", local, 1.0))
+    await model.warm(QUESTION[:1])
+    assert (len(cloud.warmed), len(local.warmed)) == (1, 0)  # no local work per call while the cloud answers
+    cloud.fail_with, cloud.pieces = Overloaded("busy"), []
+    assert await collect(model, StreamStats()) == "Paris, I think."
+    await model.warm(QUESTION[:1])  # the next call: its turns will land on the local model
+    assert (len(cloud.warmed), len(local.warmed)) == (2, 1)
+
+
+async def test_the_after_call_chain_never_uses_the_local_model_nor_says_a_filler(scripted):
+    from ringline.services.brain.aftercall import summary_model
+    from ringline.services.brain.summary import CallText, summarise
+
+    cloud = named(scripted([], first_delay=0.3, fail_with=Overloaded("busy")), "haiku")
+    local = warmed(scripted, ["Summary: The caller asked about Paris.\nName: none\nOpen: none\nLikes: none"],
+                   local=True)
+    live = FallbackChatModel([Link("cloud", cloud, 0.05), Link("local", local, 0.05)], RoutingRule(mode="always"),
+                             filler_after_s=0.01)
+    background = summary_model(live)
+    assert background is not None and [link.name for link in background.links] == ["cloud"]
+    call = CallText([("assistant", "Hello, how can I help?"), ("user", "What is the capital of France?")],
+                    caller_words="What is the capital of France?")
+    notes = await summarise(call, background, 80, 2.0)
+    assert notes.by == "rules" and "One moment" not in notes.summary
+    assert local.calls == []  # the live calls keep the local worker
+    only_local = FallbackChatModel([Link("local", local, 0.05)], RoutingRule(mode="always"))
+    assert summary_model(only_local) is None

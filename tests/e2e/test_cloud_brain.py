@@ -74,10 +74,8 @@ def api() -> Iterator[PlannedApi]:
 
 @pytest.fixture(scope="module")
 def cloud_stack(api: PlannedApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # After-call summaries by rules: with Claude failing, a model summary of the previous call falls
-    # back to the single local model worker and holds it while the next call's answer needs it.
-    env = {"ANTHROPIC_API_KEY": "test", "RINGLINE_BRAIN_ANTHROPIC_BASE_URL": api.url,
-           "RINGLINE_BRAIN_CALL_SUMMARY": "rule"}
+    # The default after-call summary: by Claude, never by the local model the next call needs.
+    env = {"ANTHROPIC_API_KEY": "test", "RINGLINE_BRAIN_ANTHROPIC_BASE_URL": api.url}
     stack = Stack.on_free_ports(data_dir=tmp_path_factory.mktemp("ringline-cloud"), quiet=True, env=env)
     stack.start(timeout=300)
     yield stack

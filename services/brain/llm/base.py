@@ -64,6 +64,7 @@ class Capabilities:
     streaming: bool = True
     tools: bool = False
     prompt_cache: bool = False
+    local: bool = False  # runs on this process's CPU, one worker for every call (not a remote API)
 
 
 @dataclass

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
@@ -43,6 +45,8 @@ __all__ = ["FILLER", "RECOVERY", "FallbackChatModel", "Link", "reason_of", "with
 
 
 log = logging.getLogger("ringline.brain.fallback")
+
+WARM_FALLBACK_S = 300.0  # a later link that answered a turn this recently is warmed for each new call
 
 
 class FallbackChatModel(ChatModel):
@@ -69,6 +73,7 @@ class FallbackChatModel(ChatModel):
             prompt_cache=any(link.model.capabilities.prompt_cache for link in links),
         )
         self.down: set[str] = set()  # links that failed to load: skipped
+        self.served_at: dict[str, float] = {}  # link name -> when (monotonic) it last answered a turn
         self._stall_timeouts: dict[int, float | None] = {}  # id(stats) -> the stream's stall timeout
 
     async def stream(
@@ -125,13 +130,38 @@ class FallbackChatModel(ChatModel):
         return [link for link in self.links if link.name not in self.down and (route.strong or not link.strong)]
 
     async def warm(self, messages: Messages, tools: Sequence[ToolSpec] = ()) -> Usage | None:
-        """Warm the link a call's turns start with (the strong one only when it is always used)."""
+        """Warm the link a call's turns start with (the strong one only when it is always used),
+        and beside it every later link that answered a turn within `WARM_FALLBACK_S`: while the
+        first link is failing, the call's turns will land on the fallback, and a local model that
+        meets a new call's prompt cold makes that first answer late. A healthy chain warms only
+        its first link (no local work per call for nothing)."""
         links = self._links(self.rule.choose(""))
         if not links:
             return None
-        first = links[0]
-        return await first.model.warm(self._messages_for(first, messages),
-                                      tools if first.model.capabilities.tools else ())
+        now = time.monotonic()
+        recent = [link for link in links[1:] if now - self.served_at.get(link.name, -math.inf) < WARM_FALLBACK_S]
+        results = await asyncio.gather(
+            *(link.model.warm(self._messages_for(link, messages), tools if link.model.capabilities.tools else ())
+              for link in [links[0], *recent]),
+            return_exceptions=True)
+        for link, result in zip([links[0], *recent], results, strict=True):
+            if isinstance(result, Exception):
+                log.debug("warming chain link %s failed: %s", link.name, result)
+        first = results[0]
+        return first if isinstance(first, Usage) else None
+
+    def background(self) -> FallbackChatModel | None:
+        """The chain for work nobody is waiting on the line for (the after-call summary): the
+        cloud links only, no filler, no recovery line. The local model is left to the live calls
+        (one worker thread: a summary on it would hold up the next caller's answer); with no
+        cloud link there is no background chain, and the caller of this uses its rules."""
+        links = [link for link in self.links if not link.model.capabilities.local]
+        if not links:
+            return None
+        chain = FallbackChatModel(links, self.rule, self.min_try_s, filler="", filler_after_s=self.filler_after_s,
+                                  give_up_s=self.give_up_s, recovery_line="", times=self.times)
+        chain.down = set(self.down)
+        return chain
 
     @staticmethod
     def _messages_for(link: Link, messages: Messages) -> Messages:
@@ -155,6 +185,7 @@ class FallbackChatModel(ChatModel):
                     yield self.recovery_line
                     return
                 raise LLMError("every model failed: " + ("; ".join(race.errors) or "none available"))
+            self.served_at[links[winner].name] = time.monotonic()
             async for piece in race.rest(winner):
                 yield piece
         finally:

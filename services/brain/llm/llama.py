@@ -42,7 +42,7 @@ class LlamaChatModel(ChatModel):
     # persona prompt it called a tool 0 of 6 times it should have; with a tool-oriented prompt it
     # called one on 4 of 6 questions that needed none (inventing order numbers and a
     # "reset_password" tool) and no longer said it was an AI. Goodbyes use a phrase rule instead.
-    capabilities = Capabilities(streaming=True, tools=False, prompt_cache=True)
+    capabilities = Capabilities(streaming=True, tools=False, prompt_cache=True, local=True)
 
     def __init__(
         self,
