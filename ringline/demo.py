@@ -87,23 +87,58 @@ def summarize(results: list[CallResult]) -> str:
     return "\n".join(lines)
 
 
+def _settings(pairs: list[str] | None, compare: str | None) -> list[tuple[str, dict[str, str]]]:
+    """The stacks to bench: the defaults (plus `--env`), and with `--compare KEY=VALUE,...` also
+    the old behaviour (those settings on top), benched call by call beside the new."""
+    env = dict(kv.split("=", 1) for kv in pairs or [])
+    if not compare:
+        return [("new", env)]
+    old = dict(kv.strip().split("=", 1) for kv in compare.split(",") if kv.strip())
+    return [("old", env | old), ("new", env)]
+
+
 def run_bench(args: argparse.Namespace) -> int:
-    stack = Stack.on_free_ports(data_dir=Path(args.data_dir), quiet=True)
-    results: list[CallResult] = []
+    configs = _settings(getattr(args, "env", None), getattr(args, "compare", None))
+    stacks = {name: Stack.on_free_ports(data_dir=Path(args.data_dir) / name if len(configs) > 1
+                                        else Path(args.data_dir), quiet=True, env=env)
+              for name, env in configs}
+    results: dict[str, list[CallResult]] = {name: [] for name in stacks}
     try:
-        _start(stack)
+        for stack in stacks.values():
+            _start(stack)
         synth = load_synth()
         per_call = max(1, len(BENCH_QUESTIONS) // max(1, args.calls))
         for index in range(args.calls):
             questions = [BENCH_QUESTIONS[(index * per_call + k) % len(BENCH_QUESTIONS)] for k in range(per_call)]
-            result = asyncio.run(place_call(stack.edge_url, [say(synth, q) for q in questions], nats_url=stack.url))
-            results.append(result)
-            print(f"call {index + 1}/{args.calls}: " + ", ".join(
-                f"{t.mouth_to_ear_ms:.0f} ms" for t in result.replies), flush=True)
+            # Call by call, each stack in turn: whatever else loads the machine hits both alike.
+            for name, stack in stacks.items():
+                result = asyncio.run(place_call(stack.edge_url, [say(synth, q) for q in questions],
+                                                nats_url=stack.url))
+                results[name].append(result)
+                print(f"call {index + 1}/{args.calls} ({name}): " + ", ".join(
+                    f"{t.mouth_to_ear_ms:.0f} ms" for t in result.replies), flush=True)
     except StackError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        stack.stop()
-    print(summarize(results))
+        for stack in stacks.values():
+            stack.stop()
+    for name, env in configs:
+        if len(configs) > 1:
+            print(f"\n{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'defaults'}")
+        print(summarize(results[name]))
+    if len(configs) > 1:
+        print("\n" + ratio_line(results["old"], results["new"]))
     return 0
+
+
+def ratio_line(old: list[CallResult], new: list[CallResult]) -> str:
+    """new / old mouth-to-ear at p50 and p95, measured in one run."""
+    def m2e(results: list[CallResult]) -> list[float]:
+        return [t.mouth_to_ear_ms for r in results for t in r.replies if t.mouth_to_ear_ms is not None]
+
+    a, b = m2e(old), m2e(new)
+    if not a or not b:
+        return "no ratio: a configuration has no replies measured"
+    return (f"mouth-to-ear new/old: p50 {_percentile(b, 50) / _percentile(a, 50):.2f}, "
+            f"p95 {_percentile(b, 95) / _percentile(a, 95):.2f}")

@@ -12,7 +12,9 @@ came out as two transcripts.
 
 - `rules`: the old end of turn (early transcript's words and silence), `turn_model=False`;
 - `model`: the end-of-turn model at every pause, the words as second opinion;
-- `model-early100`: the same, the early decode and the model's look at 100 ms of silence, not 160.
+- `model-early100`: the same, the early decode and the model's look at 100 ms of silence, not 160;
+- `rules-fast`: the text rules with the early decode at 100 ms of silence and a complete sentence
+  ending the turn after 200 ms (not 160 and 350).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "rules": {"turn_model": False},
     "model": {"turn_model": True},
     "model-early100": {"turn_model": True, "early_decode_ms": 100},
+    "rules-fast": {"turn_model": False, "early_decode_ms": 100, "complete_silence_ms": 200},
 }
 
 
