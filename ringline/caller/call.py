@@ -118,7 +118,7 @@ async def place_call(
         result.ended_by = result.ended_by or "error"
     result.ended_at = time.time()
     if line is not None:
-        judge(result, line.timeline, line.playback.clock)
+        judge(result, line.timeline, line.playback.clock, line.playback.pieces)
         result.audio_stalls_ms, result.agent_audio_s = line.playback.stalls_ms(), line.playback.played_seconds()
     if line is not None and out is not None:
         result.agent_wav = write_wav(out, line.playback.timeline(result.started_at, result.ended_at))

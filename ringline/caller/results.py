@@ -46,8 +46,10 @@ class StepResult:
     clear_received: bool | None = None  # interrupt, backchannel: a `clear` came while/after speaking
     barge_in_ms: float | None = None  # interrupt: caller speech onset -> `clear` received
     audio_after_clear_ms: float | None = None  # interrupt: audio of the interrupted turn after the clear
-    agent_stopped: bool | None = None  # backchannel: a `clear` came and the agent's turn never came back
+    agent_stopped: bool | None = None  # interrupt, backchannel: a `clear` came and the agent's turn never came back
     paused_ms: float | None = None  # backchannel: `clear` -> the agent's turn playing again
+    replayed_ms: float | None = None  # backchannel: agent audio heard before the `clear` and again after it
+    clears: int | None = None  # interrupt, backchannel: `clear`s the step drew (a pause, then the interrupt...)
     false_cutoff: bool | None = None  # say with inner pauses: agent audio before the utterance finished
     agent_hung_up: bool | None = None  # expect_hangup
     note: str = ""

@@ -107,7 +107,7 @@ class ScenarioRunner:
             case Interrupt():
                 await self._interrupt(step, outcome, tied)
             case Backchannel():
-                await self._backchannel(step, outcome)
+                await self._backchannel(step, outcome, tied)
             case Wait():
                 window = self.line.listen()
                 await self._sleep_until(time.time() + step.ms / 1000)
@@ -220,7 +220,7 @@ class ScenarioRunner:
         reply = self.line.listen()
         await self._after(reply, speaking, step.label, not tied, tied)
 
-    async def _backchannel(self, step: Backchannel, outcome: StepResult) -> None:
+    async def _backchannel(self, step: Backchannel, outcome: StepResult, tied: bool) -> None:
         anchor = await self._reply_start(outcome, step.label)
         if anchor is None:
             return
@@ -229,6 +229,9 @@ class ScenarioRunner:
         if self.line.playback.idle(time.time()):
             outcome.note = "the reply had finished playing before the backchannel"
         await self._speak(step, outcome)
+        if tied:  # the next step acts on the same reply (another backchannel, its `after_ms` from its start)
+            self._pending = anchor
+            return
         if not await self.line.wait_quiet(self.t.quiet, self.t.max_reply):
             self.problem(f"the reply around {step.label!r} was still playing after {self.t.max_reply:.0f} s")
         self.result.turns.append(agent_turn(window, self.line, before))

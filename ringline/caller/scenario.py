@@ -105,7 +105,8 @@ class Interrupt(Speaks):
 @dataclass
 class Backchannel(Speaks):
     """Say something short ("uh-huh") `after_ms` into the agent's next reply, while it still plays
-    (the speech itself starts then)."""
+    (the speech itself starts then). A step tied to a reply right after it (another backchannel,
+    an interrupt) acts on the same reply, its `after_ms` counted from the same first audio."""
 
     kind: ClassVar[str] = "backchannel"
     parts: str | Part | Sequence[Part] = "Uh-huh."

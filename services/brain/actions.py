@@ -59,6 +59,7 @@ class Pause:
     turn_ids: tuple[str, ...]
     onset: float
     at: float
+    why: str = "talk-over"  # or "collision": the caller spoke as an answer began
 
 
 @dataclass(frozen=True)

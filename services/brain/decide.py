@@ -5,10 +5,11 @@ as it goes so that later decisions see earlier ones) and returns what the sessio
 
 - The caller's voice activity (`SpeechEvent`) while the agent has the turn: speech that starts
   as an answer is about to play, or just began (`barge_in_collision_ms`), pauses it;
-  `barge_in_min_ms` of voiced speech pauses it, `barge_in_confirm_ms` interrupts it; after the
-  agent resumed over a backchannel the same utterance must grow by `barge_in_min_ms` again
-  before it pauses it again. Speech before any of a reply went out holds the reply. The end of
-  the speech starts the clocks that let a held reply, or a paused agent, go on without words.
+  `barge_in_min_ms` of voiced speech pauses it, `barge_in_confirm_ms` interrupts it; a short
+  burst that goes quiet resumes it at once (`talkover`); after the agent resumed over a
+  backchannel the same utterance must grow by `barge_in_min_ms` again before it pauses it
+  again. Speech before any of a reply went out holds the reply. The end of the speech starts
+  the clocks that let a held reply, or a paused agent, go on without words.
 - The caller's words (`Words`): an interim with real words interrupts (and may start a
   preemptive guess); a backchannel or a noise resumes a paused agent. A final, end-of-turn
   transcript starts an agent turn unless it is only a backchannel said while (or just after)
@@ -32,7 +33,7 @@ from . import actions as a
 from .events import ChunkOut, GoodbyeSaid, Restored, TimerFired, TurnDone, Words
 from .phrases import has_words, is_backchannel, is_caller_goodbye, is_forget_request
 from .rules import Rules
-from .state import TurnState
+from .state import SHORT_BURST, TurnState
 from .talkover import TalkOver
 
 END_ACTIONS = frozenset({"ended", "hangup"})
@@ -90,19 +91,22 @@ class _Decider(TalkOver):
             self.do(a.NewUtterance(event.utterance_id, event.started_at or event.at))
             self.hold_reply()
             if self.collision(caller.started_at):  # both started at once: the agent yields
-                self.pause(caller.started_at, event.voiced_ms, event.utterance_id)
+                self.pause(caller.started_at, event.voiced_ms, event.utterance_id, "collision")
         self.do(a.CallerVoice(event.voiced_ms, active=event.kind != "stopped"))
         if event.kind == "stopped":
             if s.agent.held_turn_id:  # no words soon: the held reply goes out
                 self.do(a.Arm("resume-reply", r.hold_resume_s))
-            if s.agent_paused:  # no words soon: the paused agent goes on
+            if self.short_burst():  # it went quiet: a backchannel, until its words say otherwise
+                self.resume(SHORT_BURST)
+            elif s.agent_paused:  # no words soon: the paused agent goes on
                 self.do(a.Arm("resume-agent", r.hold_resume_s))
             self.arm_silence()
             return
         if caller.voiced_ms >= max(r.barge_in_confirm_ms, r.barge_in_min_ms):
             self.barge_in("voiced", caller.started_at, caller.voiced_ms, event.utterance_id)
-        elif caller.voiced_ms - caller.resumed_ms >= r.barge_in_min_ms:
+        elif self.pause_due():
             self.pause(caller.started_at, caller.voiced_ms, event.utterance_id)
+        self.watch_burst()
         self.do(a.Disarm("silence"))
 
     # -- the caller's words -------------------------------------------------------------------
@@ -212,6 +216,8 @@ class _Decider(TalkOver):
             self.do(a.SilenceCount(s.silence_count + 1))
         elif name == "resume-agent":
             self.resume("no words", note_voiced=False)
+        elif name == "burst-over" and self.short_burst():
+            self.resume(SHORT_BURST)
         elif name == "resume-reply" and s.agent.held_turn_id:
             self.let_go()
         elif name == "hangup":

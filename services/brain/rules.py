@@ -27,6 +27,8 @@ class Rules:
     time_limit_line: str = "Goodbye!"
     max_call_s: float = 1800.0
     dtmf_replies: dict[str, str] = field(default_factory=dict)
+    backchannel_max_ms: float = 0.0  # a burst over the agent that goes quiet within this: it goes on at once
+    backchannel_quiet_ms: float = 150.0  # no more voiced audio for this long: the burst is over
 
     @classmethod
     def of(cls, settings: Any, goodbye_phrases: bool) -> Rules:
@@ -34,7 +36,8 @@ class Rules:
         return cls(s.barge_in_min_ms, s.barge_in_confirm_ms, s.barge_in_collision_ms, s.hold_resume_s,
                    s.backchannel_grace_s, s.preemptive_generation, goodbye_phrases, s.playback_chars_per_s,
                    s.playback_slack_s, s.silence_reprompt_s, s.silence_goodbye_s, s.reprompt_line,
-                   s.silence_goodbye_line, s.goodbye_line, s.time_limit_line, s.max_call_s, dict(s.dtmf_replies))
+                   s.silence_goodbye_line, s.goodbye_line, s.time_limit_line, s.max_call_s, dict(s.dtmf_replies),
+                   s.backchannel_max_ms, s.backchannel_quiet_ms)
 
     def playback_timeout(self, text: str) -> float:
         """How long `text` may take to be heard: its spoken length plus the slack."""

@@ -152,17 +152,18 @@ class BrainSettings(ServiceSettings):
     )
 
     # Turn-taking. Voiced audio alone cannot tell "mm-hmm" from "wait": the STT measures common
-    # backchannels at 260-520 ms (Piper voice: uh-huh 280, okay 380, yes 420, mm-hmm 520) and short
-    # interruptions at 260-600 ms (wait 260, no 300, stop 480). So barge-in has two steps: at
-    # `barge_in_min_ms` the agent pauses (the edge stops its audio at once and keeps it); the
-    # caller's words then decide. Real words, or `barge_in_confirm_ms` of speech, make it an
-    # interruption; a backchannel, a cough, or no words within `hold_resume_s` of the speech ending
-    # resume the agent where it stopped (the edge replays its kept audio from there, less 400 ms).
+    # backchannels at 260-520 ms (Piper voice: uh-huh 280, okay 380, yes 420, mm-hmm 520; slow ones
+    # up to 700) and short interruptions at 260-600 ms (wait 260, no 300, stop 480). A pause is a
+    # `clear` the caller hears, so the agent pauses only at `barge_in_min_ms` of voiced speech, above
+    # the usual backchannel; a burst that goes quiet within `backchannel_max_ms` resumes it at once
+    # (the edge goes on where it stopped). Real words, or `barge_in_confirm_ms` of speech, make it an
+    # interruption, also after the agent went on ("Stop." is stopped by its words); a backchannel, a
+    # cough, or no words within `hold_resume_s` of the speech ending resume a paused agent.
     barge_in_min_ms: float = Field(
-        default=250.0, ge=0, description="voiced caller audio that stops the agent while it speaks"
+        default=600.0, ge=0, description="voiced caller audio that stops the agent while it speaks"
     )
     barge_in_confirm_ms: float = Field(
-        default=600.0, ge=0,
+        default=1000.0, ge=0,
         description="voiced caller audio that interrupts the agent even before any words are "
                     "recognised; at or below barge_in_min_ms the agent never pauses, it is interrupted",
     )
@@ -173,6 +174,15 @@ class BrainSettings(ServiceSettings):
     )
     backchannel_grace_s: float = Field(
         default=1.0, ge=0, description="a backchannel this soon after the agent finished is no new turn"
+    )
+    backchannel_max_ms: float = Field(
+        default=800.0, ge=0,
+        description="a burst of caller speech over the agent that goes quiet within this much voiced audio is "
+                    "taken for a backchannel: a paused agent goes on at once, its words decide later; 0: wait "
+                    "for the words",
+    )
+    backchannel_quiet_ms: float = Field(
+        default=150.0, gt=0, description="no more voiced caller audio for this long ends such a burst"
     )
     hold_resume_s: float = Field(
         default=1.5, gt=0,

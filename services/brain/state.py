@@ -27,6 +27,7 @@ Stage = Literal["opening", "talking", "ending", "ended"]
 Phase = Literal["greeting", "listening", "thinking", "speaking", "paused", "voicemail", "ending", "ended"]
 Ending = Literal["heard", "timeout", "cleared", "interrupted"]
 CUT: frozenset[str] = frozenset({"interrupted", "cleared"})
+SHORT_BURST = "short burst"  # why the agent went on: the caller's speech went quiet before its words came
 REMEMBER_TURNS = 64  # spoken turns kept (the ended ones beyond this are forgotten, oldest first)
 
 
@@ -39,6 +40,7 @@ class CallerSpeech:
     voiced_ms: float = 0.0
     active: bool = False
     resumed_ms: float = 0.0  # voiced when the agent last resumed over this utterance
+    bursts: int = 0  # times the agent went on over this utterance when a short burst of it went quiet
 
 
 @dataclass
@@ -110,6 +112,7 @@ class TurnState:
     agent: InFlight = field(default_factory=InFlight)
     paused_at: float = 0.0  # when the caller's speech paused the agent (0: not paused)
     pause_onset: float = 0.0  # when the speech that paused it started
+    pause_why: str = ""  # "talk-over" (speech over a playing turn) or "collision" (as an answer began)
     owed: bool = False  # the agent was cut off: the caller's next words get an answer
     silence_count: int = 0  # silences acted on (0: the next one re-prompts, then goodbye)
     last_text: str = ""  # the last agent turn the caller heard in full
@@ -240,7 +243,8 @@ class TurnState:
             "caller": asdict(self.caller),
             "turns": [t.to_dict() for t in self.turns.values()],
             "last_finished_at": self.last_finished_at, "agent": asdict(self.agent),
-            "paused_at": self.paused_at, "pause_onset": self.pause_onset, "owed": self.owed,
+            "paused_at": self.paused_at, "pause_onset": self.pause_onset, "pause_why": self.pause_why,
+            "owed": self.owed,
             "silence_count": self.silence_count, "last_text": self.last_text,
             "hangup": asdict(self.hangup) if self.hangup is not None else None,
         }
@@ -255,6 +259,7 @@ class TurnState:
             caller=CallerSpeech(**data.get("caller", {})), turns={t.turn_id: t for t in turns},
             last_finished_at=data.get("last_finished_at", 0.0), agent=InFlight(**data.get("agent", {})),
             paused_at=data.get("paused_at", 0.0), pause_onset=data.get("pause_onset", 0.0),
+            pause_why=data.get("pause_why", ""),
             owed=bool(data.get("owed")), silence_count=int(data.get("silence_count", 0)),
             last_text=data.get("last_text", ""), hangup=Hangup(**hangup) if hangup else None,
         )

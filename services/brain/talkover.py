@@ -6,11 +6,21 @@ about to play, or just began (`barge_in_collision_ms`), pauses it: the caller ha
 it; after the agent resumed over a backchannel, the same utterance must grow by
 `barge_in_min_ms` again before it pauses the agent again.
 
+The shape of the speech tells a backchannel early: a short burst ("uh-huh", "okay", a cough)
+that goes quiet (no more voiced audio for `backchannel_quiet_ms`) with at most
+`backchannel_max_ms` of voiced speech. A burst under `barge_in_min_ms` never pauses the agent;
+a longer one that paused it over its turn resumes it the moment it goes quiet, without waiting
+for the words ("short burst"), and the words, when they come, can still make it an interruption
+("stop", "no, wait"). If the same utterance speaks again ("Sorry, [gap] wait, stop"), that was
+no murmur: `AGAIN_MS` of it pauses the agent again, and this time the words decide. A pause
+from a collision waits for the words: that caller was mid-sentence.
+
 - Pause: the edge clears the phone's buffer and keeps the audio, so the caller stops hearing the
-  agent at once without anything being lost (`turn.paused`). A backchannel or a noise resumes it
-  (`turn.resumed`): the edge plays on from where it stopped. Real words (or long speech) make it
-  an interruption: the interrupt control goes out (the edge drops the audio, TTS stops), the LLM
-  turn is cancelled and the agent's turn is cut to what the caller heard (`turn.barge_in`).
+  agent at once without anything being lost (`turn.paused`). A short burst, a backchannel or a
+  noise resumes it (`turn.resumed`): the edge plays on from where it stopped. Real words (or long
+  speech) make it an interruption: the interrupt control goes out (the edge drops the audio, TTS
+  stops), the LLM turn is cancelled and the agent's turn is cut to what the caller heard
+  (`turn.barge_in`).
 - Hold: the caller starts talking again before any of a reply went out. Their words usually
   continue a turn the STT ended too early ("I'd like to book a table ... for Tuesday"): the reply
   is held, and the final transcript replaces it. A cough or an "um" (no words, or no transcript
@@ -25,6 +35,8 @@ from ringline.contracts.events import TURN_BARGE_IN, TURN_PAUSED, TURN_RESUMED
 
 from . import actions as a
 from .speaking import Speaking
+
+AGAIN_MS = 100.0  # voice after a short burst that pauses the agent again (two of the STT's 50 ms ticks)
 
 
 class TalkOver(Speaking):
@@ -43,14 +55,14 @@ class TalkOver(Speaking):
         if agent.turn_id and agent.generating and not self.s.ending and agent.held_turn_id != agent.turn_id:
             self.do(a.HoldReply(agent.turn_id))
 
-    def pause(self, onset: float, voiced_ms: float, utterance_id: str) -> bool:
+    def pause(self, onset: float, voiced_ms: float, utterance_id: str, why: str = "talk-over") -> bool:
         """Stop the caller hearing the agent now; False when it was not speaking (or says goodbye)."""
         s = self.s
         turns = [t for t in s.speaking_turns() if not t.paused]
         if s.ended or s.ending or not turns:
             return False
         ids = tuple(t.turn_id for t in turns)
-        self.do(a.Pause(ids, onset, self.now))
+        self.do(a.Pause(ids, onset, self.now, why))
         for tid in ids:
             self.do(a.Disarm(f"playback:{tid}"))
         # A backstop for a pause nothing decides (a noise the STT reports no end of): more speech
@@ -63,10 +75,33 @@ class TalkOver(Speaking):
                                                           "heard_seq": turn.heard_seq}))
         return True
 
+    def short_burst(self) -> bool:
+        """The speech that paused the agent over its turn is, so far, short enough for a
+        backchannel ("uh-huh", a cough): once it goes quiet the agent goes on, its words decide later."""
+        s, limit = self.s, self.r.backchannel_max_ms
+        return (s.agent_paused and s.pause_why == "talk-over" and not s.caller.bursts
+                and 0 < s.caller.voiced_ms <= limit)
+
+    def pause_due(self) -> bool:
+        """Enough new voice over the agent to pause it: `barge_in_min_ms` more than when it last
+        went on over this utterance, or `AGAIN_MS` after a short burst of it (one that speaks
+        again after going quiet is talking, not murmuring)."""
+        caller = self.s.caller
+        needed = AGAIN_MS if caller.bursts else self.r.barge_in_min_ms
+        return caller.voiced_ms - caller.resumed_ms >= needed
+
+    def watch_burst(self) -> None:
+        """More voice from the caller: (re)start the wait for its end, while it may be a backchannel."""
+        if self.short_burst():
+            self.do(a.Arm("burst-over", self.r.backchannel_quiet_ms / 1000))
+        else:
+            self.do(a.Disarm("burst-over"))
+
     def resume(self, why: str, note_voiced: bool = True) -> bool:
         """It was only a backchannel or a noise: the agent goes on. False when nothing was paused."""
         s = self.s
         self.do(a.Disarm("resume-agent"))
+        self.do(a.Disarm("burst-over"))
         paused_at = s.paused_at
         turns = [t for t in s.speaking_turns() if t.paused]
         if not turns:
@@ -85,6 +120,7 @@ class TalkOver(Speaking):
         """Stop every turn the agent is speaking; False when it was not speaking (or says goodbye)."""
         s = self.s
         self.do(a.Disarm("resume-agent"))
+        self.do(a.Disarm("burst-over"))
         paused_at, pause_onset = s.paused_at, s.pause_onset
         self.do(a.ClearPause())
         speaking = s.speaking_turns()

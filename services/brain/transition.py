@@ -37,7 +37,7 @@ from .actions import (
     TurnFinished,
     VoicemailStarted,
 )
-from .state import Hangup, TurnState
+from .state import SHORT_BURST, Hangup, TurnState
 
 
 def apply(state: TurnState, action: object) -> None:
@@ -46,6 +46,7 @@ def apply(state: TurnState, action: object) -> None:
     match action:
         case NewUtterance(utterance_id=uid, started_at=at):
             caller.utterance_id, caller.started_at, caller.voiced_ms, caller.resumed_ms = uid, at, 0.0, 0.0
+            caller.bursts = 0
         case CallerVoice(voiced_ms=ms, active=active):
             caller.voiced_ms, caller.active = max(caller.voiced_ms, ms), active
         case Sent():
@@ -54,19 +55,21 @@ def apply(state: TurnState, action: object) -> None:
             state.turns[tid].heard_seq = max(state.turns[tid].heard_seq, seq)
         case FirstAudio(turn_id=tid, at=at) if tid in state.turns and not state.turns[tid].first_audio_at:
             state.turns[tid].first_audio_at = at
-        case Pause(turn_ids=ids, onset=onset, at=at):
+        case Pause(turn_ids=ids, onset=onset, at=at, why=why):
             for tid in ids:
                 state.turns[tid].paused = True
             if not state.paused_at:
-                state.paused_at, state.pause_onset = at, onset
-        case Resume(turn_ids=ids, note_voiced=note):
-            state.paused_at = 0.0
+                state.paused_at, state.pause_onset, state.pause_why = at, onset, why
+        case Resume(turn_ids=ids, why=why, note_voiced=note):
+            state.paused_at, state.pause_why = 0.0, ""
             for tid in ids:
                 state.turns[tid].paused = False
             if ids and note:
                 caller.resumed_ms = caller.voiced_ms
+            if ids and why == SHORT_BURST:
+                caller.bursts += 1
         case ClearPause():
-            state.paused_at = 0.0
+            state.paused_at, state.pause_why = 0.0, ""
         case Interrupt():
             state.owed = True
         case End(turn_id=tid, how=how, at=at):

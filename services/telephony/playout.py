@@ -16,10 +16,11 @@ messages still queued in the edge are taken back (the log has them), its later a
 and not sent, and the echoes of its marks that the `clear` flushes are no news (`echoed` says
 "kept": no `Playback`; the turn plays them again). `resume` sends the log again, from where the
 pause cut in less `rewind_s` (the phone plays in real time, so the edge estimates how much of the
-chunk after the last heard mark was played), with the marks renamed `make_mark(turn, seq,
-replay=n)` for the n-th resume, so their echoes are never taken for those of the cleared copy; then the turn goes on
-live. A turn's log goes when it is over: its final mark heard (or cleared, the turn not paused),
-or the turn interrupted.
+chunk after the last heard mark was played; a pause shorter than `rewind_after_s`, the usual one
+for a backchannel, picks up exactly where it cut in: the caller missed nothing), with the marks
+renamed `make_mark(turn, seq, replay=n)` for the n-th resume, so their echoes are never taken
+for those of the cleared copy; then the turn goes on live. A turn's log goes when it is over:
+its final mark heard (or cleared, the turn not paused), or the turn interrupted.
 """
 
 from __future__ import annotations
@@ -95,9 +96,11 @@ class Playout:
         on_clear: Callable[[ClearSent], None],
         rewind_s: float = 0.4,
         clock: Callable[[], float] = time.time,
+        rewind_after_s: float = 0.0,
     ) -> None:
         self.outbox = outbox
-        self.rewind_s = rewind_s  # a resume plays this much again before where the pause cut in
+        self.rewind_s = rewind_s  # a resume plays this much again before where the pause cut in ...
+        self.rewind_after_s = rewind_after_s  # ... when the pause lasted at least this long
         self._clock = clock
         self._phone_free_at = 0.0  # when the phone has played everything written (an estimate)
         self._paused_at: dict[str, float] = {}
@@ -235,16 +238,19 @@ class Playout:
             self._paused.discard(turn)
             replay = self._logs[turn]
             replay.replays += 1
-            entries = replay.entries[self._played(replay, self._paused_at.pop(turn, 0.0)):]
+            paused_at = self._paused_at.pop(turn, 0.0)
+            rewind = self.rewind_s if self._clock() - paused_at >= self.rewind_after_s else 0.0
+            entries = replay.entries[self._played(replay, paused_at, rewind):]
             for entry in entries:
                 self._send(turn, entry, replay.replays)
             requeued += len(entries)
         return requeued
 
-    def _played(self, replay: _ReplayLog, paused_at: float) -> int:
+    @staticmethod
+    def _played(replay: _ReplayLog, paused_at: float, rewind_s: float) -> int:
         """How many frames at the start of the log the caller had surely heard when the pause cut
         in (all but the last `rewind_s`): the resume picks up there, not at the chunk's start."""
-        cutoff = paused_at - self.rewind_s
+        cutoff = paused_at - rewind_s
         played = 0
         for entry in replay.entries:
             if not entry.media or not entry.played_by or entry.played_by > cutoff:

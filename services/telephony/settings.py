@@ -97,6 +97,12 @@ class TelephonySettings(ServiceSettings):
         default="Sorry, we can't take your call right now. Please call again in a few minutes. Goodbye.",
         description="the apology when no replica of a stage claimed the call within hold_give_up_s",
     )
+    resume_rewind_ms: float = Field(
+        default=400.0, ge=0, description="a paused agent that goes on after a long pause plays this much of what "
+        "the caller heard before the pause again")
+    resume_rewind_after_ms: float = Field(
+        default=1000.0, ge=0, description="a pause at least this long rewinds on resume; a shorter one (a "
+        "backchannel) goes on exactly where it cut in")
     busy_grace_s: float = Field(
         default=0.5, ge=0, description="after a stage refuses a call, how long another replica of it has to claim "
         "it before the caller hears the busy line",

@@ -307,7 +307,9 @@ class CallStream(AgentActions):
             return
         self.call_id, self.stream_sid = call_id, start.stream_sid
         self.registry.calls[call_id] = self
-        self.playout = Playout(self.outbox, start.stream_sid, self._first_audio, self._clear_written)
+        self.playout = Playout(self.outbox, start.stream_sid, self._first_audio, self._clear_written,
+                               rewind_s=self.settings.resume_rewind_ms / 1000,
+                               rewind_after_s=self.settings.resume_rewind_after_ms / 1000)
         call = tp.to_call_start(start, call_id, self.settings.default_agent, now)
         self.agent_id = call.agent_id
         if self.agents is not None:

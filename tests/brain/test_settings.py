@@ -42,7 +42,8 @@ def test_turn_taking_defaults_and_env(monkeypatch):
     assert settings.dtmf_replies == {"0": "Transferring isn't available yet."}
     assert settings.barge_in_min_ms == 300 and settings.preemptive_generation
     defaults = BrainSettings.model_fields
-    assert defaults["barge_in_min_ms"].default == 250 and defaults["barge_in_confirm_ms"].default == 600
+    assert defaults["barge_in_min_ms"].default == 600 and defaults["barge_in_confirm_ms"].default == 1000
+    assert defaults["backchannel_max_ms"].default == 800 and defaults["backchannel_quiet_ms"].default == 150
     assert defaults["preemptive_generation"].default is False
     assert defaults["silence_reprompt_s"].default == 8.0 and defaults["filler_after_ms"].default == 700
     assert settings.tools == [] and settings.goodbye_phrases == "auto"

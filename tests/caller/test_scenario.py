@@ -245,6 +245,48 @@ def test_a_backchannel_that_paused_the_agent_is_told_from_one_that_stopped_it() 
     assert outcomes == [(True, False, pytest.approx(600.0)), (True, True, None)]
 
 
+@pytest.mark.parametrize(("rewind_frames", "replayed"), [(0, 0.0), (20, 400.0)])
+def test_what_a_backchannel_made_the_caller_hear_twice_is_measured(rewind_frames: int, replayed: float) -> None:
+    """The edge replays the very frames it had sent: the caller heard the last `rewind_frames`
+    before the clear again after it (0: it went on exactly where it stopped)."""
+    from ringline.caller.playback import PlaybackEmulator
+    from ringline.caller.results import CallResult, StepResult
+    from ringline.caller.verdicts import judge
+
+    speech = [bytes([(7 * i + j) % 120 + 1 for j in range(160)]) for i in range(100)]  # 100 distinct frames
+    phone, timeline = PlaybackEmulator(), _timeline([])
+    for i in range(100):  # all sent at once at t=10: the phone plays them until t=12
+        phone.on_media(10.0, speech[i])
+        timeline.media(10.0)
+    timeline.mark(10.0, "t1:0")
+    phone.on_clear(11.0)  # 50 frames played
+    timeline.clear(11.0)
+    for i in range(50 - rewind_frames, 100):  # the resume, 250 ms later
+        phone.on_media(11.25, speech[i])
+        timeline.media(11.25)
+    timeline.mark(11.25, "t1~1:0")
+    step = StepResult(index=1, kind="backchannel", label="mm-hmm", reply_started_at=10.0,
+                      speech_onset_at=10.6, speech_end_at=11.1, ended_at=11.1)
+    judge(CallResult(call_sid="CA1", steps=[step]), timeline, playback_end=13.0, played=phone.pieces)
+    assert step.paused_ms == pytest.approx(250.0) and step.replayed_ms == pytest.approx(replayed, abs=20)
+    assert step.clears == 1 and not step.agent_stopped
+
+
+def test_an_interruption_is_timed_to_the_clear_that_stopped_the_agent() -> None:
+    """A pause the agent went on from (the first burst went quiet), then the interrupt on the
+    words: the caller stopped hearing the agent at the second clear."""
+    from ringline.caller.results import CallResult, StepResult
+    from ringline.caller.verdicts import judge
+
+    frames = lambda start, n: [(start + i * 0.02, "media", "") for i in range(n)]  # noqa: E731
+    timeline = _timeline([*frames(10.0, 50), (10.99, "mark", "t1:0"), (12.3, "clear", ""),
+                          *frames(12.6, 20), (12.99, "mark", "t1~1:1"), (13.2, "clear", "")])
+    step = StepResult(index=1, kind="interrupt", label="Stop.", reply_started_at=10.0,
+                      speech_onset_at=12.0, speech_end_at=12.5, ended_at=12.5)
+    judge(CallResult(call_sid="CA1", steps=[step]), timeline, playback_end=15.0)
+    assert step.clears == 2 and step.agent_stopped and step.barge_in_ms == pytest.approx(1200.0)
+
+
 def test_an_agent_hanging_up_before_its_goodbye_mark_came_back_is_caught() -> None:
     from ringline.caller.results import CallResult, TurnResult
     from ringline.caller.verdicts import judge

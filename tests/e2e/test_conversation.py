@@ -1,9 +1,9 @@
 """Natural turn-taking on the real stack (nats-server, the five services, the offline models),
 judged as a caller hears it: pauses, interruptions, backchannels and hang-ups.
 
-The protocol under test: STT reports voice activity; the brain pauses a turn the caller talks over
-(`Control(pause)`), then interrupts it (`Control(interrupt)`) or, for a backchannel, resumes it
-(`Control(resume)`); it keeps in its history only what was heard (the call record's
+The protocol under test: STT reports voice activity; a backchannel too short to pause the agent
+reaches nobody; the brain pauses a turn the caller talks over (`Control(pause)`), then interrupts
+it (`Control(interrupt)`) or, for a short burst or a backchannel, resumes it (`Control(resume)`); it keeps in its history only what was heard (the call record's
 `turn.barge_in`), says goodbye and hangs up only once the goodbye's last mark has come back; the
 edge clears the phone's buffer (keeping a paused turn's audio) and reports flushed marks as
 `cleared`.
@@ -87,16 +87,17 @@ def test_backchannels_do_not_stop_the_agent(stack: Stack, voice: Any) -> None:
     assert result.ok, result.problems
     short, longer = result.step("backchannel")
     assert short.voiced_ms is not None and short.voiced_ms <= 300
+    assert longer.voiced_ms is not None and 300 < longer.voiced_ms <= 500
     assert short.agent_stopped is False and longer.agent_stopped is False, (short.note, longer.note)
-    # "Okay." is long enough to pause the agent: it stopped at once, then went on
-    assert longer.clear_received and longer.paused_ms is not None and longer.paused_ms < 2000
-    assert not any(t.interrupted for t in result.turns if t.speaker == "agent")
+    # Neither is long enough to pause the agent: the edge never sends `clear`, the caller hears no stop
+    assert not short.clear_received and not longer.clear_received, (short.note, longer.note)
+    assert not any(t.interrupted or t.paused for t in result.turns if t.speaker == "agent")
     record = result.record
     assert record is not None, result.record_error
     answers = [t for t in record.turns if t.speaker == "agent" and t.kind != "greeting"]
     assert len(answers) == 2, "a backchannel is no new turn"
-    assert not any(t.interrupted for t in answers) and answers[1].resumed >= 1
-    assert any(e.get("name") == "turn.resumed" and e.get("why") == "backchannel" for e in record.events)
+    assert not any(t.interrupted for t in answers)
+    assert not any(e.get("name") in ("turn.paused", "edge.clear") for e in record.events)
 
 
 def test_the_agent_hangs_up_only_after_its_goodbye_was_played(stack: Stack, voice: Any) -> None:

@@ -30,6 +30,13 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture
+def settings(settings):
+    """Every pause here rewinds, as a long one does: the frames these tests send are "played" by the
+    edge's estimate long before the test pauses. The short-pause rule is tested on `Playout` below."""
+    return settings.model_copy(update={"resume_rewind_after_ms": 0.0})
+
+
+@pytest.fixture
 def ws(edge, tw) -> Iterator[WebSocketTestSession]:
     """The Media Streams socket of a started call, closed after the test even when it fails."""
     socket = tw.open_call(edge)
@@ -255,3 +262,36 @@ async def test_a_resume_picks_up_where_the_pause_cut_in_less_a_short_rewind(tw) 
     replayed = frames(sent)
     assert replayed[0] in (29, 30) and replayed[-2:] == [99, 255], "from 0.6 s in: 1.0 s played less 0.4 s"
     assert marks(sent) == ["t1~1:0", "t1~1:1"]
+
+
+@pytest.mark.parametrize(("paused_s", "first"), [(0.3, 50), (1.5, 30)])
+async def test_a_short_pause_goes_on_exactly_where_it_cut_in_and_a_long_one_rewinds(tw, paused_s, first) -> None:
+    """A backchannel's pause (under `rewind_after_s`): the caller missed nothing, so nothing is
+    played twice; after a long pause the last 0.4 s are played again to pick up the thread."""
+    now = [100.0]
+    sent: list[dict] = []
+
+    async def send(text: str) -> None:
+        sent.append(json.loads(text))
+
+    async def written() -> None:
+        while outbox.pending:
+            await asyncio.sleep(0.005)
+
+    outbox = Outbox(send)
+    writer = asyncio.create_task(outbox.run())
+    playout = Playout(outbox, "MZ1", on_first_audio=lambda turn, timing: None, on_clear=lambda clear: None,
+                      rewind_s=0.4, rewind_after_s=1.0, clock=lambda: now[0])
+    sentence = b"".join(bytes([i]) * 160 for i in range(100))  # 100 frames of 20 ms, each its own byte
+    playout.audio(tw.agent_audio("t1", 0, sentence, mark="t1:0", final=True))
+    await written()  # all written at t=100
+    now[0] = 101.0  # 50 frames played
+    assert playout.pause("t1")
+    await written()
+    sent.clear()
+    now[0] = 101.0 + paused_s
+    playout.resume("t1")
+    await written()
+    outbox.close()
+    await writer
+    assert first - 1 <= frames(sent)[0] <= first  # float rounding of the play-out estimate
