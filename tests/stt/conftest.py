@@ -21,6 +21,7 @@ from ringline.contracts.audio import mulaw_decode, mulaw_encode, resample
 from ringline.contracts.messages import AudioFrame, CallEvent, CallStart, SpeechEvent, Transcript
 from ringline.contracts.runtime import setup_telemetry
 from ringline.services.stt.app import build_service
+from ringline.services.stt.prompt import NO_HINTS, Hints
 from ringline.services.stt.recognizer import Hypothesis, Recognizer
 from ringline.services.stt.settings import SttSettings
 
@@ -159,13 +160,15 @@ class ScriptedRecognizer(Recognizer):
         self.texts = list(texts or [])
         self.calls: list[int] = []
         self.completed: list[int] = []
+        self.hints: list[Hints] = []
         self.loaded = False
 
     async def load(self) -> None:
         self.loaded = True
 
-    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis:
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray, hints: Hints = NO_HINTS) -> Hypothesis:
         self.calls.append(len(pcm16_8k))
+        self.hints.append(hints)
         text = self.texts.pop(0) if self.texts else f"{len(pcm16_8k)} samples"
         await asyncio.sleep(self.delays.pop(0) if self.delays else 0.01)
         self.completed.append(len(pcm16_8k))

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from ringline.services.stt.prompt import NO_HINTS, Hints
 from ringline.services.stt.recognizer import Hypothesis, Recognizer, build_recognizer
 from ringline.services.stt.settings import SttSettings
 from ringline.services.stt.whisper import (
@@ -32,14 +33,14 @@ async def whisper():
 class Failing(Recognizer):
     name = "failing"
 
-    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis:
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray, hints: Hints = NO_HINTS) -> Hypothesis:
         raise RuntimeError("no model")
 
 
 class Slow(Recognizer):
     name = "slow"
 
-    async def _transcribe_impl(self, pcm16_8k: np.ndarray) -> Hypothesis:
+    async def _transcribe_impl(self, pcm16_8k: np.ndarray, hints: Hints = NO_HINTS) -> Hypothesis:
         await asyncio.sleep(10)
         return Hypothesis("late")
 
