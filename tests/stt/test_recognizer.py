@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 import subprocess
 import sys
+import tempfile
+import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ringline.contracts.audio import mulaw_decode, mulaw_encode, resample
 from ringline.services.stt.prompt import NO_HINTS, Hints
 from ringline.services.stt.recognizer import Hypothesis, Recognizer, build_recognizer
 from ringline.services.stt.settings import SttSettings
 from ringline.services.stt.whisper import (
+    BASE_MODEL_DIR,
     WhisperOptions,
     WhisperRecognizer,
     bundled_model_path,
@@ -164,3 +171,60 @@ async def test_an_utterance_longer_than_whisper_s_window_is_decoded_whole(fast_w
     result = await fast_whisper.transcribe(audio)
     assert not result.error
     assert {"john", "tomorrow"} <= {w.strip(".,?!").lower() for w in result.text.split()}
+
+
+# -- the model choice and the prompt -------------------------------------------------------------
+
+
+async def test_a_missing_base_model_falls_back_to_tiny_with_a_clear_warning(tmp_path, caplog):
+    recognizer = build_recognizer(SttSettings(whisper_model="base", whisper_model_path=tmp_path))
+    assert recognizer.name == "whisper-base"
+    with caplog.at_level(logging.WARNING, logger="ringline.stt.whisper"):
+        await recognizer.load()
+    try:
+        assert recognizer.name == "whisper-tiny.en"
+        assert any("Whisper base is not installed" in r.getMessage() and "tiny.en" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        await recognizer.close()
+
+
+@pytest.mark.skipif(not (BASE_MODEL_DIR / "model.bin").is_file(), reason="Whisper base not installed")
+async def test_whisper_base_transcribes_phone_speech(speak):
+    recognizer = build_recognizer(SttSettings(whisper_model="base"))
+    await recognizer.load()
+    try:
+        result = await recognizer.transcribe(speak("I would like a refund for my blender."))
+    finally:
+        await recognizer.close()
+    assert result.provider == "whisper-base"
+    assert {"refund", "blender"} <= {w.strip(".,?").lower() for w in result.text.split()}
+
+
+def _festival(text: str) -> np.ndarray:
+    """`text` in festival's ked voice (a voice Ringline never speaks with) through 8 kHz mu-law."""
+    if shutil.which("text2wave") is None or not list(Path("/usr/share/festival/voices").glob("*/ked_diphone")):
+        pytest.skip("festival and festvox-kdlpc16k are not installed (apt-get install festival festvox-kdlpc16k)")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "in.txt").write_text(text)
+        out = Path(tmp) / "out.wav"
+        subprocess.run(["text2wave", "-eval", "(voice_ked_diphone)", str(Path(tmp) / "in.txt"), "-o", str(out)],
+                       check=True, capture_output=True)
+        with wave.open(str(out)) as wav:
+            rate, pcm = wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    return mulaw_decode(mulaw_encode(resample(pcm, rate, 8000).astype(np.int16)))
+
+
+async def test_the_agents_keyterms_and_question_fix_a_name_whisper_mishears(whisper):
+    audio = _festival("Hi, I'd like to book a cleaning with doctor Okafor.")
+    hints = Hints(("Brightside Dental", "Dr. Okafor", "cleaning"), ("Thanks for calling Brightside Dental.",))
+    plain, prompted = await whisper.transcribe(audio), await whisper.transcribe(audio, hints)
+    assert "okafor" not in plain.text.lower()  # tiny.en alone hears another name
+    assert "okafor" in prompted.text.lower() and "book" in prompted.text.lower(), prompted.text
+
+
+@pytest.mark.parametrize("noise", [0, 30, 300])
+async def test_a_prompt_does_not_make_whisper_say_it_back_on_silence(whisper, silence, noise):
+    hints = Hints(("Northwind", "refund", "warranty"), ("Would you prefer a refund or store credit?",))
+    result = await whisper.transcribe(silence(1500, noise=noise, seed=5), hints)
+    assert result.empty, result.text
