@@ -78,6 +78,7 @@ def _default_stt() -> dict[str, float]:
         "deepgram": 0.0077,
         "deepgram-nova-3": 0.0077,
         "whisper-tiny.en": 0.0,  # local faster-whisper
+        "whisper-base": 0.0,  # local faster-whisper (RINGLINE_STT_WHISPER_MODEL=base)
     }
 
 

@@ -15,8 +15,9 @@ options were tried; `test` (the other 24 sentences x 6 voices, 9 with MBROLA) is
 Every configuration's recognizer is loaded at once and each utterance is decoded by all of them
 back to back, so timings of one run compare fairly on a busy machine. Per configuration: WER
 (after `phone_voices.normalize`), per voice WER, decode wall time p50/p95 and CPU seconds per
-utterance. `before` is the recognizer as it was (tiny.en, no prompt); the prompt is the agent's
-keyterms and its last line (`hints=both`), or one of them (`keyterms`, `agent`).
+utterance. `before` is the recognizer as it was (tiny.en, greedy, no prompt); `after` is the
+service's defaults now (SttSettings()); the prompt is the agent's keyterms and its last line
+(`hints=both`), or one of them (`keyterms`, `agent`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ringline.services.stt.prompt import NO_HINTS, Hints
+from ringline.services.stt.settings import SttSettings
 from ringline.services.stt.whisper import BASE_MODEL_DIR, WhisperOptions, WhisperRecognizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,15 +67,17 @@ VOICES = {  # espeak-ng's Scottish and Caribbean English are left out: even tiny
     ],
 }
 CONFIGS: dict[str, dict[str, object]] = {
-    "before": {"model": "tiny.en", "hints": "none"},
+    "before": {"model": "tiny.en", "hints": "none"},  # the recognizer before the prompt: greedy tiny.en
+    "after": {"hints": "both"},  # the service's defaults (SttSettings()), whatever they are now
     "tiny+keyterms": {"model": "tiny.en", "hints": "keyterms"},
     "tiny+agent": {"model": "tiny.en", "hints": "agent"},
     "tiny+prompt": {"model": "tiny.en", "hints": "both"},
+    "tiny+prompt-beam2": {"model": "tiny.en", "hints": "both", "beam_size": 2},
     "tiny+prompt-beam4": {"model": "tiny.en", "hints": "both", "beam_size": 4},
-    "tiny+prompt-30s": {"model": "tiny.en", "hints": "both", "window_s": 30.0},
+    "tiny+prompt-beam4-30s": {"model": "tiny.en", "hints": "both", "beam_size": 4, "window_s": 30.0},
     "base": {"model": "base", "hints": "none"},
     "base+prompt": {"model": "base", "hints": "both"},
-    "base+prompt-30s": {"model": "base", "hints": "both", "window_s": 30.0},
+    "base+prompt-beam4": {"model": "base", "hints": "both", "beam_size": 4},
 }
 
 
@@ -111,9 +115,16 @@ def pct(values: list[float], q: float) -> float:
 
 async def build(name: str, base_path: Path) -> WhisperRecognizer:
     spec = dict(CONFIGS[name])
-    model, hints = str(spec.pop("model")), spec.pop("hints")
-    options = WhisperOptions(model=model, model_path=base_path if model == "base" else None,
-                             prompt=hints != "none", window_s=20.0, **spec)  # type: ignore[arg-type]
+    hints = spec.pop("hints")
+    defaults = WhisperOptions.from_settings(SttSettings())
+    if name == "after":
+        options = defaults
+        model = options.model
+    else:
+        model = str(spec.pop("model"))
+        spec.setdefault("window_s", defaults.window_s)
+        options = WhisperOptions(model=model, model_path=base_path if model == "base" else None,
+                                 prompt=hints != "none", **spec)  # type: ignore[arg-type]
     recognizer = WhisperRecognizer(options)
     await recognizer.load()
     if model == "base" and recognizer.name != "whisper-base":
@@ -124,8 +135,8 @@ async def build(name: str, base_path: Path) -> WhisperRecognizer:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("dev", "test"), default="test")
-    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["before", "tiny+prompt", "base",
-                                                                                    "base+prompt"])
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["before", "tiny+prompt", "after",
+                                                                                    "base+prompt-beam4"])
     parser.add_argument("--voices", nargs="*", help="only these voices (names as printed)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N sentences")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/ringline-wer-bench"), help="rendered audio")
@@ -165,6 +176,8 @@ async def main() -> None:
                     scores[name][key].words += words
                 if args.errors and errors:
                     print(f"  {name:>18} {voice.name:<20} {errors} | {item.said} -> {result.text}")
+        print(f"{voice.name}: " + ", ".join(f"{name} {scores[name][voice.name].wer:.1f}%" for name in args.configs),
+              flush=True)
     first = args.configs[0]
     print(f"\n{args.split} split: {len(items)} sentences x {len(voices)} voices = {len(audio_s)} utterances, "
           f"{statistics.mean(audio_s):.1f} s on average; words: {scores[first]['all'].words}")
