@@ -26,6 +26,8 @@ class NewUtterance:
 class CallerVoice:
     voiced_ms: float
     active: bool
+    at: float = 0.0  # the end of the voiced audio so far (the STT's clock)
+    gap: bool = False  # the voice came back after a silence inside the utterance
 
 
 @dataclass(frozen=True)

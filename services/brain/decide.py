@@ -92,7 +92,7 @@ class _Decider(TalkOver):
             self.hold_reply()
             if self.collision(caller.started_at):  # both started at once: the agent yields
                 self.pause(caller.started_at, event.voiced_ms, event.utterance_id, "collision")
-        self.do(a.CallerVoice(event.voiced_ms, active=event.kind != "stopped"))
+        self.do(a.CallerVoice(event.voiced_ms, event.kind != "stopped", event.at, self.voice_came_back(event)))
         if event.kind == "stopped":
             if s.agent.held_turn_id:  # no words soon: the held reply goes out
                 self.do(a.Arm("resume-reply", r.hold_resume_s))
@@ -121,7 +121,7 @@ class _Decider(TalkOver):
         if transcript.is_final and transcript.end_of_turn:
             self.final(words)
             return
-        if not has_words(transcript.text) or is_backchannel(transcript.text):
+        if not has_words(transcript.text) or is_backchannel(transcript.text) or self.murmur(transcript):
             if s.agent_paused:
                 self.resume("backchannel" if has_words(transcript.text) else "no words")
             return
@@ -168,6 +168,8 @@ class _Decider(TalkOver):
     def just_a_backchannel(self, transcript: Transcript) -> bool:
         """Only "uh-huh"/"okay" said while (or just after) the agent talked: not a turn."""
         s = self.s
+        if not s.owed and s.speaking and self.murmur(transcript):
+            return True
         if s.owed or not is_backchannel(transcript.text):
             return False
         if s.speaking:

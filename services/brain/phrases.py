@@ -77,6 +77,22 @@ def is_backchannel(text: str, max_words: int = 4) -> bool:
     return joined in BACKCHANNEL_WORDS
 
 
+# Words that ask the agent to stop or to answer: a short burst holding one is never a murmur.
+STOP_CUES = frozenset(
+    """
+    stop wait hold hang no nope not sorry excuse pardon what why how who where when which actually
+    but hello hey help repeat again question listen
+    """.split()
+)
+
+
+def too_many_words(text: str, voiced_ms: float, word_ms: float) -> bool:
+    """More words than `voiced_ms` of voice could hold (one a `word_ms` at most), none of them a
+    stop cue: a recogniser's guess at a murmur ("uh-huh" written "And then.")."""
+    words = normalize(text).split()
+    return bool(words) and not any(w in STOP_CUES for w in words) and len(words) * word_ms > voiced_ms
+
+
 def is_caller_goodbye(text: str) -> bool:
     """The caller is closing the call: "that's all, thanks", "okay bye", "goodbye!"."""
     if "?" in text:

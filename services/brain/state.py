@@ -40,7 +40,8 @@ class CallerSpeech:
     voiced_ms: float = 0.0
     active: bool = False
     resumed_ms: float = 0.0  # voiced when the agent last resumed over this utterance
-    bursts: int = 0  # times the agent went on over this utterance when a short burst of it went quiet
+    voice_at: float = 0.0  # the end of its last voiced audio heard of so far (the STT's clock)
+    gaps: int = 0  # silences inside it: a murmur is one burst, talk has gaps between words
 
 
 @dataclass

@@ -32,11 +32,16 @@ from __future__ import annotations
 from typing import Any
 
 from ringline.contracts.events import TURN_BARGE_IN, TURN_PAUSED, TURN_RESUMED
+from ringline.contracts.messages import SpeechEvent, Transcript
 
 from . import actions as a
+from .phrases import too_many_words
 from .speaking import Speaking
 
 AGAIN_MS = 100.0  # voice after a short burst that pauses the agent again (two of the STT's 50 ms ticks)
+GAP_MS = 200.0  # a silence inside an utterance that makes what follows a second burst
+GAPPY_MIN_MS = 250.0  # voice an utterance with a gap needs before it pauses the agent
+WORD_MS = 250.0  # voiced audio a spoken word takes, at the least, in a burst over the agent
 
 
 class TalkOver(Speaking):
@@ -79,16 +84,38 @@ class TalkOver(Speaking):
         """The speech that paused the agent over its turn is, so far, short enough for a
         backchannel ("uh-huh", a cough): once it goes quiet the agent goes on, its words decide later."""
         s, limit = self.s, self.r.backchannel_max_ms
-        return (s.agent_paused and s.pause_why == "talk-over" and not s.caller.bursts
+        return (s.agent_paused and s.pause_why == "talk-over" and not s.caller.gaps
                 and 0 < s.caller.voiced_ms <= limit)
 
     def pause_due(self) -> bool:
         """Enough new voice over the agent to pause it: `barge_in_min_ms` more than when it last
-        went on over this utterance, or `AGAIN_MS` after a short burst of it (one that speaks
-        again after going quiet is talking, not murmuring)."""
+        went on over this utterance; or, once the voice came back after a silence (a second
+        burst: talk, not a murmur), `AGAIN_MS` more, with `GAPPY_MIN_MS` of it in all."""
+        caller, r = self.s.caller, self.r
+        if caller.gaps and r.backchannel_max_ms and caller.voiced_ms >= min(GAPPY_MIN_MS, r.barge_in_min_ms):
+            return caller.voiced_ms - caller.resumed_ms >= AGAIN_MS
+        return caller.voiced_ms - caller.resumed_ms >= r.barge_in_min_ms
+
+    def voice_came_back(self, event: SpeechEvent) -> bool:
+        """More voice after `GAP_MS` or more without any, inside the utterance (the STT's clock:
+        the time between two voice events less the voiced audio they added)."""
         caller = self.s.caller
-        needed = AGAIN_MS if caller.bursts else self.r.barge_in_min_ms
-        return caller.voiced_ms - caller.resumed_ms >= needed
+        if event.kind != "continuing" or not caller.voice_at or event.utterance_id != caller.utterance_id:
+            return False
+        unvoiced_ms = (event.at - caller.voice_at) * 1000 - max(0.0, event.voiced_ms - caller.voiced_ms)
+        return unvoiced_ms >= GAP_MS
+
+    def murmur(self, transcript: Transcript) -> bool:
+        """Words the caller's burst over the agent could not have held: more than one a
+        `WORD_MS` of its voice, and none that asks the agent to stop or answer ("stop", "wait",
+        "no", "what"...). Whisper writes a quick "uh-huh" as "And then." or "In a month.": a
+        murmur, not a request. Only for a short burst over the agent (not a collision)."""
+        s, r = self.s, self.r
+        if (not r.backchannel_max_ms or not s.speaking or s.pause_why == "collision"
+                or transcript.utterance_id != s.caller.utterance_id):
+            return False
+        voiced = s.caller.voiced_ms
+        return 0 < voiced <= r.backchannel_max_ms and too_many_words(transcript.text, voiced, WORD_MS)
 
     def watch_burst(self) -> None:
         """More voice from the caller: (re)start the wait for its end, while it may be a backchannel."""

@@ -46,9 +46,12 @@ def apply(state: TurnState, action: object) -> None:
     match action:
         case NewUtterance(utterance_id=uid, started_at=at):
             caller.utterance_id, caller.started_at, caller.voiced_ms, caller.resumed_ms = uid, at, 0.0, 0.0
-            caller.bursts = 0
-        case CallerVoice(voiced_ms=ms, active=active):
+            caller.voice_at, caller.gaps = 0.0, 0
+        case CallerVoice(voiced_ms=ms, active=active, at=at, gap=gap):
+            if active and at and ms > caller.voiced_ms:
+                caller.voice_at = at
             caller.voiced_ms, caller.active = max(caller.voiced_ms, ms), active
+            caller.gaps += gap
         case Sent():
             state.record_chunk(action.turn_id, action.seq, action.text, action.final, action.kind, action.at)
         case Heard(turn_id=tid, seq=seq) if tid in state.turns:
@@ -67,7 +70,7 @@ def apply(state: TurnState, action: object) -> None:
             if ids and note:
                 caller.resumed_ms = caller.voiced_ms
             if ids and why == SHORT_BURST:
-                caller.bursts += 1
+                caller.gaps += 1  # it went quiet: more voice of it is a second burst
         case ClearPause():
             state.paused_at, state.pause_why = 0.0, ""
         case Interrupt():

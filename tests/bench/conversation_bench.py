@@ -19,6 +19,9 @@ middle, a long request the caller interrupts, a long request the caller backchan
   end of turn         the stt stage's end of speech -> final transcript out (`stt.utterance`
                       `end_of_turn_ms` from the call record, p50/p95), and why the turns ended
 
+`--backchannels` measures backchannels and real interruptions instead, on the old turn-taking and
+the new in one run (see `backchannel_runs`): `--voices`, `--lengths`, `--variant NAME:K=V,...`.
+
 `--turn-model` runs the stack twice with the brain's defaults: `rules` (the old end of turn:
 silence and the early transcript's words, `RINGLINE_STT_TURN_MODEL=false`) and `model` (the
 learned end-of-turn model judging every pause, the words as second opinion), with a 1 s
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import statistics
 import sys
@@ -139,19 +143,19 @@ def p50_p95(values: list[float]) -> str:
 
 
 def run_config(label: str, env: dict[str, str], calls: int, data_dir: Path, voice: Any,
-               long_pause: bool = False) -> Tally:
+               long_pause: bool = False, plans: list[Scenario] | None = None) -> Tally:
     tally = Tally(label)
     stack = Stack.on_free_ports(data_dir=data_dir / label, quiet=True, env=env)
     started = time.monotonic()
     stack.start(timeout=300)
     print(f"[{label}] stack up in {time.monotonic() - started:.0f} s", flush=True)
+    plans = plans or [scenario(index, long_pause) for index in range(calls)]
     try:
-        for index in range(calls):
-            plan = prepare(scenario(index, long_pause), voice)
-            result = asyncio.run(place_call(stack.edge_url, plan, nats_url=stack.url, reply_timeout=40.0,
-                                            max_reply_s=60.0, record_timeout=5.0))
+        for index, plan in enumerate(plans):
+            result = asyncio.run(place_call(stack.edge_url, prepare(plan, voice), nats_url=stack.url,
+                                            reply_timeout=40.0, max_reply_s=90.0, record_timeout=5.0))
             tally.calls.append(result)
-            print(f"[{label}] call {index + 1}/{calls}: {describe(result)}", flush=True)
+            print(f"[{label}] call {index + 1}/{len(plans)}: {describe(result)}", flush=True)
     finally:
         stack.stop()
     return tally
@@ -164,7 +168,7 @@ def describe(result: CallResult) -> str:
             parts.append(f"barge-in {step.barge_in_ms:.0f} ms" if step.barge_in_ms is not None else "NO clear")
         elif step.kind == "backchannel":
             outcome = ("STOPPED" if step.agent_stopped else f"paused {step.paused_ms:.0f} ms"
-                       if step.clear_received else "no clear")
+                       f" (replayed {step.replayed_ms or 0:.0f})" if step.clear_received else "no clear")
             parts.append(f"backchannel {step.voiced_ms:.0f} ms -> {outcome}")
         elif step.kind == "say" and step.pauses:
             parts.append("CUT OFF" if step.false_cutoff else "pause ok")
@@ -227,27 +231,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2, help="scripted calls per configuration")
     parser.add_argument("--data-dir", type=Path, default=Path(".ringline-bench"))
-    parser.add_argument("--only", choices=["default", "preemptive", "rules", "model"],
-                        help="run one configuration only")
+    parser.add_argument("--only", help="run one configuration only (default, preemptive, rules, model; "
+                                       "old, new or a variant with --backchannels)")
     parser.add_argument("--turn-model", action="store_true",
                         help="compare the old end of turn (rules) with the end-of-turn model (model)")
+    parser.add_argument("--backchannels", action="store_true",
+                        help="backchannels of several lengths and voices, and real interruptions: old vs new")
+    parser.add_argument("--voices", default="piper,espeak,flite-slt,flite-awb",
+                        help="with --backchannels: voices (piper, espeak, flite-slt, flite-awb, festival-kal)")
+    parser.add_argument("--lengths", default="200,400,700", help="with --backchannels: speech lengths in ms")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="with --backchannels: one more configuration, the new defaults with these settings")
+    parser.add_argument("--dump", type=Path, help="write every call's result (steps, turns, record) here as JSON")
     args = parser.parse_args(argv)
     started = time.monotonic()
     print("conversation bench (2 shared cores: timings are noisy)", flush=True)
     voice = load_synth(threads=1)
     configs = [("default", {"RINGLINE_BRAIN_PREEMPTIVE_GENERATION": "false"}), ("preemptive", PREEMPTIVE_ENV)]
+    plans, lengths = None, [int(ms) for ms in args.lengths.split(",")]
     if args.turn_model:
         configs = TURN_MODEL_CONFIGS
+    if args.backchannels:
+        import backchannel_runs  # beside this script; loads the voices only when asked for
+
+        configs = backchannel_runs.configs(args.variant)
+        plans = backchannel_runs.scenarios(args.voices.split(","), lengths, args.calls)
     tallies = []
     try:
         for label, env in configs:
             if args.only in (None, label):
-                tallies.append(run_config(label, env, max(1, args.calls), args.data_dir, voice, args.turn_model))
+                tallies.append(run_config(label, env, max(1, args.calls), args.data_dir, voice, args.turn_model,
+                                          plans))
     except StackError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
+    if args.dump:
+        args.dump.write_text(json.dumps({t.label: [c.to_dict() for c in t.calls] for t in tallies}, default=str))
     print()
-    print(summary(tallies))
+    print(backchannel_runs.summary(tallies, lengths) if plans else summary(tallies))
     print(f"total {time.monotonic() - started:.0f} s")
     return 0
 

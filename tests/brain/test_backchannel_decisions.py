@@ -56,8 +56,10 @@ class Call:
         return self.feed(*events)
 
 
-def speech(kind: str, voiced_ms: float, uid: str) -> SpeechEvent:
-    return SpeechEvent(call_id="c", utterance_id=uid, kind=kind, voiced_ms=voiced_ms, started_at=999.0)
+def speech(kind: str, voiced_ms: float, uid: str, at: float = 0.0) -> SpeechEvent:
+    """`at`: the end of the voiced audio so far on the STT's clock (0: now)."""
+    event = SpeechEvent(call_id="c", utterance_id=uid, kind=kind, voiced_ms=voiced_ms, started_at=999.0)
+    return event.model_copy(update={"at": at}) if at else event
 
 
 def words(text: str, uid: str = "b1", final: bool = True) -> Words:
@@ -168,3 +170,37 @@ def test_why_the_agent_paused_is_checkpointed():
     assert restored.pause_why == "talk-over" and restored.phase == "paused"
     call.state = restored
     assert controls(call.feed(TimerFired("burst-over"))) == ["resume"]
+
+
+def test_talk_with_a_gap_between_words_pauses_at_once_and_waits_for_its_words():
+    """"Sorry, [250 ms] wait": a second burst is talk, not a murmur, well before 450 ms of voice."""
+    call = Call()
+    call.speaking()
+    first = [speech("started", 60, "w1", at=2000.06)] + [
+        speech("continuing", ms, "w1", at=2000.0 + ms / 1000) for ms in (100, 150, 200, 250, 300)]
+    assert controls(call.feed(*first)) == []
+    again = call.feed(speech("continuing", 350, "w1", at=2000.6))  # 50 ms more voice after 250 ms of none
+    assert controls(again) == ["pause"]
+    assert controls(call.feed(TimerFired("burst-over"))) == [], "no quick resume for talk"
+    assert controls(call.feed(words("Sorry, wait.", "w1", final=False))) == ["interrupt"]
+
+
+@pytest.mark.parametrize(("said", "expected"), [
+    ("And then.", []), ("In a month.", []), ("I'm fine.", []),  # Whisper's guesses at a quick "uh-huh"
+    ("Stop.", ["interrupt"]), ("What?", ["interrupt"]), ("No, no.", ["interrupt"]),
+])
+def test_words_a_short_burst_could_not_hold_are_a_murmur(said: str, expected: list[str]):
+    call = Call()
+    call.speaking()
+    call.burst(400, stop=True)
+    out = call.feed(words(said, final=False), words(said))
+    assert controls(out) == expected
+    assert any(isinstance(x, a.Answer) for x in out) == bool(expected)
+
+
+def test_a_longer_utterance_is_no_murmur_whatever_its_words():
+    call = Call()
+    call.speaking()
+    call.burst(1000)  # paused, then interrupted on its length
+    out = call.feed(speech("stopped", 1000, "b1"), words("And then the second one."))
+    assert [x.words.transcript.text for x in out if isinstance(x, a.Answer)] == ["And then the second one."]
