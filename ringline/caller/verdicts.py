@@ -112,12 +112,11 @@ def replayed_ms(played: Sequence[Played], clear_at: float, back_at: float) -> fl
     """How much of the audio the caller heard up to a `clear` they heard again when the agent went
     on at `back_at`: where the first non-silent stretch after it is found in what played before
     it (the edge replays the very same frames). 0 when it went on where it stopped."""
-    before = next((p for p in reversed(played) if p.start < clear_at - 1e-6), None)
-    after = next((p for p in played if p.start >= back_at - 0.002), None)
-    if before is None or after is None:
+    # Audio that comes just in time plays as many short stretches: join them on each side.
+    tail = b"".join(bytes(p.audio) for p in played if clear_at - REPLAY_SEARCH_S <= p.start < clear_at - 1e-6)
+    resumed = b"".join(bytes(p.audio) for p in played if back_at - 0.002 <= p.start < back_at + 2.0)
+    if not tail or not resumed:
         return 0.0
-    tail = bytes(before.audio[-int(REPLAY_SEARCH_S * RATE):])
-    resumed = bytes(after.audio)
     for offset in range(0, max(0, len(resumed) - PROBE), 160):
         probe = resumed[offset:offset + PROBE]
         if len(set(probe)) > 8:  # not silence: a stretch of speech that identifies a place

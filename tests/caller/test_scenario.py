@@ -245,19 +245,23 @@ def test_a_backchannel_that_paused_the_agent_is_told_from_one_that_stopped_it() 
     assert outcomes == [(True, False, pytest.approx(600.0)), (True, True, None)]
 
 
-@pytest.mark.parametrize(("rewind_frames", "replayed"), [(0, 0.0), (20, 400.0)])
-def test_what_a_backchannel_made_the_caller_hear_twice_is_measured(rewind_frames: int, replayed: float) -> None:
+@pytest.mark.parametrize(("rewind_frames", "replayed", "just_in_time"),
+                         [(0, 0.0, False), (20, 400.0, False), (20, 400.0, True)])
+def test_what_a_backchannel_made_the_caller_hear_twice_is_measured(rewind_frames: int, replayed: float,
+                                                                    just_in_time: bool) -> None:
     """The edge replays the very frames it had sent: the caller heard the last `rewind_frames`
-    before the clear again after it (0: it went on exactly where it stopped)."""
+    before the clear again after it (0: it went on exactly where it stopped), also when each frame
+    came just as the one before finished playing (many short stretches, not one)."""
     from ringline.caller.playback import PlaybackEmulator
     from ringline.caller.results import CallResult, StepResult
     from ringline.caller.verdicts import judge
 
     speech = [bytes([(7 * i + j) % 120 + 1 for j in range(160)]) for i in range(100)]  # 100 distinct frames
     phone, timeline = PlaybackEmulator(), _timeline([])
-    for i in range(100):  # all sent at once at t=10: the phone plays them until t=12
-        phone.on_media(10.0, speech[i])
-        timeline.media(10.0)
+    for i in range(50 if just_in_time else 100):  # all sent at t=10, or each just after the one before played
+        at = 10.0 + i * 0.0201 if just_in_time else 10.0
+        phone.on_media(at, speech[i])
+        timeline.media(at)
     timeline.mark(10.0, "t1:0")
     phone.on_clear(11.0)  # 50 frames played
     timeline.clear(11.0)
