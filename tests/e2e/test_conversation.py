@@ -3,10 +3,10 @@ judged as a caller hears it: pauses, interruptions, backchannels and hang-ups.
 
 The protocol under test: STT reports voice activity; a backchannel too short to pause the agent
 reaches nobody; the brain pauses a turn the caller talks over (`Control(pause)`), then interrupts
-it (`Control(interrupt)`) or, for a short burst or a backchannel, resumes it (`Control(resume)`); it keeps in its history only what was heard (the call record's
-`turn.barge_in`), says goodbye and hangs up only once the goodbye's last mark has come back; the
-edge clears the phone's buffer (keeping a paused turn's audio) and reports flushed marks as
-`cleared`.
+it (`Control(interrupt)`) or, for a short burst or a backchannel, resumes it (`Control(resume)`);
+it keeps in its history only what was heard (the call record's `turn.barge_in`), says goodbye and
+hangs up only once the goodbye's last mark has come back; the edge clears the phone's buffer
+(keeping a paused turn's audio) and reports flushed marks as `cleared`.
 """
 
 from __future__ import annotations
