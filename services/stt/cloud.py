@@ -277,4 +277,5 @@ def build_cloud(settings: SttSettings) -> DeepgramRecognizer:
         utterance_end_ms=settings.deepgram_utterance_end_ms,
         keyterms=tuple(settings.deepgram_keyterms),
         base_url=settings.deepgram_base_url,
+        send_ms=settings.deepgram_send_ms,
     ))

@@ -2,8 +2,9 @@
 
 Deepgram listens to the whole call and ends turns itself, so this is not a per-utterance
 `Recognizer`: `DeepgramRecognizer.open()` connects one `DeepgramStream` per call, the stage
-`send`s each 20 ms mu-law frame as it comes (8 kHz mu-law goes out as is) and reads normalized
-`SttEvent`s from `events()`. The stream sends `KeepAlive` when no audio went out for
+`send`s each 20 ms mu-law frame as it comes (8 kHz mu-law goes out as is; frames are gathered
+into sends of `send_ms`: the service sends 40 ms a websocket message instead of 20) and reads
+normalized `SttEvent`s from `events()`. The stream sends `KeepAlive` when no audio went out for
 `keepalive_s`, and `CloseStream` at hang-up (the last finals still arrive).
 
 Failures are `DeepgramError`s: from `open()` (429 -> `DeepgramRateLimited`; 5xx, refused or
@@ -74,6 +75,8 @@ class DeepgramOptions:
     base_url: str | None = None
     """ws(s)://host[:port] instead of wss://api.deepgram.com (tests, proxies, self-hosted)."""
     keepalive_s: float = 4.0
+    send_ms: int = 20
+    """Audio goes out in sends of this many ms (a `finalize` or the close sends what is gathered)."""
     connect_timeout_s: float = 3.0
     stall_timeout_s: float = 5.0
     send_timeout_s: float = 1.0
@@ -149,6 +152,9 @@ class DeepgramStream:
         self._closing = False
         self._last_send = self._last_rx = self._last_keepalive = time.monotonic()
         self._unanswered_since: float | None = None  # first send since the last message in
+        self._gathered = bytearray()  # audio not sent yet: less than `send_ms` of it
+        self._gathered_at = 0.0  # when its first sample was captured
+        self._send_bytes = max(1, SAMPLE_RATE * options.send_ms // 1000)
         self.turns = TurnAssembler()
 
     async def __aenter__(self) -> DeepgramStream:
@@ -194,11 +200,23 @@ class DeepgramStream:
                        asyncio.create_task(self._watch(), name="deepgram-keepalive")]
 
     async def send(self, mulaw: bytes, captured_at: float | None = None) -> None:
-        """Send one piece of 8 kHz mu-law now. Raises the stream's `DeepgramError` once failed."""
+        """Send a piece of 8 kHz mu-law, once `send_ms` of audio is gathered (at once with the
+        default 20 ms). Raises the stream's `DeepgramError` once failed."""
         if self.error is not None:
             raise self.error
         if self._closing or self._socket is None:
             raise DeepgramDisconnected("stream is closed")
+        if not self._gathered:
+            self._gathered_at = captured_at if captured_at is not None else time.time()
+        self._gathered += mulaw
+        if len(self._gathered) >= self._send_bytes:
+            await self._send_gathered()
+
+    async def _send_gathered(self) -> None:
+        mulaw, captured_at = bytes(self._gathered), self._gathered_at
+        self._gathered.clear()
+        if not mulaw:
+            return
         offset = self.stats.audio_s
         try:
             async with asyncio.timeout(self.options.send_timeout_s):
@@ -208,7 +226,7 @@ class DeepgramStream:
         except Exception as exc:
             raise self._fail(DeepgramDisconnected(f"send failed: {exc!r}")) from exc
         now = time.monotonic()
-        self.turns.sent(offset, captured_at if captured_at is not None else time.time())
+        self.turns.sent(offset, captured_at)
         self.stats.audio_bytes += len(mulaw)
         self._last_send = now
         if self._unanswered_since is None:
@@ -217,6 +235,7 @@ class DeepgramStream:
     async def finalize(self) -> None:
         """Ask for everything heard so far as final now (the turn ends with reason "finalize")."""
         if self.error is None and self._socket is not None and not self._closing:
+            await self._send_gathered()
             await self._socket.send_finalize()
             self._last_send = time.monotonic()
             self._unanswered_since = self._unanswered_since or self._last_send
@@ -229,6 +248,7 @@ class DeepgramStream:
         if self.error is None and self._socket is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.options.close_timeout_s):
+                    await self._send_gathered()
                     await self._socket.send_close_stream()
                     await asyncio.shield(self._tasks[0])  # the server closes after Metadata
         for task in self._tasks:

@@ -54,6 +54,9 @@ class SttSettings(ServiceSettings):
     deepgram_endpointing_ms: int = Field(default=300, ge=10)
     deepgram_utterance_end_ms: int = Field(default=1000, ge=1000)
     deepgram_keyterms: list[str] = Field(default_factory=list)
+    deepgram_send_ms: int = Field(
+        default=40, ge=20, le=100, description="caller audio goes to Deepgram in sends of this many ms (whole "
+        "20 ms frames; Deepgram takes any size); 20: one send per frame, as before")
 
     vad_mode: int = Field(default=3, ge=0, le=3, description="webrtcvad aggressiveness")
     vad_min_dbfs: float = Field(default=-60.0, description="quieter frames count as silence")

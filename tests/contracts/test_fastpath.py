@@ -60,3 +60,47 @@ async def test_frames_flow_in_order_to_fast_and_faststream_subscribers(nats_serv
         await publish_frame(sender, AudioFrame(call_id=CALL, seq=52, payload=b"\x00" * 160), subjects.audio_in(CALL))
         await asyncio.sleep(0.2)
         assert len(ordinary) == 52  # a closed call's bus publishes nothing
+
+
+async def test_a_frame_publisher_sends_what_publish_frame_sends_without_a_model_per_frame(nats_server) -> None:
+    """Byte for byte the body of the model with those fields; both kinds of subscriber read it;
+    a field the message does not have is refused, not sent."""
+    from ringline.contracts.codec import pack
+    from ringline.contracts.runtime.fastpath import FramePublisher
+
+    broker = NatsBroker(nats_server.url, codec=MsgpackCodec())
+    ordinary: list[AudioFrame] = []
+
+    @broker.subscriber(subjects.audio_in(CALL))
+    async def record(frame: AudioFrame) -> None:
+        ordinary.append(frame)
+
+    async with broker:
+        await broker.start()
+        listener, sender = CallBus(broker, CALL), CallBus(broker, CALL)
+        fast: list[AudioFrame] = []
+        bodies: list[bytes] = []
+
+        async def on_frame(frame: AudioFrame) -> None:
+            fast.append(frame)
+
+        await subscribe_frames(listener, subjects.audio_in(CALL), AudioFrame, on_frame)
+        raw = await broker._connection.subscribe(subjects.audio_in(CALL))
+        frames = FramePublisher(sender, subjects.audio_in(CALL), AudioFrame(call_id=CALL, seq=0, payload=b"\xff"))
+        for seq in range(20):
+            await frames.publish(seq=seq, payload=bytes([seq]) * 160, captured_at=1000.0 + seq)
+        with pytest.raises(TypeError):
+            await frames.publish(sequence=3)
+        await wait_until(lambda: len(fast) == 20 and len(ordinary) == 20)
+        for _ in range(20):
+            bodies.append((await raw.next_msg(timeout=2)).data)
+        expected = [pack(AudioFrame(call_id=CALL, seq=seq, payload=bytes([seq]) * 160, captured_at=1000.0 + seq))
+                    for seq in range(20)]
+        assert bodies == expected
+        assert [(f.seq, f.payload[0], f.captured_at) for f in fast] == [(s, s, 1000.0 + s) for s in range(20)]
+        assert [f.seq for f in ordinary] == list(range(20))
+        await sender.close()
+        await frames.publish(seq=99, payload=b"\x00", captured_at=1.0)
+        await asyncio.sleep(0.2)
+        assert len(fast) == 20  # a closed call's bus publishes nothing
+        await listener.close()

@@ -97,6 +97,28 @@ async def test_interim_then_final_with_word_timings_and_utterance_end():
     assert final.ended_at == pytest.approx(t0 + 2.0, abs=0.05)
 
 
+async def test_frames_go_out_in_sends_of_send_ms_with_their_capture_times_and_nothing_left_behind():
+    """40 ms sends: half the websocket messages of one per frame; the words' wall-clock times are
+    still the frames' capture times; a finalize and the close send what was gathered."""
+    audio = np.concatenate([silence(400), tone(1600), silence(1500), tone(300)])  # 3.8 s: 190 frames
+    async with DeepgramDouble(script=[QUESTION, "And then?"]) as double:
+        stream = await DeepgramRecognizer(options(double, send_ms=40)).open()
+        events: list[SttEvent] = []
+        reader = asyncio.create_task(collect(stream, events))
+        t0 = time.time()
+        await stream_audio(stream, audio[:-160], t0=t0)  # 189 frames: the last stays gathered ...
+        await stream.finalize()  # ... until the finalize sends it
+        await stream.send(b"\xff" * 160, captured_at=t0 + 3.8)  # the close sends this one
+        await stream.aclose()
+        await reader
+        record = double.connections[0]
+    assert record.audio_messages == 94 + 1 + 1
+    assert record.audio_bytes == audio.size == stream.stats.audio_bytes
+    final = next(e for e in events if e.kind == "final" and e.text == QUESTION)
+    assert final.started_at == pytest.approx(t0 + 0.4, abs=0.05)
+    assert final.ended_at == pytest.approx(t0 + 2.0, abs=0.05)
+
+
 async def test_finalize_ends_the_turn_without_waiting_for_silence():
     async with DeepgramDouble(script=[QUESTION]) as double:
         stream = await DeepgramRecognizer(options(double)).open()
