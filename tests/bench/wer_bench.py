@@ -46,8 +46,8 @@ KEYTERMS = {  # what each agent would list under providers.keyterms
     "restaurant": ("Casa Marisol", "booking", "tasting menu", "patio", "paella", "gluten free"),
     "returns": ("Northwind", "refund", "store credit", "warranty", "dishwasher", "pickup"),
 }
-VOICES = {  # espeak-ng's Scottish and Caribbean English are left out: even tiny.en at 16 kHz barely
-    # understands them (70-83% WER through the phone band), so they would only measure noise.
+VOICES = {  # espeak-ng's Scottish, Caribbean and West Midlands English are left out: tiny.en got 70-83%
+    # of their words wrong through the phone band (its other voices ~50%), so they would only add noise.
     "dev": [
         Voice("espeak-us-m3", "espeak-ng", "en-us+m3"),
         Voice("flite-kal16", "flite", "kal16"),
