@@ -111,10 +111,11 @@ class TalkOver(Speaking):
         "no", "what"...). Whisper writes a quick "uh-huh" as "And then." or "In a month.": a
         murmur, not a request. Only for a short burst over the agent (not a collision)."""
         s, r = self.s, self.r
-        if (not r.backchannel_max_ms or not s.speaking or s.pause_why == "collision"
-                or transcript.utterance_id != s.caller.utterance_id):
+        if not r.backchannel_max_ms or not s.speaking or s.pause_why == "collision":
             return False
         voiced = s.caller.voiced_ms
+        if transcript.utterance_id != s.caller.utterance_id:  # the caller spoke again since: its span
+            voiced = (transcript.speech_ended_at - transcript.speech_started_at) * 1000
         return 0 < voiced <= r.backchannel_max_ms and too_many_words(transcript.text, voiced, WORD_MS)
 
     def watch_burst(self) -> None:

@@ -204,3 +204,14 @@ def test_a_longer_utterance_is_no_murmur_whatever_its_words():
     call.burst(1000)  # paused, then interrupted on its length
     out = call.feed(speech("stopped", 1000, "b1"), words("And then the second one."))
     assert [x.words.transcript.text for x in out if isinstance(x, a.Answer)] == ["And then the second one."]
+
+
+def test_a_murmurs_words_that_come_after_the_caller_spoke_again_are_judged_by_their_own_span():
+    call = Call()
+    call.speaking()
+    call.burst(180, "b1", stop=True)
+    call.burst(150, "b2")  # the next murmur began before the first one's transcript came
+    late = Words(Transcript(call_id="c", utterance_id="b1", text="In a minute.", speech_started_at=999.0,
+                            speech_ended_at=999.2, emitted_at=1001.0))
+    out = call.feed(late)
+    assert controls(out) == [] and not any(isinstance(x, a.Answer) for x in out)
