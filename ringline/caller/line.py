@@ -67,7 +67,7 @@ class Listening:
     opened_at: float
     first_media_at: float | None = None
     last_media_at: float = 0.0
-    frames: int = 0
+    frames: int = 0  # 20 ms of agent audio each
     marks: list[str] = field(default_factory=list)
     cleared: int = 0
     marks_before_clear: int = 0  # how many of `marks` had come when the last `clear` came
@@ -291,8 +291,8 @@ class PhoneLine:
             except (KeyError, TypeError, ValueError):
                 self.unexpected.append("media without a valid base64 payload")
                 return
-            if len(audio) != FRAME_BYTES:
-                self.unexpected.append(f"media frame of {len(audio)} bytes (Twilio expects 160)")
+            if not audio:  # any length plays (Twilio queues it and plays it in real time); nothing is a bug
+                self.unexpected.append("media with an empty payload")
             self.playback.on_media(now, audio)
             self.timeline.media(now)
             if self._after_reconnect is not None:
@@ -303,7 +303,7 @@ class PhoneLine:
                 if window.first_media_at is None:
                     window.first_media_at = now
                     window.got_media.set()
-                window.frames += 1
+                window.frames += max(1, round(len(audio) / FRAME_BYTES))  # 20 ms frames, whatever the message size
                 window.last_media_at = now
         elif event == "mark":
             name = str(msg.get("mark", {}).get("name", ""))

@@ -65,6 +65,7 @@ class _Logged:
     final: bool = False  # the turn's last mark
     on_sent: Callable[[], None] | None = None  # the turn's first-audio report (runs once)
     played_by: float = 0.0  # media: when the phone should have played it (0: not written)
+    frames: int = 1  # media: how many 20 ms frames the message carries
 
 
 @dataclass(slots=True)
@@ -97,8 +98,10 @@ class Playout:
         rewind_s: float = 0.4,
         clock: Callable[[], float] = time.time,
         rewind_after_s: float = 0.0,
+        frames_per_message: int = 1,
     ) -> None:
         self.outbox = outbox
+        self.frames_per_message = max(1, frames_per_message)  # a `media` message carries up to this many frames
         self.rewind_s = rewind_s  # a resume plays this much again before where the pause cut in ...
         self.rewind_after_s = rewind_after_s  # ... when the pause lasted at least this long
         self._clock = clock
@@ -117,8 +120,9 @@ class Playout:
     # -- agent audio -----------------------------------------------------------------------
 
     def audio(self, msg: AgentAudio) -> None:
-        """Queue a piece of agent audio as 20 ms frames (and its mark); audio of interrupted turns
-        is dropped, audio of paused turns kept for the resume."""
+        """Queue a piece of agent audio as `media` messages of up to `frames_per_message` 20 ms
+        frames (and its mark); audio of interrupted turns is dropped, audio of paused turns kept
+        for the resume."""
         turn = msg.turn_id
         if turn in self._interrupted:
             return
@@ -127,12 +131,13 @@ class Playout:
         cut = len(data) if flush else len(data) - len(data) % FRAME_BYTES
         if cut < len(data):
             self._carry[turn] = data[cut:]
-        for i, frame in enumerate(tp.split_frames(data[:cut])):
+        for i, piece in enumerate(tp.media_pieces(data[:cut], self.frames_per_message)):
             on_sent = None
             if i == 0 and turn not in self._started:
                 self._started.add(turn)
                 on_sent = self._first_audio_callback(turn, msg.timing)
-            self._queue(turn, _Logged(media=tp.media_message(self.stream_sid, frame), on_sent=on_sent))
+            self._queue(turn, _Logged(media=tp.media_message(self.stream_sid, piece), on_sent=on_sent,
+                                      frames=len(piece) // FRAME_BYTES))
         if msg.mark:
             self._queue(turn, _Logged(mark=msg.mark, final=msg.final))
 
@@ -153,9 +158,9 @@ class Playout:
         self.outbox.audio(tp.mark_message(self.stream_sid, name), turn_id, self._written(name))
 
     def _frame_written(self, entry: _Logged) -> Callable[[], None]:
-        """The phone plays frames in real time, in the order written: estimate when this one is played."""
+        """The phone plays frames in real time, in the order written: estimate when this message has played."""
         def written() -> None:
-            self._phone_free_at = max(self._phone_free_at, self._clock()) + FRAME_MS / 1000
+            self._phone_free_at = max(self._phone_free_at, self._clock()) + entry.frames * FRAME_MS / 1000
             entry.played_by = self._phone_free_at
             if entry.on_sent is not None:
                 entry.on_sent()
@@ -248,8 +253,9 @@ class Playout:
 
     @staticmethod
     def _played(replay: _ReplayLog, paused_at: float, rewind_s: float) -> int:
-        """How many frames at the start of the log the caller had surely heard when the pause cut
-        in (all but the last `rewind_s`): the resume picks up there, not at the chunk's start."""
+        """How many messages at the start of the log the caller had surely heard when the pause cut
+        in (all but the last `rewind_s`): the resume picks up there, not at the chunk's start (to
+        a message's length: a resume may replay up to `frames_per_message` frames more)."""
         cutoff = paused_at - rewind_s
         played = 0
         for entry in replay.entries:

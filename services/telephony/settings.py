@@ -130,6 +130,10 @@ class TelephonySettings(ServiceSettings):
     agent_calls_per_minute: int = Field(default=120, ge=0, description="calls one agent may start a minute on "
                                         "this replica (0: no limit)")
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    media_message_ms: int = Field(
+        default=100, ge=20, le=1000, description="agent audio goes to Twilio in `media` messages of up to this "
+        "many ms (whole 20 ms frames; Twilio plays them in real time whatever their size); 20: one message per "
+        "frame, as before")
     max_malformed: int = Field(default=20, ge=1, description="bad messages a call may send before it is closed")
     max_buffered_frames: int = Field(
         default=500, ge=1, description="media frames kept while waiting for `start` (20 ms each)"

@@ -37,9 +37,9 @@ from starlette.websockets import WebSocket, WebSocketState
 from ringline.contracts import subjects
 from ringline.contracts.agents import WatchedAgentBook
 from ringline.contracts.events import EDGE_CLEAR, EDGE_HANDOVER, EDGE_TAKEOVER, TURN_FIRST_AUDIO
-from ringline.contracts.messages import AgentAudio, CallEnd, CallEvent, Control, TurnTiming
+from ringline.contracts.messages import FRAME_MS, AgentAudio, AudioFrame, CallEnd, CallEvent, Control, TurnTiming
 from ringline.contracts.runtime import CallBus, inject_headers, tracer
-from ringline.contracts.runtime.fastpath import publish_frame, subscribe_frames
+from ringline.contracts.runtime.fastpath import FramePublisher, subscribe_frames
 
 from . import twilio_protocol as tp
 from .agent_actions import AgentActions
@@ -82,6 +82,8 @@ class CallStream(AgentActions):
         self.call_id = ""
         self.stream_sid = ""
         self.bus: CallBus | None = None
+        self._frames: FramePublisher | None = None  # the caller's audio onto the bus, once started
+        self._last_rx = time.monotonic()  # when the phone side last sent anything
         self._span: trace.Span | None = None
         self._early: deque[tuple[tp.Media, float]] = deque(maxlen=settings.max_buffered_frames)
         self._early_dropped = 0
@@ -101,6 +103,7 @@ class CallStream(AgentActions):
         writer = asyncio.create_task(self.outbox.run(), name="telephony:writer")
         reader = asyncio.create_task(self._read_loop(), name="telephony:reader")
         stopper = asyncio.create_task(self._stopping.wait(), name="telephony:stopper")
+        idle = asyncio.create_task(self._watch_idle(), name="telephony:idle")
         try:
             await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
@@ -110,9 +113,9 @@ class CallStream(AgentActions):
         finally:
             # Shielded: a cancelled connection (server shutdown) must still end the call.
             with anyio.CancelScope(shield=True):
-                for task in (reader, stopper):
+                for task in (reader, stopper, idle):
                     task.cancel()
-                await asyncio.gather(reader, stopper, return_exceptions=True)
+                await asyncio.gather(reader, stopper, idle, return_exceptions=True)
                 if self._transfer and self._hangup is not None:  # its event goes before CallEnd
                     await asyncio.gather(self._hangup, return_exceptions=True)
                 await self._finish()
@@ -200,17 +203,23 @@ class CallStream(AgentActions):
 
     # ---------------------------------------------------------------------------- reading
 
-    async def _read_loop(self) -> None:
-        limit = self.settings.max_message_bytes
+    async def _watch_idle(self) -> None:
+        """Cut off a socket that sends no `start` in time, or goes quiet after it (one timer a call,
+        not a timeout around every receive)."""
         start_by = time.monotonic() + self.settings.start_timeout_s
         while True:
-            waited = self.settings.idle_timeout_s if self.bus is not None else start_by - time.monotonic()
-            try:
-                async with asyncio.timeout(max(waited, 0.0)):
-                    message = await self.ws.receive()
-            except TimeoutError:
+            due = self._last_rx + self.settings.idle_timeout_s if self.bus is not None else start_by
+            wait = due - time.monotonic()
+            if wait <= 0:
                 self._cut_off_silent()
                 return
+            await asyncio.sleep(min(wait, self.settings.idle_timeout_s))  # a `start` meanwhile changes `due`
+
+    async def _read_loop(self) -> None:
+        limit = self.settings.max_message_bytes
+        while True:
+            message = await self.ws.receive()
+            self._last_rx = time.monotonic()
             if message["type"] == "websocket.disconnect":
                 if self._close is None:  # not already ending for a reason of its own
                     code = message.get("code") or CLOSE_NORMAL
@@ -261,9 +270,8 @@ class CallStream(AgentActions):
                 if len(self._early) == self._early.maxlen:
                     self._early_dropped += 1
                 self._early.append((event, now))
-            case tp.Media() if self.bus is not None:
-                frame = tp.to_audio_frame(event, self.call_id, now)
-                await publish_frame(self.bus, frame, subjects.audio_in(self.call_id))
+            case tp.Media() if self._frames is not None:
+                await self._frames.publish(seq=event.sequence_number, payload=event.payload, captured_at=now)
             case tp.Start() if self.bus is not None:
                 raise tp.ProtocolError("a second `start` on the same stream")
             case tp.Start():
@@ -309,7 +317,8 @@ class CallStream(AgentActions):
         self.registry.calls[call_id] = self
         self.playout = Playout(self.outbox, start.stream_sid, self._first_audio, self._clear_written,
                                rewind_s=self.settings.resume_rewind_ms / 1000,
-                               rewind_after_s=self.settings.resume_rewind_after_ms / 1000)
+                               rewind_after_s=self.settings.resume_rewind_after_ms / 1000,
+                               frames_per_message=self.settings.media_message_ms // FRAME_MS)
         call = tp.to_call_start(start, call_id, self.settings.default_agent, now)
         self.agent_id = call.agent_id
         if self.agents is not None:
@@ -323,6 +332,7 @@ class CallStream(AgentActions):
         )
         bus = CallBus(self.broker, call_id)
         self.bus = bus
+        self._frames = FramePublisher(bus, subjects.audio_in(call_id), AudioFrame(call_id=call_id, seq=0, payload=b""))
         # Subscribe first, so no agent audio or control published in answer to the start is missed.
         await subscribe_frames(bus, subjects.audio_out(call_id), AgentAudio, self._on_agent_audio)
         await bus.subscribe(subjects.control(call_id), self._on_control)

@@ -222,12 +222,23 @@ def split_frames(payload: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
     return frames
 
 
+def media_pieces(payload: bytes, frames_per_message: int = 1, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
+    """Cut mu-law audio into pieces of up to `frames_per_message` whole frames each, padding the
+    last frame with mu-law silence (the piece stays a whole number of frames)."""
+    short = -len(payload) % frame_bytes
+    if short:
+        payload = payload + MULAW_SILENCE * short
+    step = frame_bytes * max(1, frames_per_message)
+    return [payload[i:i + step] for i in range(0, len(payload), step)]
+
+
 def _dump(msg: dict[str, Any]) -> str:
     return json.dumps(msg, separators=(",", ":"))
 
 
-def media_message(stream_sid: str, frame: bytes) -> str:
-    payload = base64.b64encode(frame).decode("ascii")
+def media_message(stream_sid: str, audio: bytes) -> str:
+    """A `media` message of any whole number of frames: Twilio plays them in order, in real time."""
+    payload = base64.b64encode(audio).decode("ascii")
     return _dump({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
 
 

@@ -194,7 +194,9 @@ def make_edge(settings: TelephonySettings) -> Iterator[Edge]:
 @pytest.fixture
 def settings(monkeypatch: pytest.MonkeyPatch) -> TelephonySettings:
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
-    return TelephonySettings(public_url="https://edge.example.com", max_malformed=5)
+    # One 20 ms frame per media message, so tests can count frames in messages;
+    # test_media_messages covers messages of several frames (the default).
+    return TelephonySettings(public_url="https://edge.example.com", max_malformed=5, media_message_ms=20)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ through the Media Streams socket, past calls from a stand-in memory service, and
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -150,8 +151,9 @@ def test_a_browser_call_runs_over_the_media_streams_socket(web: Harness) -> None
         assert (start["call_id"], start["agent_id"], start["caller"]) == (BROWSER_CALL, "default", "browser")
         audio = AgentAudio(call_id=BROWSER_CALL, turn_id="t1", seq=0, payload=b"\x7f" * 320, mark="t1:0", final=True)
         web.client.portal.call(web.broker.publish, audio, subjects.audio_out(BROWSER_CALL))
-        sent = [json.loads(ws.receive_text()) for _ in range(3)]
-        assert [m["event"] for m in sent] == ["media", "media", "mark"]
+        sent = [json.loads(ws.receive_text()) for _ in range(2)]
+        assert [m["event"] for m in sent] == ["media", "mark"]  # 40 ms: one message (media_message_ms)
+        assert base64.b64decode(sent[0]["media"]["payload"]) == b"\x7f" * 320
         ws.send_json({"event": "mark", "sequenceNumber": "2", "streamSid": "MZ1", "mark": {"name": "t1:0"}})
         heard = web.wait_for(subjects.playback(BROWSER_CALL))
         assert heard["mark"] == "t1:0" and heard["cleared"] is False
