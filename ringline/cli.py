@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep", help="load bench at each concurrency (10,25,50,100,200): a PNG and the knee")
     bench.add_argument("--png", help="where --sweep draws latency and jitter vs concurrency")
     bench.add_argument("--env", action="append", metavar="KEY=VALUE", help="extra service environment (load bench)")
+    bench.add_argument("--compare", metavar="KEY=VALUE,...",
+                       help="load bench: run every level twice, on a stack with these settings (the old "
+                       "behaviour) and on one with the defaults, and print CPU per call-second old vs new")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -26,6 +26,7 @@ class CallOutcome:
     unanswered: int = 0  # caller turns that got no reply
     stalls_ms: list[float] = field(default_factory=list)  # agent audio that came late (hiccups)
     agent_audio_s: float = 0.0
+    duration_s: float = 0.0  # the call's length: call-seconds are what a service's CPU is divided by
 
 
 @dataclass
@@ -57,6 +58,7 @@ def outcome_of(result) -> CallOutcome:
         mouth_to_ear_ms=[m for m in m2e if m > 0], talked_over=sum(1 for m in m2e if m <= 0),
         asked=asked, unanswered=max(0, asked - answered),
         stalls_ms=list(result.audio_stalls_ms), agent_audio_s=result.agent_audio_s,
+        duration_s=max(0.0, result.ended_at - result.started_at) if result.started_at else 0.0,
     )
 
 

@@ -48,6 +48,7 @@ class Point:
     service_rss_mb: dict[str, float] = field(default_factory=dict)
     caller_cpu_s: float = 0.0
     caller_processes: int = 0
+    call_s: float = 0.0  # the calls' lengths, summed: CPU per call-second is CPU / call_s
     nats_msgs_per_s: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -75,8 +76,10 @@ def start_nats(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
 
 
 def service_env(max_calls: int) -> dict[str, str]:
-    """Room for every call the bench places: it measures the pipeline, not the refusals."""
+    """Room for every call the bench places: it measures the pipeline, not the refusals (a replica
+    whose loop lags on this shared box would refuse calls; the bench reports the lag as latency)."""
     env = {f"RINGLINE_{s.upper()}_MAX_CALLS": str(max_calls + 50) for s in SERVICES}
+    env |= {f"RINGLINE_{s.upper()}_MAX_LOOP_LAG_MS": "60000" for s in SERVICES}
     env.update(RINGLINE_TELEPHONY_MAX_STREAMS=str(max_calls + 50), RINGLINE_TELEPHONY_CALLER_CALLS_PER_MINUTE="0",
                RINGLINE_TELEPHONY_AGENT_CALLS_PER_MINUTE="0")
     return env
@@ -115,6 +118,7 @@ def run_point(stack: Stack, monitor: str, n: int, duration_s: float, utterances:
         point.asked += o.asked
         point.unanswered += o.unanswered
         point.talked_over += o.talked_over
+        point.call_s += o.duration_s
         point.problems += o.problems
     return point
 
@@ -122,6 +126,8 @@ def run_point(stack: Stack, monitor: str, n: int, duration_s: float, utterances:
 def report(point: Point, providers: str, injected: float) -> str:
     r = point.row()
     n = point.concurrent
+    call_s = max(1e-9, point.call_s)
+    services = service_cpu(point)
     lines = [
         f"== {n} concurrent calls ({providers}; {point.caller_processes} caller processes, {point.wall_s:.0f} s) ==",
         f"calls held           {point.held}/{n}   turns unanswered {point.unanswered}/{point.asked}   "
@@ -133,16 +139,24 @@ def report(point: Point, providers: str, injected: float) -> str:
         f"outbound jitter      p99 {r['jitter_p99']:6.1f} ms per 20 ms frame; {len(point.stalls)} hiccups, "
         f"max {r['stall_max']:.0f} ms",
         f"NATS                 {point.nats_msgs_per_s:8.0f} msgs/s (in + out)",
-        f"callers              {point.caller_cpu_s:6.1f} CPU s ({point.caller_cpu_s / n:.2f} per call)",
-        f"{'process':<12} {'CPU s':>7} {'CPU s/call':>10} {'RSS MB':>7} {'RSS MB/call':>11}",
+        f"callers              {point.caller_cpu_s:6.1f} CPU s ({point.caller_cpu_s / n:.2f} per call, "
+        f"{point.caller_cpu_s / call_s:.4f} per call-second)",
+        f"services             {services:6.1f} CPU s ({services / call_s:.4f} per call-second over {call_s:.0f} "
+        f"call-seconds: {call_s / max(1e-9, services):.0f} calls per core)",
+        f"{'process':<12} {'CPU s':>7} {'CPU s/call':>10} {'/call-s':>8} {'RSS MB':>7} {'RSS MB/call':>11}",
     ]
     for key in sorted(point.service_cpu_s):
         cpu, rss = point.service_cpu_s[key], point.service_rss_mb[key]
-        lines.append(f"{key:<12} {cpu:7.1f} {cpu / n:10.3f} {rss:7.0f} {rss / n:11.2f}")
+        lines.append(f"{key:<12} {cpu:7.1f} {cpu / n:10.3f} {cpu / call_s:8.4f} {rss:7.0f} {rss / n:11.2f}")
     if point.problems:
         common = sorted(set(point.problems), key=point.problems.count, reverse=True)[:3]
         lines.append(f"problems ({len(point.problems)}): " + "; ".join(common))
     return "\n".join(lines)
+
+
+def service_cpu(point: Point) -> float:
+    """CPU seconds of the five services and nats-server (not the callers, not the provider doubles)."""
+    return sum(cpu for key, cpu in point.service_cpu_s.items() if not key.startswith("sim-"))
 
 
 def knee(points: list[Point]) -> tuple[int | None, str]:
@@ -192,16 +206,10 @@ def draw(points: list[Point], at: int | None, why: str, png: Path, title: str) -
     fig.savefig(png, dpi=110)
 
 
-def run(args: argparse.Namespace) -> int:
-    levels = [int(x) for x in args.sweep.split(",")] if args.sweep else [args.concurrent]
+def run_levels(args: argparse.Namespace, levels: list[int], utterances: list, injected: float,
+               overrides: dict[str, str], label: str) -> list[Point]:
+    """Start nats-server, the doubles and the five services with `overrides`, run each level, stop."""
     data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    questions = max(1, round(args.duration / SECONDS_PER_QUESTION))
-    from ringline.caller.speech import load_synth, say
-
-    voice = load_synth(threads=1)
-    utterances = [say(voice, QUESTIONS[i % len(QUESTIONS)]) for i in range(questions)]
-    injected = float(injected_ms()) if args.providers == "cloud-sim" else 0.0
     points: list[Point] = []
     with ExitStack() as stack_of:
         nats, url, monitor = start_nats(data_dir)
@@ -213,28 +221,83 @@ def run(args: argparse.Namespace) -> int:
             env |= sim_env
             extra |= {f"sim-{name}": proc.pid for name, proc in sims.items()}
         env |= dict(kv.split("=", 1) for kv in args.env or [])
+        env |= overrides
         stack = Stack.on_free_ports(data_dir=data_dir, nats_url=url, quiet=True, env=env, auth=False)
-        print(f"starting the five services (logs in {data_dir / 'logs'}) ...", flush=True)
+        print(f"{label}starting the five services (logs in {data_dir / 'logs'}) ...", flush=True)
         stack.start(timeout=300)
         stack_of.callback(stack.stop)
-        print(f"{questions} questions a call; {os.cpu_count()} CPUs on this machine (shared: numbers are noisy)",
-              flush=True)
         # One call first, not measured: a service's first call pays its imports and connections.
         warm = run_point(stack, monitor, 1, SECONDS_PER_QUESTION, utterances[:1], injected, extra)
         print(f"warm-up call: {'held' if warm.held else 'NOT held: ' + '; '.join(warm.problems[:2])}", flush=True)
         for n in levels:
             point = run_point(stack, monitor, n, args.duration, utterances, injected, extra)
             points.append(point)
-            print(report(point, args.providers, injected), flush=True)
+            print(label + report(point, args.providers, injected), flush=True)
+    return points
+
+
+def variants(compare: str | None) -> list[tuple[str, dict[str, str]]]:
+    """`--compare KEY=VALUE,...`: the old behaviour (those settings) and the new (the defaults)."""
+    if not compare:
+        return [("", {})]
+    old = dict(kv.strip().split("=", 1) for kv in compare.split(",") if kv.strip())
+    return [("[old] ", old), ("[new] ", {})]
+
+
+def sweep_table(points: list[Point], label: str = "") -> str:
+    at, why = knee(points)
+    lines = [f"{label}knee: {at if at is not None else '-'} ({why})",
+             f"{'n':>5} {'m2e p50':>8} {'p95':>6} {'p99':>6} {'over p50':>9} {'over p95':>9} {'jitter p99':>11} "
+             f"{'held':>8} {'svc CPU/call-s':>15}"]
+    for p in points:
+        r = p.row()
+        lines.append(f"{p.concurrent:5d} {r['m2e_p50']:8.0f} {r['m2e_p95']:6.0f} {r['m2e_p99']:6.0f} "
+                     f"{r['over_p50']:9.0f} {r['over_p95']:9.0f} {r['jitter_p99']:11.1f} {p.held:4d}/{p.concurrent:<4d}"
+                     f"{service_cpu(p) / max(1e-9, p.call_s):15.4f}")
+    return "\n".join(lines)
+
+
+def compare_table(old: list[Point], new: list[Point]) -> str:
+    """Per level and process: CPU per call-second, old vs new, and their ratio."""
+    lines = [f"{'n':>5} {'process':<12} {'old /call-s':>12} {'new /call-s':>12} {'new/old':>8}"]
+    for a, b in zip(old, new, strict=True):
+        for key in [*sorted(set(a.service_cpu_s) | set(b.service_cpu_s)), "services", "callers"]:
+            if key == "services":
+                x, y = service_cpu(a), service_cpu(b)
+            elif key == "callers":
+                x, y = a.caller_cpu_s, b.caller_cpu_s
+            else:
+                x, y = a.service_cpu_s.get(key, 0.0), b.service_cpu_s.get(key, 0.0)
+            x, y = x / max(1e-9, a.call_s), y / max(1e-9, b.call_s)
+            lines.append(f"{a.concurrent:5d} {key:<12} {x:12.4f} {y:12.4f} {y / x if x else float('nan'):8.2f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    levels = [int(x) for x in args.sweep.split(",")] if args.sweep else [args.concurrent]
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    questions = max(1, round(args.duration / SECONDS_PER_QUESTION))
+    from ringline.caller.speech import load_synth, say
+
+    voice = load_synth(threads=1)
+    utterances = [say(voice, QUESTIONS[i % len(QUESTIONS)]) for i in range(questions)]
+    injected = float(injected_ms()) if args.providers == "cloud-sim" else 0.0
+    print(f"{questions} questions a call; {os.cpu_count()} CPUs on this machine (shared: numbers are noisy)",
+          flush=True)
+    results = [(label, run_levels(args, levels, utterances, injected, overrides, label))
+               for label, overrides in variants(getattr(args, "compare", None))]
+    for label, points in results:
+        if args.sweep or len(results) > 1:
+            print("\n" + sweep_table(points, label))
+    if len(results) == 2:
+        print("\nCPU per call-second, old (" + getattr(args, "compare", "") + ") vs new (defaults):")
+        print(compare_table(results[0][1], results[1][1]))
     if args.sweep:
-        at, why = knee(points)
-        print(f"\nknee: {at if at is not None else '-'} ({why})")
-        print(f"{'n':>5} {'m2e p50':>8} {'p95':>6} {'p99':>6} {'over p95':>9} {'jitter p99':>11} {'held':>6}")
-        for p in points:
-            r = p.row()
-            print(f"{p.concurrent:5d} {r['m2e_p50']:8.0f} {r['m2e_p95']:6.0f} {r['m2e_p99']:6.0f} "
-                  f"{r['over_p95']:9.0f} {r['jitter_p99']:11.1f} {p.held:4d}/{p.concurrent}")
-        png = Path(args.png or data_dir / "sweep.png")
-        draw(points, at, why, png, f"Ringline under load ({args.providers}, {os.cpu_count()} CPUs)")
-        print(f"plot: {png}")
-    return 0 if all(p.held == p.concurrent for p in points) else 1
+        for label, points in results:
+            at, why = knee(points)
+            png = Path(args.png or Path(args.data_dir) / "sweep.png")
+            if label:
+                png = png.with_name(f"{png.stem}-{label.strip(' []')}{png.suffix}")
+            draw(points, at, why, png, f"Ringline under load ({args.providers}, {os.cpu_count()} CPUs) {label}")
+            print(f"plot: {png}")
+    return 0 if all(p.held == p.concurrent for _, points in results for p in points) else 1
