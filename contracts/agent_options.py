@@ -163,6 +163,9 @@ class Voicemail(Strict):
     max_s: float = Field(default=60.0, gt=0, le=600, description="longest message")
     silence_s: float = Field(default=3.0, gt=0, description="caller silence that ends the message")
     goodbye: str = "Thanks, I've got your message. Goodbye!"
+    when_busy: bool = Field(
+        default=False, description="when no brain or TTS replica has room for a call, the edge takes a message "
+                                   "(this prompt, then the caller's words) instead of playing the busy line")
 
 
 class Report(Strict):

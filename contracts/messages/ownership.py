@@ -23,6 +23,7 @@ class LiveCall(Message):
     headers: dict[str, str] = Field(default_factory=dict)  # the call's trace context
     ended: bool = False
     end_reason: str = ""
+    closed_to: list[str] = Field(default_factory=list)  # stages that must not claim it (a message is taken)
     updated_at: float = Field(default_factory=now)
 
     @property

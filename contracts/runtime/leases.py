@@ -219,6 +219,20 @@ class CallAnnouncer:
             except Exception as exc:  # NATS away: the next round writes it again
                 log.warning("renewing live call %s failed: %s", call_id, exc)
 
+    async def close_to(self, call_id: str, stages: list[str]) -> None:
+        """No replica of `stages` may claim the call from now on (the edge takes a message: a brain
+        that frees up must not greet the caller in the middle of it)."""
+        registry = await self.registry()
+        if registry is None:
+            return
+        try:
+            live = await registry.get(call_id)
+            if live is not None and not live.ended:
+                closed = sorted(set(live.closed_to) | set(stages))
+                await registry.put(live.model_copy(update={"closed_to": closed, "updated_at": now()}))
+        except Exception as exc:
+            log.warning("closing call %s to %s failed: %s", call_id, ", ".join(stages), exc)
+
     async def ended(self, end: CallEnd) -> None:
         registry = await self.registry()
         if registry is None:

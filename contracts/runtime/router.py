@@ -379,7 +379,7 @@ class CallRouter:
             if call_id in self.sessions or call_id in self._claiming:
                 continue
             ended = live.ended or call_id in self._over
-            if ended and not self.closes_ended:
+            if (ended and not self.closes_ended) or self.stage in live.closed_to:
                 continue
             if not self.gauge.can_claim(len(self.sessions))[0]:
                 return

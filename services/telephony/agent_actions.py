@@ -1,6 +1,6 @@
 """What the agent's side does to a call at the edge: the control messages on `call.<id>.control`
 (interrupt, pause, resume, hang-up, transfer) and the hang-ups the edge decides itself (the
-busy line, the hold line's apology). A part of `CallStream`, kept apart so the socket loop
+busy line or a message taken instead, the hold line's apology). A part of `CallStream`, kept apart so the socket loop
 stays a socket loop; the attributes below are the stream's."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from opentelemetry import trace
 from ringline.contracts import subjects
 from ringline.contracts.agents import WatchedAgentBook
 from ringline.contracts.events import CALL_TRANSFER
-from ringline.contracts.messages import CallEvent, Control
+from ringline.contracts.messages import CallEvent, CallStart, Control
 from ringline.contracts.runtime import CallBus
 
+from .busy_message import BusyMessage
 from .playout import Playout
-from .registry import CLOSE_NORMAL
+from .registry import CLOSE_NORMAL, CallRegistry
 from .settings import TelephonySettings
 from .twilio_rest import TwilioCalls, move_call
 
@@ -29,6 +30,7 @@ class AgentActions:
     agent_id: str
     agents: WatchedAgentBook | None
     settings: TelephonySettings
+    registry: CallRegistry
     twilio: TwilioCalls | None
     playout: Playout | None
     bus: CallBus | None
@@ -43,6 +45,22 @@ class AgentActions:
 
     def request_close(self, code: int, reason: str, end_reason: str | None = None, *, now: bool = True) -> None:
         raise NotImplementedError
+
+    def _busy_message(self, bus: CallBus, call: CallStart) -> BusyMessage | None:
+        """The agent's own message-taking for a call no brain or TTS replica has room for, when its
+        voicemail says `when_busy` (else the busy line)."""
+        if self.agents is None or self.playout is None:
+            return None
+        agent = self.agents.book.agent(call.agent_id)
+        if not agent.voicemail.when_busy:
+            return None
+        announcer = self.registry.announcer
+
+        async def close_to(stages: list[str]) -> None:
+            if announcer is not None:
+                await announcer.close_to(call.call_id, stages)
+
+        return BusyMessage(bus, agent.voicemail, self.registry.message_lines, self.playout.audio, close_to)
 
     def _transfer_number(self, requested: str) -> str:
         """Where a transfer may go: the call's agent's `transfer_number` (else the edge's own),

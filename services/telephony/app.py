@@ -85,7 +85,11 @@ def create_app(
         async with run_broker(broker):
             log.info("telephony edge up: public URL %s", settings.base_url)
             loop_probe.start()
-            lines = [busy_line, *hold_lines]
+            # ... and the prompts of the agents that take a message when busy (a file reloaded
+            # later renders its new lines at the first busy call, in about a second).
+            lines = [busy_line, *hold_lines, *(registry.message_lines.line(text) for agent in agents.book.agents
+                                               if agent.voicemail.when_busy
+                                               for text in (agent.voicemail.prompt, agent.voicemail.goodbye))]
             rendering = asyncio.create_task(_render_all(lines), name="telephony:busy-line")
             try:
                 yield

@@ -6,7 +6,9 @@ data: stage, reason) and does not race for the lease. Another replica of the sam
 claim it (a busy replica waits a moment before racing), so the edge waits `grace_s` for that
 stage's `stage.ready` after the first refusal. None: the stage is full everywhere. The edge plays
 the busy line, pre-rendered at start-up with the local Piper voice (nothing to synthesise when
-the system is already overloaded), puts `call.busy` on the record and hangs up.
+the system is already overloaded), puts `call.busy` on the record and hangs up. An agent with
+`voicemail.when_busy` takes a message instead when the brain or TTS is the full stage
+(`busy_message`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ringline.contracts import subjects
 from ringline.contracts.audio import mulaw_encode, resample
@@ -24,13 +27,16 @@ from ringline.contracts.events import CALL_BUSY, CALL_REFUSED, STAGE_READY
 from ringline.contracts.messages import SAMPLE_RATE, AgentAudio, CallEvent, make_mark
 from ringline.contracts.runtime import CallBus
 
+if TYPE_CHECKING:
+    from .busy_message import BusyMessage
+
 log = logging.getLogger("ringline.telephony.busy")
 
 BUSY_TURN = "busy"
 VOICE_FILE = "en_US-joe-medium.onnx"
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def render_line(text: str) -> bytes:
     """`text` as 8 kHz mu-law in the local Piper voice (blocking: about a second on one core; once a
     process)."""
@@ -99,12 +105,14 @@ class BusyWatch:
     through `hang_up(reason)` (the stream's own hang-up path)."""
 
     def __init__(self, bus: CallBus, line: BusyLine, play: Callable[[AgentAudio], None],
-                 hang_up: Callable[[str], Awaitable[None]], grace_s: float) -> None:
+                 hang_up: Callable[[str], Awaitable[None]], grace_s: float,
+                 message: BusyMessage | None = None) -> None:
         self.bus = bus
         self.line = line
         self.play = play
         self.hang_up = hang_up
         self.grace_s = grace_s
+        self.message = message  # the agent takes a message instead, when the full stage allows it
         self.refusals = Refusals()
         self.busy = False
 
@@ -121,10 +129,19 @@ class BusyWatch:
         self.busy = True
         stage, reason = full
         call_id = self.bus.call_id
-        log.warning("call %s: no %s replica can take it (%s); playing the busy line", call_id, stage, reason)
+        message = self.message if self.message is not None and self.message.replaces(stage) else None
+        log.warning("call %s: no %s replica can take it (%s); %s", call_id, stage, reason,
+                    "taking a message" if message else "playing the busy line")
         await self.bus.publish(CallEvent(call_id=call_id, name=CALL_BUSY,
-                                         data={"stage": stage, "reason": reason, "line": self.line.text}),
+                                         data={"stage": stage, "reason": reason, "line": self.line.text,
+                                               "voicemail": message is not None}),
                                subjects.event(call_id))
+        if message is not None:
+            try:
+                await self.hang_up(await message.take(stage, reason))
+                return
+            except Exception:  # the bus or the voice failed mid-message: the busy line still ends it
+                log.exception("call %s: taking a message failed; playing the busy line", call_id)
         if self.line.audio:
             self.play(self.line.as_turn(call_id, BUSY_TURN))
             await asyncio.sleep(self.line.seconds + 0.3)  # the phone plays it in real time

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from ringline.contracts.runtime import CallAnnouncer
 
+from .busy_message import LineBook
+
 if TYPE_CHECKING:
     from .busy import BusyLine
     from .stream import CallStream
@@ -32,6 +34,7 @@ class CallRegistry:
         self.draining = False  # SIGTERM: unready, serving its calls until they end or hand over (`drain`)
         self.busy_line: BusyLine | None = None  # the apology when no replica has room (`busy`)
         self.hold_lines: tuple[BusyLine, BusyLine] | None = None  # hold line, apology: a stage is late (`hold`)
+        self.message_lines = LineBook()  # agents' voicemail prompts, for a message taken when busy
 
     async def shutdown(self, timeout: float) -> None:
         streams = list(self.streams)

@@ -207,3 +207,21 @@ async def test_a_nats_restart_mid_call_leaves_the_call_served_by_one_replica(nat
         recent = [d for t, d in calls.ticks("n1", time.monotonic() - 0.8)]
         assert len({d["replica"] for d in recent}) == 1, "two replicas serve the call after the outage"
         assert recent[-1]["count"] > 5  # it went on, from a checkpoint, not from the start
+
+
+async def test_a_call_closed_to_a_stage_is_not_claimed_by_a_replica_that_frees_up(nats_server: Any,
+                                                                                  replicas: Any) -> None:
+    # The edge took a message for a call no replica had room for: one that frees up must not join it.
+    replicas("probe-a", max_calls=1)
+    async with Calls(nats_server.url) as calls:
+        await calls.start("e1")
+        await calls.until(lambda: calls.ticks("e1"))
+        await calls.start("e2")
+        await calls.until(lambda: calls.named("e2", "call.refused"))
+        await calls.announcer.close_to("e2", ["probe"])
+        await calls.end("e1")
+        await calls.until(lambda: calls.named("e1", "probe.closed"))
+        await asyncio.sleep(2.0)  # several scans of the registry
+        assert not calls.ticks("e2")
+        await calls.start("e3")  # the replica is free: another call is claimed as usual
+        await calls.until(lambda: calls.ticks("e3"), timeout=5)
