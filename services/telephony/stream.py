@@ -44,6 +44,7 @@ from ringline.contracts.runtime.fastpath import FramePublisher, subscribe_frames
 from . import twilio_protocol as tp
 from .agent_actions import AgentActions
 from .busy import BusyWatch
+from .busy_message import BusyMessage
 from .failover import EndedCalls, is_takeover
 from .hold import HoldWatch
 from .outbox import Outbox
@@ -93,6 +94,7 @@ class CallStream(AgentActions):
         self._end_reason = "caller hung up"
         self._ended = False
         self._hangup: asyncio.Task[None] | None = None  # an agent hang-up or a transfer
+        self._message: BusyMessage | None = None  # the agent takes a message when a stage is full
         self._transfer = False
         self._handed_over = False  # the stream closes, the call goes on (elsewhere)
 
@@ -337,8 +339,9 @@ class CallStream(AgentActions):
         await subscribe_frames(bus, subjects.audio_out(call_id), AgentAudio, self._on_agent_audio)
         await bus.subscribe(subjects.control(call_id), self._on_control)
         if self.registry.busy_line is not None and not takeover:  # a stage with no room: the busy line
+            self._message = self._busy_message(bus, call)
             watch = BusyWatch(bus, self.registry.busy_line, self.playout.audio, self._busy_hang_up,
-                              self.settings.busy_grace_s)
+                              self.settings.busy_grace_s, self._message)
             await bus.subscribe(subjects.event(call_id), watch.on_event)
         if self.registry.hold_lines is not None and not takeover:  # a stage that is late: the hold line
             hold, sorry = self.registry.hold_lines
@@ -370,7 +373,7 @@ class CallStream(AgentActions):
     # ---------------------------------------------------------------------- bus handlers
 
     async def _on_agent_audio(self, msg: AgentAudio) -> None:
-        if not self._ended and self.playout is not None:
+        if not self._ended and self.playout is not None and not (self._message and self._message.active):
             self.playout.audio(msg)
 
     def _publish_event(self, event: CallEvent, name: str) -> None:
