@@ -14,7 +14,9 @@ came out as two transcripts.
 - `model`: the end-of-turn model at every pause, the words as second opinion;
 - `model-early100`: the same, the early decode and the model's look at 100 ms of silence, not 160;
 - `rules-fast`: the text rules with the early decode at 100 ms of silence and a complete sentence
-  ending the turn after 200 ms (not 160 and 350).
+  ending the turn after 200 ms (not 160 and 350);
+- `rules-fast-w10`, `model-fast-w10`: the same (without and with the model) with Whisper's encoder
+  window at 10 s instead of 20 s (a shorter decode).
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "model": {"turn_model": True},
     "model-early100": {"turn_model": True, "early_decode_ms": 100},
     "rules-fast": {"turn_model": False, "early_decode_ms": 100, "complete_silence_ms": 200},
+    "rules-fast-w10": {"turn_model": False, "early_decode_ms": 100, "complete_silence_ms": 200,
+                       "whisper_window_s": 10.0},
+    "model-fast-w10": {"turn_model": True, "early_decode_ms": 100, "complete_silence_ms": 200,
+                       "whisper_window_s": 10.0},
 }
 
 
@@ -108,9 +114,12 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--configs", nargs="+", default=["rules", "model"], choices=list(CONFIGS))
     args = parser.parse_args(argv)
-    base = SttSettings()
-    recognizer = build_recognizer(base)
-    await recognizer.load()
+    recognizers: dict[float, Any] = {}  # one per encoder window the configurations ask for
+    for name in args.configs:
+        window = SttSettings(**CONFIGS[name]).whisper_window_s
+        if window not in recognizers:
+            recognizers[window] = build_recognizer(SttSettings(**CONFIGS[name]))
+            await recognizers[window].load()
     model = SmartTurn()
     if not await asyncio.to_thread(model.load):
         print("the end-of-turn model is missing: run scripts/install.sh", file=sys.stderr)
@@ -125,6 +134,7 @@ async def main(argv: list[str] | None = None) -> int:
             for name in args.configs:
                 settings = SttSettings(**CONFIGS[name])
                 bus = Bus()
+                recognizer = recognizers[settings.whisper_window_s]
                 session = SttSession(CallStart(call_id="bench"), bus, recognizer,  # type: ignore[arg-type]
                                      settings.endpointer_config(), settings.turn_config(), model)
                 finals, events = await run(session, bus, audio)
