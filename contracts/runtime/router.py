@@ -82,6 +82,7 @@ class CallRouter:
         self._open_lock = asyncio.Lock()
         self._claiming: set[str] = set()
         self._live: dict[str, LiveCall] = {}
+        self._registered: set[str] = set()  # calls read from the registry at least once
         self._over: set[str] = set()  # calls that ended here: never claimed again from a stale registry read
         self._tasks: list[asyncio.Task[Any]] = []
         broker.subscriber(subjects.CALLS_START)(self._on_start)
@@ -363,11 +364,15 @@ class CallRouter:
                     live[call_id] = entry
         for call_id in list(self.sessions):  # a call that is over, or whose edge vanished for good
             entry = live.get(call_id)
-            if entry is None and call_id in self._live and self._live[call_id].updated_at < now() - 1:
+            # Only a call that was in the registry can lapse from it: one that came by `calls.start`
+            # alone (its edge could not write the registry) is served until `calls.end`.
+            if (entry is None and call_id in self._registered and call_id in self._live
+                    and self._live[call_id].updated_at < now() - 1):
                 if await stores.registry.get(call_id) is None:  # it was there and lapsed (asked directly:
                     await self.end(call_id, "call no longer live")  # a bucket-wide read can miss an entry)
             elif entry is not None and entry.ended:
                 await self.end(call_id, entry.end_reason or "call ended")
+        self._registered = (self._registered | set(live)) & (set(live) | set(self.sessions))
         self._live = live
         self._over &= set(live)  # forget ended calls once the registry has let them lapse
 
