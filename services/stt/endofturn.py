@@ -70,6 +70,10 @@ _COMPLETE_ENDINGS = frozenset({
 })
 # Endings that announce more to come.
 _HOLDING_PHRASES = ("let me think", "let me see", "let's see", "let me check", "i mean", "you know what")
+# Verbs that take a second object: "Could you tell me" / "Can you give us" waits for what
+# (Whisper writes "Could you tell me?" after a pause, and the end-of-turn model hears a finished
+# question: both said complete on the turn bench's 1 s pause).
+_ASKING_FOR = frozenset({"tell", "remind", "show", "give", "send", "bring", "get", "find", "let"})
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
 _TRAILING_OFF = ("...", "…", ",", "-", "–", "—", ":", ";")
@@ -96,6 +100,8 @@ def text_verdict(text: str) -> Verdict:
     ):
         return INCOMPLETE
     if " ".join(words).endswith(_HOLDING_PHRASES):
+        return INCOMPLETE
+    if len(words) >= 2 and last in ("me", "us") and words[-2] in _ASKING_FOR:
         return INCOMPLETE
     if last in _MAYBE_LAST and ending not in _COMPLETE_ENDINGS:
         return UNKNOWN

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.unit
         "I think so.",
         "Mm-hmm.",
         "Thanks a lot. Goodbye!",
+        "Please call me.",  # "me" ends a request whose verb needs nothing more
+        "Tell me the time, please.",
         '"Hello."',
     ],
 )
@@ -55,6 +57,9 @@ def test_complete_sentences(text):
         "Tomorrow I'm",
         "Yesterday we.",
         "The order was sent to — ",
+        "Could you tell me?",  # ... how long the drive takes: what is asked for is still to come
+        "Can you remind me.",
+        "Could you give us",
     ],
 )
 def test_unfinished_sentences(text):
