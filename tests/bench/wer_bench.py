@@ -75,6 +75,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "tiny+prompt-beam2": {"model": "tiny.en", "hints": "both", "beam_size": 2},
     "tiny+prompt-beam4": {"model": "tiny.en", "hints": "both", "beam_size": 4},
     "tiny+prompt-beam4-30s": {"model": "tiny.en", "hints": "both", "beam_size": 4, "window_s": 30.0},
+    "tiny+prompt-beam4-10s": {"model": "tiny.en", "hints": "both", "beam_size": 4, "window_s": 10.0},
     "base": {"model": "base", "hints": "none"},
     "base+prompt": {"model": "base", "hints": "both"},
     "base+prompt-beam4": {"model": "base", "hints": "both", "beam_size": 4},
@@ -122,7 +123,7 @@ async def build(name: str, base_path: Path) -> WhisperRecognizer:
         model = options.model
     else:
         model = str(spec.pop("model"))
-        spec.setdefault("window_s", defaults.window_s)
+        spec.setdefault("window_s", 20.0)  # the window before it became 10 s (configs name a change)
         options = WhisperOptions(model=model, model_path=base_path if model == "base" else None,
                                  prompt=hints != "none", **spec)  # type: ignore[arg-type]
     recognizer = WhisperRecognizer(options)
