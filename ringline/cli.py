@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--png", help="where --sweep draws latency and jitter vs concurrency")
     bench.add_argument("--env", action="append", metavar="KEY=VALUE", help="extra service environment (load bench)")
     bench.add_argument("--compare", metavar="KEY=VALUE,...",
-                       help="load bench: run every level twice, on a stack with these settings (the old "
-                       "behaviour) and on one with the defaults, and print CPU per call-second old vs new")
+                       help="a second stack with these settings (the old behaviour) beside the defaults: the load "
+                       "bench prints CPU per call-second old vs new, the latency bench (--calls) mouth-to-ear")
     bench.set_defaults(func=cmd_bench)
     return parser
 
