@@ -89,12 +89,12 @@ def summarize(results: list[CallResult]) -> str:
 
 def _settings(pairs: list[str] | None, compare: str | None) -> list[tuple[str, dict[str, str]]]:
     """The stacks to bench: the defaults (plus `--env`), and with `--compare KEY=VALUE,...` also
-    the old behaviour (those settings on top), benched call by call beside the new."""
+    the old behaviour (those settings on top), benched call by call beside the new; `--compare`
+    is read as the load bench reads it (`loadbench.run.variants`)."""
+    from .loadbench.run import variants
+
     env = dict(kv.split("=", 1) for kv in pairs or [])
-    if not compare:
-        return [("new", env)]
-    old = dict(kv.strip().split("=", 1) for kv in compare.split(",") if kv.strip())
-    return [("old", env | old), ("new", env)]
+    return [(label.strip("[] ") or "new", env | overrides) for label, overrides in variants(compare)]
 
 
 def run_bench(args: argparse.Namespace) -> int:
