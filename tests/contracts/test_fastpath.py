@@ -26,13 +26,20 @@ async def wait_until(condition, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_frames_flow_in_order_to_fast_and_faststream_subscribers(nats_server) -> None:
-    broker = NatsBroker(nats_server.url, codec=MsgpackCodec())
+def recording_broker(url: str) -> tuple[NatsBroker, list[AudioFrame]]:
+    """A broker with an ordinary FastStream subscriber on the call's audio, and what it receives."""
+    broker = NatsBroker(url, codec=MsgpackCodec())
     ordinary: list[AudioFrame] = []
 
     @broker.subscriber(subjects.audio_in(CALL))
     async def record(frame: AudioFrame) -> None:
         ordinary.append(frame)
+
+    return broker, ordinary
+
+
+async def test_frames_flow_in_order_to_fast_and_faststream_subscribers(nats_server) -> None:
+    broker, ordinary = recording_broker(nats_server.url)
 
     async with broker:
         await broker.start()
@@ -68,12 +75,7 @@ async def test_a_frame_publisher_sends_what_publish_frame_sends_without_a_model_
     from ringline.contracts.codec import pack
     from ringline.contracts.runtime.fastpath import FramePublisher
 
-    broker = NatsBroker(nats_server.url, codec=MsgpackCodec())
-    ordinary: list[AudioFrame] = []
-
-    @broker.subscriber(subjects.audio_in(CALL))
-    async def record(frame: AudioFrame) -> None:
-        ordinary.append(frame)
+    broker, ordinary = recording_broker(nats_server.url)
 
     async with broker:
         await broker.start()

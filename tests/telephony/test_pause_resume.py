@@ -229,69 +229,67 @@ async def test_audio_still_queued_in_the_edge_at_a_pause_is_not_lost(tw) -> None
     assert playout.echoed("t1~1:1") == "heard" and playout.pending_marks == 1
 
 
+class PlayedPhone:
+    """A `Playout` writing into an `Outbox` whose messages are kept, on a clock the test moves
+    (t=100 at first)."""
+
+    def __init__(self, **options: Any) -> None:
+        self.now = 100.0
+        self.sent: list[dict] = []
+        self.outbox = Outbox(self._send)
+        self.writer = asyncio.create_task(self.outbox.run())
+        self.playout = Playout(self.outbox, "MZ1", on_first_audio=lambda turn, timing: None,
+                               on_clear=lambda clear: None, clock=lambda: self.now, **options)
+
+    async def _send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    async def written(self) -> None:
+        while self.outbox.pending:
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        self.outbox.close()
+        await self.writer
+
+
 async def test_a_resume_picks_up_where_the_pause_cut_in_less_a_short_rewind(tw) -> None:
     """A 2 s sentence, paused after 1 s of it played: the caller hears it again from 0.6 s, not
     from its start (an "uh-huh" costs a short hesitation, not the whole sentence again)."""
-    now = [100.0]
-    sent: list[dict] = []
-
-    async def send(text: str) -> None:
-        sent.append(json.loads(text))
-
-    async def written() -> None:
-        while outbox.pending:
-            await asyncio.sleep(0.005)
-
-    outbox = Outbox(send)
-    writer = asyncio.create_task(outbox.run())
-    playout = Playout(outbox, "MZ1", on_first_audio=lambda turn, timing: None, on_clear=lambda clear: None,
-                      rewind_s=0.4, clock=lambda: now[0])
+    phone = PlayedPhone(rewind_s=0.4)
+    playout = phone.playout
     sentence = b"".join(bytes([i]) * 160 for i in range(100))  # 100 frames of 20 ms, each its own byte
     playout.audio(tw.agent_audio("t1", 0, sentence, mark="t1:0"))
     playout.audio(tw.agent_audio("t1", 1, b"\xff" * 160, mark="t1:1", final=True))
-    await written()  # all written at t=100: the phone plays them until t=102.02
-    now[0] = 101.0
+    await phone.written()  # all written at t=100: the phone plays them until t=102.02
+    phone.now = 101.0
     assert playout.pause("t1")
-    await written()
-    sent.clear()
-    now[0] = 101.5
+    await phone.written()
+    phone.sent.clear()
+    phone.now = 101.5
     playout.resume("t1")
-    await written()
-    outbox.close()
-    await writer
-    replayed = frames(sent)
+    await phone.written()
+    await phone.close()
+    replayed = frames(phone.sent)
     assert replayed[0] in (29, 30) and replayed[-2:] == [99, 255], "from 0.6 s in: 1.0 s played less 0.4 s"
-    assert marks(sent) == ["t1~1:0", "t1~1:1"]
+    assert marks(phone.sent) == ["t1~1:0", "t1~1:1"]
 
 
 @pytest.mark.parametrize(("paused_s", "first"), [(0.3, 50), (1.5, 30)])
 async def test_a_short_pause_goes_on_exactly_where_it_cut_in_and_a_long_one_rewinds(tw, paused_s, first) -> None:
     """A backchannel's pause (under `rewind_after_s`): the caller missed nothing, so nothing is
     played twice; after a long pause the last 0.4 s are played again to pick up the thread."""
-    now = [100.0]
-    sent: list[dict] = []
-
-    async def send(text: str) -> None:
-        sent.append(json.loads(text))
-
-    async def written() -> None:
-        while outbox.pending:
-            await asyncio.sleep(0.005)
-
-    outbox = Outbox(send)
-    writer = asyncio.create_task(outbox.run())
-    playout = Playout(outbox, "MZ1", on_first_audio=lambda turn, timing: None, on_clear=lambda clear: None,
-                      rewind_s=0.4, rewind_after_s=1.0, clock=lambda: now[0])
+    phone = PlayedPhone(rewind_s=0.4, rewind_after_s=1.0)
+    playout = phone.playout
     sentence = b"".join(bytes([i]) * 160 for i in range(100))  # 100 frames of 20 ms, each its own byte
     playout.audio(tw.agent_audio("t1", 0, sentence, mark="t1:0", final=True))
-    await written()  # all written at t=100
-    now[0] = 101.0  # 50 frames played
+    await phone.written()  # all written at t=100
+    phone.now = 101.0  # 50 frames played
     assert playout.pause("t1")
-    await written()
-    sent.clear()
-    now[0] = 101.0 + paused_s
+    await phone.written()
+    phone.sent.clear()
+    phone.now = 101.0 + paused_s
     playout.resume("t1")
-    await written()
-    outbox.close()
-    await writer
-    assert first - 1 <= frames(sent)[0] <= first  # float rounding of the play-out estimate
+    await phone.written()
+    await phone.close()
+    assert first - 1 <= frames(phone.sent)[0] <= first  # float rounding of the play-out estimate
