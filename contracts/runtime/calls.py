@@ -27,7 +27,7 @@ class CallBus:
     def __init__(self, broker: NatsBroker, call_id: str) -> None:
         self.broker = broker
         self.call_id = call_id
-        self._subscribers: list[Any] = []
+        self._subscribers: list[tuple[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
 
@@ -35,7 +35,22 @@ class CallBus:
         subscriber = self.broker.subscriber(subject, persistent=False)
         subscriber(handler)
         await subscriber.start()
-        self._subscribers.append(subscriber)
+        self.track(subject, subscriber)
+
+    def track(self, subject: str, subscriber: Any) -> None:
+        """A subscription made without FastStream (anything with `async stop()`), stopped on close."""
+        self._subscribers.append((subject, subscriber))
+
+    def hand_over(self, subject: str, to: CallBus) -> bool:
+        """Move this bus's subscription to `subject` onto `to`, where it outlives this bus's close.
+        A fresh subscription would not do: the server drops what is published before it has the
+        subscription, so a hand-over between two listeners would lose messages in the gap."""
+        for index, (name, subscriber) in enumerate(self._subscribers):
+            if name == subject:
+                del self._subscribers[index]
+                to.track(name, subscriber)
+                return True
+        return False
 
     async def publish(self, message: Any, subject: str, headers: dict[str, str] | None = None) -> None:
         if self.closed:
@@ -60,7 +75,7 @@ class CallBus:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for subscriber in self._subscribers:
+        for _, subscriber in self._subscribers:
             try:
                 await subscriber.stop()
             except Exception:  # a subscription already gone with the connection

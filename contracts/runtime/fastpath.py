@@ -71,7 +71,7 @@ async def subscribe_frames(bus: CallBus, subject: str, model: type[M], handler: 
             log.exception("handling a %s on %s failed", model.__name__, subject)
 
     sub = await _client(bus).subscribe(subject, cb=on_message)
-    bus._subscribers.append(_Subscription(sub))
+    bus.track(subject, _Subscription(sub))
 
 
 async def publish_frame(bus: CallBus, message: BaseModel, subject: str) -> None:

@@ -56,8 +56,8 @@ class AfterCall:
         self._draining = asyncio.Event()
 
     async def __call__(self, session: MemorySession) -> None:
-        """Called by the session as it closes: listen on the call's events from now on, then
-        hand the rest to a tracked task."""
+        """Called by the session as it closes: take over its subscription to the call's events,
+        then hand the rest to a tracked task."""
         recorder = session.recorder
         summary = asyncio.Event()
         if recorder.record.summary is not None or recorder.record.voicemail is not None:
@@ -70,12 +70,16 @@ class AfterCall:
                     summary.set()
                 await self._save(recorder.record)
 
-        try:
-            await bus.subscribe(subjects.event(session.call_id), on_event)
-        except Exception:
-            log.exception("call %s: cannot listen for its summary; reporting without it", session.call_id)
-            summary.set()
+        # The session's own subscription carries on for the after-call (no await until `closing`:
+        # whatever comes before is the session's, whatever comes after is ours, nothing in between).
+        session.after_event = on_event
         session.closing = True
+        if not session.bus.hand_over(subjects.event(session.call_id), bus):
+            try:
+                await bus.subscribe(subjects.event(session.call_id), on_event)
+            except Exception:
+                log.exception("call %s: cannot listen for its summary; reporting without it", session.call_id)
+                summary.set()
         targets = self.targets(session.agent)
         task = asyncio.create_task(self._finish(session, bus, summary, targets),
                                    name=f"{session.call_id}:after-call")

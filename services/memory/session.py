@@ -64,6 +64,7 @@ class MemorySession(CallSession):
         self.after_call = after_call
         self.recorder = CallRecorder(call, max_events, prices)
         self.closing = False
+        self.after_event: Callable[[CallEvent], Awaitable[None]] | None = None  # set by the after-call watcher
         self.charged = 0.0  # the part of the call's cost already added to the daily spend
         self._t0 = time.monotonic()
         self._audio_in = False
@@ -118,6 +119,8 @@ class MemorySession(CallSession):
 
     async def on_event(self, event: CallEvent) -> None:
         if self.closing:  # the after-call watcher has taken over
+            if self.after_event is not None:
+                await self.after_event(event)
             return
         if event.name == VOICEMAIL_STARTED and self.voicemail_tape is None and self.audio is not None:
             self.voicemail_tape = VoicemailTape(self.agent.voicemail.max_s + VOICEMAIL_SLACK_S)

@@ -230,3 +230,30 @@ async def test_the_summarys_own_usage_is_added_to_the_days_spend(nats_server, me
             break
         await asyncio.sleep(0.1)
     assert SpendReply.model_validate(unpack(reply.body)).spent == 0.2  # the call's turn and its summary
+
+
+async def test_a_summary_published_as_the_call_ends_is_never_lost_or_counted_twice(nats_server, memory,
+                                                                                  client) -> None:
+    """The brain's rule summary goes out the moment the call ends, while the memory service is
+    closing the call's session (about 20 ms here): the session's subscription carries on into the
+    after-call, so the summary lands once whichever side of the hand-over it falls on."""
+    await memory(summary_wait_s=5.0)
+    usage = {"llm_model": "claude-haiku-4-5", "input_tokens": 10_000, "output_tokens": 0}
+    calls = [f"CAedge{i}" for i in range(40)]
+    for call_id in calls:
+        await client.publish(CallStart(call_id=call_id, agent_id="sales"), subjects.CALLS_START)
+    for call_id in calls:
+        await claimed(nats_server.url, call_id)
+    for index, call_id in enumerate(calls):  # one at a time, the summary 0-40 ms after the end
+        await client.publish(CallEnd(call_id=call_id), subjects.CALLS_END)
+        await asyncio.sleep(index * 0.001)
+        await client.publish(CallEvent(call_id=call_id, name=events.CALL_SUMMARY, turn_id="t1",
+                                       data={"summary": f"Call {index}.", "facts": [], "usage": usage}),
+                             subjects.event(call_id))
+        await asyncio.sleep(0.05)
+    for index, call_id in enumerate(calls):
+        # Within the service's 5 s wait: a lost summary would never reach the record.
+        record = await _record_when(nats_server.url, call_id, lambda r: r.summary is not None, timeout=4.0)
+        assert record.summary.text == f"Call {index}."
+        assert [e["name"] for e in record.events].count(events.CALL_SUMMARY) == 1, record.events
+        assert record.cost["total"] == 0.01  # charged once
