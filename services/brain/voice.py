@@ -57,6 +57,7 @@ def turn_options(settings: BrainSettings, model: ChatModel, toolbox: ToolBox | N
         goodbye_line=settings.goodbye_line,
         detect_goodbye=is_agent_goodbye,
         transfer_to=settings.transfer_number or "",
+        first_clause_words=settings.first_clause_words,
     )
 
 

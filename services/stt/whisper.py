@@ -7,9 +7,11 @@ The prompt: with `prompt` on, the call's hints (the agent's keyterms and the las
 conversation, `prompt.prompt_text`) go before the audio as Whisper's previous text.
 
 One model, one dedicated worker thread: every decode of every call queues on that thread, so
-the event loop never blocks and the process never runs two Whisper decodes at once (with two
-local models on a small box, extra threads cost far more latency than they save; measured
-again for the turn-taking work: `cpu_threads=2` was no faster on 2 shared cores).
+the event loop never blocks and the process never runs two Whisper decodes at once. That one
+decode runs on `cpu_threads` (2 by default): on a quiet 2-core box a phone sentence decoded in
+322 ms instead of 486 (encoder 190 ms instead of 280). One call's stages take turns (Whisper,
+then the LLM, then TTS), so two threads rarely compete; the Helm chart sets 1 to match its
+one-CPU pods. (On a box already busy with benchmarks two threads had measured no faster.)
 
 Short windows: Whisper's encoder is built for 30 s windows and costs ~80% of a decode of a
 phone utterance even though the audio is 1-5 s. CTranslate2 accepts a shorter window, so the

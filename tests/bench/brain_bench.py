@@ -1,7 +1,7 @@
 """Brain latency on the local model: first token, first speakable chunk, tokens per second, and
 what preemptive generation saves.
 
-    .venv/bin/python tests/bench/brain_bench.py [--rounds 1] [--threads 1] [--max-tokens 60]
+    .venv/bin/python tests/bench/brain_bench.py [--rounds 1] [--threads 2] [--max-tokens 60] [--old-clause-words 4]
                                                 [--gaps 0.15,0.3] [--no-preemptive]
 
 Each prompt is asked as the first caller turn of a call (system prompt + greeting + question),
@@ -47,14 +47,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def run(rounds: int, threads: int, max_tokens: int) -> None:
+async def run(rounds: int, threads: int, max_tokens: int, old_clause_words: int) -> None:
     settings = BrainSettings(provider="local", llama_threads=threads, max_reply_tokens=max_tokens)
     model = build_chat_model(settings)
     started = time.perf_counter()
     await model.load()
     print(f"load (join check + llama init + system prompt warm-up): {time.perf_counter() - started:.2f}s")
 
-    first_token, first_chunk, rates, totals, tokens = [], [], [], [], []
+    first_token, first_chunk, old_first_chunk, rates, totals, tokens = [], [], [], [], [], []
     for _ in range(rounds):
         for prompt in PROMPTS:
             messages = [
@@ -62,17 +62,21 @@ async def run(rounds: int, threads: int, max_tokens: int) -> None:
                 {"role": "assistant", "content": settings.greeting},
                 {"role": "user", "content": prompt},
             ]
-            stats, chunker = StreamStats(), SentenceChunker()
-            chunk_at, chunks = 0.0, []
+            stats, chunker = StreamStats(), SentenceChunker(settings.first_clause_words)
+            old = SentenceChunker(old_clause_words)  # the same tokens, the old first-chunk rule
+            chunk_at, old_at, chunks = 0.0, 0.0, []
             async for piece in model.stream(messages, max_tokens, stats=stats):
                 out = chunker.push(piece)
                 if out and not chunk_at:
                     chunk_at = time.time()
+                if old.push(piece) and not old_at:
+                    old_at = time.time()
                 chunks += out
             chunks += chunker.flush()
             chunk_at = chunk_at or stats.ended_at
             first_token.append(stats.first_token_ms)
             first_chunk.append((chunk_at - stats.started_at) * 1000)
+            old_first_chunk.append(((old_at or stats.ended_at) - stats.started_at) * 1000)
             totals.append(stats.total_ms)
             tokens.append(stats.tokens)
             decode_s = stats.ended_at - stats.first_token_at
@@ -83,8 +87,12 @@ async def run(rounds: int, threads: int, max_tokens: int) -> None:
     await model.aclose()
 
     print(f"\n{len(first_token)} replies, {threads} thread(s), max_tokens={max_tokens}")
-    for name, values in [("first token ms", first_token), ("first chunk ms", first_chunk), ("total ms", totals)]:
+    old_name = f"old 1st chunk ({old_clause_words} w)"
+    for name, values in [("first token ms", first_token), ("first chunk ms", first_chunk),
+                         (old_name, old_first_chunk), ("total ms", totals)]:
         print(f"{name:>15}: p50 {pct(values, 50):7.1f}  p95 {pct(values, 95):7.1f}  max {max(values):7.1f}")
+    print(f"{'first chunk new/old':>15}: p50 {pct(first_chunk, 50) / pct(old_first_chunk, 50):.2f} "
+          f"(a first chunk may end at a comma after {settings.first_clause_words} word(s), not {old_clause_words})")
     print(f"{'tokens/s':>15}: p50 {pct(rates, 50):7.1f}  mean {statistics.mean(rates):7.1f}  "
           f"(decode, after the first token); mean reply {statistics.mean(tokens):.1f} tokens")
 
@@ -175,12 +183,14 @@ async def run_preemptive(rounds: int, threads: int, gaps: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=60)
     parser.add_argument("--gaps", default="0.15,0.3", help="interim -> final gaps in seconds, comma-separated")
     parser.add_argument("--no-preemptive", action="store_true", help="skip the preemptive generation runs")
+    parser.add_argument("--old-clause-words", type=int, default=4,
+                        help="the old first-chunk rule, timed on the same tokens (RINGLINE_BRAIN_FIRST_CLAUSE_WORDS)")
     args = parser.parse_args()
-    asyncio.run(run(args.rounds, args.threads, args.max_tokens))
+    asyncio.run(run(args.rounds, args.threads, args.max_tokens, args.old_clause_words))
     if not args.no_preemptive:
         gaps = [float(g) for g in args.gaps.split(",") if g.strip()]
         asyncio.run(run_preemptive(args.rounds, args.threads, gaps))

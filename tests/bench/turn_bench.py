@@ -13,6 +13,8 @@ came out as two transcripts.
 - `rules`: the old end of turn (early transcript's words and silence), `turn_model=False`;
 - `model`: the end-of-turn model at every pause, the words as second opinion;
 - `model-early100`: the same, the early decode and the model's look at 100 ms of silence, not 160;
+- `rules-early100`: the text rules with the early decode at 100 ms of silence, not 160;
+- `rules-threads1`: the text rules with Whisper on one thread (the default before it took two);
 - `rules-fast`: the text rules with the early decode at 100 ms of silence and a complete sentence
   ending the turn after 200 ms (not 160 and 350);
 - `rules-fast-w10`, `model-fast-w10`: the same (without and with the model) with Whisper's encoder
@@ -62,6 +64,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "rules": {"turn_model": False},
     "model": {"turn_model": True},
     "model-early100": {"turn_model": True, "early_decode_ms": 100},
+    "rules-early100": {"turn_model": False, "early_decode_ms": 100},
+    "rules-threads1": {"turn_model": False, "whisper_threads": 1},
     "rules-fast": {"turn_model": False, "early_decode_ms": 100, "complete_silence_ms": 200},
     "rules-fast-w10": {"turn_model": False, "early_decode_ms": 100, "complete_silence_ms": 200,
                        "whisper_window_s": 10.0},

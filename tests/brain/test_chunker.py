@@ -9,9 +9,9 @@ from ringline.services.brain.chunker import SentenceChunker, clean
 pytestmark = pytest.mark.unit
 
 
-def chunks_of(text: str, step: int = 1) -> list[str]:
+def chunks_of(text: str, step: int = 1, first_clause_words: int = 1) -> list[str]:
     """Feed `text` in pieces of `step` characters, as a token stream would arrive."""
-    chunker = SentenceChunker()
+    chunker = SentenceChunker(first_clause_words)
     out: list[str] = []
     for i in range(0, len(text), step):
         out += chunker.push(text[i : i + step])
@@ -26,13 +26,24 @@ def test_cuts_at_sentence_ends_whatever_the_token_size(step):
     ]
 
 
-def test_first_chunk_cuts_at_a_clause_once_it_has_four_words():
+def test_first_chunk_cuts_at_its_first_clause():
     text = "The capital of France, as you may know, is Paris, a lovely city."
     assert chunks_of(text) == ["The capital of France,", "as you may know, is Paris, a lovely city."]
 
 
-def test_short_opening_clause_is_not_cut():
-    assert chunks_of("Sure, I can help with that. Thanks, bye.") == ["Sure, I can help with that.", "Thanks, bye."]
+def test_an_opening_word_goes_to_tts_alone_while_the_rest_is_written():
+    chunker = SentenceChunker()
+    assert chunker.push("Sure,") == [] and chunker.push(" I") == ["Sure,"]  # out before "I can help" exists
+    assert chunks_of("Sure, I can help with that. Thanks, bye.") == ["Sure,", "I can help with that.",
+                                                                   "Thanks, bye."]
+    assert chunks_of("It costs 1,200 dollars.") == ["It costs 1,200 dollars."]  # a number's comma is no clause
+
+
+def test_the_old_rule_keeps_a_short_opening_clause_with_its_sentence():
+    text = "Sure, I can help with that. Thanks, bye."
+    assert chunks_of(text, first_clause_words=4) == ["Sure, I can help with that.", "Thanks, bye."]
+    four = chunks_of("The capital of France, as you know, is Paris.", first_clause_words=4)
+    assert four[0] == "The capital of France,"
 
 
 def test_short_first_sentence_is_its_own_chunk():
@@ -59,7 +70,7 @@ def test_chunk_is_emitted_as_soon_as_its_boundary_is_certain():
     ],
 )
 def test_numbers_and_abbreviations_do_not_end_a_chunk(text):
-    assert chunks_of(text) == [text]
+    assert chunks_of(text, first_clause_words=20) == [text]  # no comma rule: only a sentence end cuts
 
 
 def test_a_number_can_end_a_sentence():
