@@ -118,12 +118,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--configs", nargs="+", default=["rules", "model"], choices=list(CONFIGS))
     args = parser.parse_args(argv)
-    recognizers: dict[float, Any] = {}  # one per encoder window the configurations ask for
+    recognizers: dict[tuple[float, int], Any] = {}  # one per encoder window and thread count asked for
     for name in args.configs:
-        window = SttSettings(**CONFIGS[name]).whisper_window_s
-        if window not in recognizers:
-            recognizers[window] = build_recognizer(SttSettings(**CONFIGS[name]))
-            await recognizers[window].load()
+        settings = SttSettings(**CONFIGS[name])
+        key = (settings.whisper_window_s, settings.whisper_threads)
+        if key not in recognizers:
+            recognizers[key] = build_recognizer(settings)
+            await recognizers[key].load()
     model = SmartTurn()
     if not await asyncio.to_thread(model.load):
         print("the end-of-turn model is missing: run scripts/install.sh", file=sys.stderr)
@@ -138,7 +139,7 @@ async def main(argv: list[str] | None = None) -> int:
             for name in args.configs:
                 settings = SttSettings(**CONFIGS[name])
                 bus = Bus()
-                recognizer = recognizers[settings.whisper_window_s]
+                recognizer = recognizers[(settings.whisper_window_s, settings.whisper_threads)]
                 session = SttSession(CallStart(call_id="bench"), bus, recognizer,  # type: ignore[arg-type]
                                      settings.endpointer_config(), settings.turn_config(), model)
                 finals, events = await run(session, bus, audio)
