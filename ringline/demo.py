@@ -67,12 +67,20 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
 
 
+def mouth_to_ear(results: list[CallResult]) -> tuple[list[float], int]:
+    """Each reply's mouth-to-ear, and how many replies began before the caller had finished (the
+    agent talked over a pause in the question: a false end of turn, not a fast answer)."""
+    values = [t.mouth_to_ear_ms for r in results for t in r.replies if t.mouth_to_ear_ms is not None]
+    return [v for v in values if v > 0], sum(1 for v in values if v <= 0)
+
+
 def summarize(results: list[CallResult]) -> str:
     replies = [turn for result in results for turn in result.replies]
     if not replies:
         return "no replies measured"
     lines = [f"{len(replies)} replies over {len(results)} calls"]
-    rows = [("mouth-to-ear (caller)", [t.mouth_to_ear_ms for t in replies if t.mouth_to_ear_ms is not None])]
+    answered, early = mouth_to_ear(results)
+    rows = [("mouth-to-ear (caller)", answered)]
     for stage in ("stt", "brain", "tts", "edge", "total"):
         values = [t.stages_ms[stage] for t in replies if stage in t.stages_ms]
         rows.append((f"  {stage} (record)", values))
@@ -81,6 +89,9 @@ def summarize(results: list[CallResult]) -> str:
         if values:
             lines.append(f"{name:<24} {_percentile(values, 50):>8.0f} {_percentile(values, 95):>8.0f} "
                          f"{statistics.fmean(values):>8.0f} {len(values):>4}")
+    if early:
+        lines.append(f"{early} repl{'y' if early == 1 else 'ies'} began before the caller had finished "
+                     "(left out of mouth-to-ear)")
     problems = [p for r in results for p in r.problems]
     if problems:
         lines.append(f"problems: {problems}")
@@ -134,10 +145,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def ratio_line(old: list[CallResult], new: list[CallResult]) -> str:
     """new / old mouth-to-ear at p50 and p95, measured in one run."""
-    def m2e(results: list[CallResult]) -> list[float]:
-        return [t.mouth_to_ear_ms for r in results for t in r.replies if t.mouth_to_ear_ms is not None]
-
-    a, b = m2e(old), m2e(new)
+    (a, _), (b, _) = mouth_to_ear(old), mouth_to_ear(new)
     if not a or not b:
         return "no ratio: a configuration has no replies measured"
     return (f"mouth-to-ear new/old: p50 {_percentile(b, 50) / _percentile(a, 50):.2f}, "
