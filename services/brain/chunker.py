@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 SENTENCE_END = ".!?"
+FIRST_CLAUSE_WORDS = 1  # the default rule for the first chunk (see the module docstring)
 CLAUSE_END = ",;:"
 CLOSERS = "\"')]}\u201d\u2019"
 
@@ -67,7 +68,7 @@ class SentenceChunker:
     `flush` returns what is left once the stream has ended.
     """
 
-    def __init__(self, first_clause_words: int = 1, long_clause_words: int = 18) -> None:
+    def __init__(self, first_clause_words: int = FIRST_CLAUSE_WORDS, long_clause_words: int = 18) -> None:
         self.first_clause_words = first_clause_words
         self.long_clause_words = long_clause_words
         self.emitted = 0

@@ -30,6 +30,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ringline.contracts.runtime import ServiceSettings
 
+from .chunker import FIRST_CLAUSE_WORDS
 from .tools import WebhookTool
 
 # Tuned on the 0.5B local model: it follows worked examples far better than rules alone
@@ -67,7 +68,7 @@ class BrainSettings(ServiceSettings):
     # Generation.
     max_reply_tokens: int = Field(default=60, ge=1, le=4096)
     first_clause_words: int = Field(
-        default=1, ge=1,
+        default=FIRST_CLAUSE_WORDS, ge=1,
         description="a reply's first chunk may end at a comma once it has this many words (\"Sure,\" is said at once)",
     )
     temperature: float = Field(default=0.3, ge=0.0, le=2.0)

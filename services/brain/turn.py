@@ -26,7 +26,7 @@ from opentelemetry import trace
 from ringline.contracts.messages import ReplyChunk, Transcript, TurnTiming, now
 
 from .accounting import llm_report, trace_stream
-from .chunker import SentenceChunker
+from .chunker import FIRST_CLAUSE_WORDS, SentenceChunker
 from .conversation import Conversation
 from .gate import ChunkGate
 from .llm.base import ChatModel, LLMError, Messages, StreamStats, ToolCall, ToolSpec
@@ -56,7 +56,7 @@ class TurnOptions:
     detect_goodbye: Callable[[str], bool] | None = None
     transfer_to: str = ""  # where `transfer_call` sends the caller; empty: the tool is not offered
     transfer_line: str = TRANSFER_LINE
-    first_clause_words: int = 1  # see `SentenceChunker`
+    first_clause_words: int = FIRST_CLAUSE_WORDS
 
 
 class AgentTurn:
