@@ -74,12 +74,10 @@ class AfterCall:
         # whatever comes before is the session's, whatever comes after is ours, nothing in between).
         session.after_event = on_event
         session.closing = True
-        if not session.bus.hand_over(subjects.event(session.call_id), bus):
-            try:
-                await bus.subscribe(subjects.event(session.call_id), on_event)
-            except Exception:
-                log.exception("call %s: cannot listen for its summary; reporting without it", session.call_id)
-                summary.set()
+        if not session.bus.hand_over(subjects.event(session.call_id), bus):  # `start` always subscribes
+            log.error("call %s: its session had no subscription to its events; reporting without a summary",
+                      session.call_id)
+            summary.set()
         targets = self.targets(session.agent)
         task = asyncio.create_task(self._finish(session, bus, summary, targets),
                                    name=f"{session.call_id}:after-call")
