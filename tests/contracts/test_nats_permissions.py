@@ -28,6 +28,8 @@ from ringline.services.memory.app import MemoryService
 from ringline.services.memory.settings import MemorySettings
 from ringline.stack import free_port, nats_server_binary, port_open
 
+from doubles.bus import settled
+
 pytestmark = pytest.mark.integration
 
 CALL = "CAperm0001"
@@ -90,7 +92,7 @@ class User:
 
         assert self.nc is not None
         await self.nc.subscribe(subject, cb=on_message)
-        await self.nc.flush()
+        await settled(self.nc)
         return received
 
 
@@ -138,7 +140,7 @@ async def test_every_per_call_flow_reaches_every_service_that_consumes_it(users:
         nc = users[producer].nc
         assert nc is not None
         await nc.publish(_concrete(pattern), b"x")
-        await nc.flush()
+        await settled(nc)
         got = await asyncio.wait_for(inboxes[(pattern, consumer)].get(), 2.0)
         assert got == _concrete(pattern), f"{producer} -> {consumer} on {pattern}"
     assert not any(user.errors for user in users.values()), {n: u.errors for n, u in users.items() if u.errors}
@@ -149,7 +151,7 @@ async def test_the_stt_cannot_publish_a_control_message(users: dict[str, User]) 
     stt = users["stt"].nc
     assert stt is not None
     await stt.publish(subjects.control(CALL), b"hangup")
-    await stt.flush()
+    await settled(stt)
     assert await _nothing_arrives(edge_control), "a control message from the STT reached the edge"
     assert _denied(users["stt"], "publish", subjects.control(CALL)), users["stt"].errors
 
@@ -160,7 +162,7 @@ async def test_the_tts_cannot_hear_the_callers_audio(users: dict[str, User]) -> 
     edge = users["telephony"].nc
     assert edge is not None
     await edge.publish(subjects.audio_in(CALL), b"\xff" * 160)
-    await edge.flush()
+    await settled(edge)
     assert await asyncio.wait_for(stt_ears.get(), 2.0) == subjects.audio_in(CALL)  # the STT does hear it
     assert await _nothing_arrives(tts_ears), "the TTS received caller audio"
     assert _denied(users["tts"], "subscription", subjects.audio_in(CALL)), users["tts"].errors
@@ -173,7 +175,7 @@ async def test_no_service_reads_the_replies_meant_for_another(users: dict[str, U
     stt = users["stt"].nc
     assert stt is not None
     await stt.publish(subjects.MEMORY_RECALL_FORGET, b"{}")  # only the brain (and the operator) ask memory
-    await stt.flush()
+    await settled(stt)
     await asyncio.sleep(0.1)
     assert _denied(users["stt"], "publish", subjects.MEMORY_RECALL_FORGET), users["stt"].errors
 
@@ -195,8 +197,7 @@ async def test_memory_keeps_records_and_answers_under_its_own_user(secured_nats:
     await service.open_store()  # key-value buckets and the audio object store, created by the memory user
     await service.broker.start()
     try:
-        await service.broker._connection.flush()
-        await asyncio.sleep(0.05)
+        await settled(service.broker._connection)
         edge, stt, brain = users["telephony"].nc, users["stt"].nc, users["brain"].nc
         assert edge is not None and stt is not None and brain is not None
         headers = {"content-type": CONTENT_TYPE}

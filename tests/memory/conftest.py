@@ -17,6 +17,8 @@ from ringline.records import get_call
 from ringline.services.memory.app import MemoryService
 from ringline.services.memory.settings import MemorySettings
 
+from doubles.bus import settled
+
 
 async def claimed(url: str, call_id: str) -> None:
     """Until the memory service has claimed the call (it saves the record once subscribed)."""
@@ -47,11 +49,9 @@ async def memory(nats_server) -> AsyncIterator[Callable[..., Any]]:
         service = MemoryService(settings, env=env or {})
         await service.open_store()
         await service.broker.start()
-        # Its subscriptions are in place before anyone publishes. A flush alone is not enough:
-        # nats-server 2.15.1 (with nats-py 2.16) drops ~5% of publishes made within a few ms of
-        # a new subscription even after a flush on both sides; 50 ms has never lost one here.
-        await service.broker._connection.flush()
-        await asyncio.sleep(0.05)
+        # Its subscriptions are in place before anyone publishes (a single flush is not enough
+        # with nats-py 2.16: doubles.bus).
+        await settled(service.broker._connection)
         started.append(service)
         RUNNING.append(service)
         assert nats_server.proc.poll() is None, "nats-server exited (its port was taken?)"

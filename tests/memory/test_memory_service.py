@@ -22,6 +22,8 @@ from ringline.records import format_record, get_call, list_calls, wait_for_ended
 from ringline.services.memory.app import MemoryService
 from ringline.services.memory.settings import MemorySettings
 
+from doubles.bus import settled
+
 pytestmark = pytest.mark.integration
 
 
@@ -62,7 +64,7 @@ async def test_call_record_holds_every_turn_with_latencies_and_survives_restart(
     service = MemoryService(settings)
     await service.open_store()
     await service.broker.start()
-    await asyncio.sleep(0.05)  # nats-server may drop a publish made just after a new subscription
+    await settled(service.broker._connection)  # its subscriptions are in place (doubles.bus)
     client = NatsBroker(nats_server.url, codec=MsgpackCodec())
     await client.start()
     try:
@@ -88,7 +90,7 @@ async def test_call_record_holds_every_turn_with_latencies_and_survives_restart(
     service = MemoryService(settings)
     await service.open_store()
     await service.broker.start()
-    await asyncio.sleep(0.05)  # nats-server may drop a publish made just after a new subscription
+    await settled(service.broker._connection)  # its subscriptions are in place (doubles.bus)
     try:
         calls = await list_calls(nats_server.url)
         again = await get_call(nats_server.url, "CAtest1")
@@ -104,7 +106,7 @@ async def test_daily_spend_per_agent_adds_up_across_calls(nats_server) -> None:
     service = MemoryService(MemorySettings(nats_url=nats_server.url))
     await service.open_store()
     await service.broker.start()
-    await asyncio.sleep(0.05)  # nats-server may drop a publish made just after a new subscription
+    await settled(service.broker._connection)  # its subscriptions are in place (doubles.bus)
     client = NatsBroker(nats_server.url, codec=MsgpackCodec())
     await client.start()
     try:
