@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from nats.js.api import StorageType
@@ -31,22 +32,49 @@ CALLS_BUCKET = "ringline-calls"
 CHECKPOINTS_BUCKET = "ringline-checkpoints"
 REGISTRY_TTL_S = 30.0  # a call whose edge stopped renewing it (and never came back) is gone after this
 REGISTRY_RENEW_S = 5.0
+CHANGE_TRIES = 5  # writers of one entry: the serving edge's keep-alive, its end, a closing to a stage
 CHECKPOINT_TTL_S = 6 * 3600.0
+
+
+class RegistryBusy(Exception):
+    """A registry entry changed under every rewrite tried."""
 
 
 def lease_bucket(stage: str) -> str:
     return f"ringline-leases-{stage}"
 
 
-async def open_bucket(broker: Any, bucket: str, description: str, ttl: float | None) -> KeyValue:
-    """A file-backed bucket with one value per key, declared if missing. Replicas race to declare
-    it with the same settings, which JetStream accepts; one with other settings is used as it is.
-    Anything else (no JetStream, not connected, an in-memory test broker) is the caller's to handle."""
+async def open_bucket(broker: Any, bucket: str, description: str, ttl: float | None, replicas: int = 1) -> KeyValue:
+    """A file-backed bucket with one value per key (surviving nats-server restarts), declared if
+    missing. Replicas race to declare it with the same settings, which JetStream accepts; one
+    declared before with other settings (an operator changed a TTL or the replica count) is used as
+    it is, with a warning, rather than failing every read and write. Anything else (no JetStream,
+    not connected, an in-memory test broker) is the caller's to handle."""
     try:
-        return await broker.key_value(bucket, storage=StorageType.FILE, history=1, description=description, ttl=ttl)
+        return await broker.key_value(bucket, storage=StorageType.FILE, history=1, description=description, ttl=ttl,
+                                      replicas=replicas)
     except BadRequestError as exc:  # declared before with another TTL (JetStream: 400, other configuration)
         log.warning("bucket %s could not be declared as asked (%s); using it as it is", bucket, exc)
         return await broker.key_value(bucket, declare=False)
+
+
+class LazyBucket:
+    """A bucket opened (declared if missing) on first use, shared by concurrent users; a failed
+    open is tried again by the next use."""
+
+    def __init__(self, broker: Any, bucket: str, description: str, ttl: float | None) -> None:
+        self.broker = broker
+        self.bucket = bucket
+        self.description = description
+        self.ttl = ttl
+        self._kv: KeyValue | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> KeyValue:
+        async with self._lock:
+            if self._kv is None:
+                self._kv = await open_bucket(self.broker, self.bucket, self.description, self.ttl)
+            return self._kv
 
 
 def _decode(model: type[Any], value: bytes | None) -> Any | None:
@@ -78,6 +106,26 @@ class Registry:
         except KeyNotFoundError:
             return None
         return _decode(LiveCall, entry.value)
+
+    async def change(self, call_id: str, edit: Callable[[LiveCall], LiveCall | None]) -> LiveCall | None:
+        """Rewrite a live call's entry with `edit` (None: leave it as it is), by compare-and-swap:
+        the keep-alive, closing the call to a stage and marking it ended never undo one another.
+        The entry as written, or None when there was none, it was ended or `edit` kept it."""
+        for _ in range(CHANGE_TRIES):
+            try:
+                entry = await self.kv.get(call_id)
+            except KeyNotFoundError:
+                return None
+            live = _decode(LiveCall, entry.value)
+            changed = None if live is None or live.ended else edit(live)
+            if changed is None:
+                return None
+            try:
+                await self.kv.update(call_id, pack(changed), last=entry.revision)
+            except KeyWrongLastSequenceError:  # written meanwhile: edit what is there now
+                continue
+            return changed
+        raise RegistryBusy(f"call {call_id}: the registry entry kept changing under {CHANGE_TRIES} rewrites")
 
     async def all(self) -> dict[str, LiveCall]:
         """Every call in the registry, ended ones included (one ordered read of the bucket)."""
@@ -209,12 +257,12 @@ class CallAnnouncer:
             await asyncio.sleep(REGISTRY_RENEW_S)
             try:
                 registry = await self.registry()
-                live = None if registry is None else await registry.get(call_id)
-                if registry is None or live is None or live.ended:
+                renewed = None if registry is None else await registry.change(
+                    call_id, lambda live: live.model_copy(update={"updated_at": now()}))
+                if renewed is None:
                     log.info("call %s: registry keep-alive stops (%s)", call_id,
-                             "no registry" if registry is None else "ended" if live else "entry gone")
+                             "no registry" if registry is None else "ended, or the entry is gone")
                     return
-                await registry.put(live.model_copy(update={"updated_at": now()}))
                 log.debug("call %s: registry entry renewed", call_id)
             except Exception as exc:  # NATS away: the next round writes it again
                 log.warning("renewing live call %s failed: %s", call_id, exc)
@@ -225,11 +273,11 @@ class CallAnnouncer:
         registry = await self.registry()
         if registry is None:
             return
+        def close(live: LiveCall) -> LiveCall:
+            return live.model_copy(update={"closed_to": sorted(set(live.closed_to) | set(stages)), "updated_at": now()})
+
         try:
-            live = await registry.get(call_id)
-            if live is not None and not live.ended:
-                closed = sorted(set(live.closed_to) | set(stages))
-                await registry.put(live.model_copy(update={"closed_to": closed, "updated_at": now()}))
+            await registry.change(call_id, close)
         except Exception as exc:
             log.warning("closing call %s to %s failed: %s", call_id, ", ".join(stages), exc)
 
@@ -237,10 +285,8 @@ class CallAnnouncer:
         registry = await self.registry()
         if registry is None:
             return
+        ended = {"ended": True, "end_reason": end.reason, "updated_at": now()}
         try:
-            live = await registry.get(end.call_id)
-            if live is not None and not live.ended:
-                ended = {"ended": True, "end_reason": end.reason, "updated_at": now()}
-                await registry.put(live.model_copy(update=ended))
+            await registry.change(end.call_id, lambda live: live.model_copy(update=ended))
         except Exception as exc:
             log.warning("marking call %s ended in the registry failed: %s", end.call_id, exc)

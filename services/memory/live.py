@@ -15,8 +15,7 @@ import re
 from nats.js.kv import KeyValue
 
 from ringline.contracts.codec import pack
-
-from .store import open_bucket
+from ringline.contracts.runtime.leases import open_bucket
 
 log = logging.getLogger("ringline.memory.live")
 
@@ -35,12 +34,7 @@ class LiveCalls:
 
     @classmethod
     async def open(cls, broker, bucket: str, ttl_s: float, replicas: int = 1) -> LiveCalls:
-        try:
-            kv = await open_bucket(broker, bucket, replicas, "Ringline calls in progress", ttl=ttl_s)
-        except Exception as exc:  # the bucket exists with another TTL: use it as it is
-            log.warning("live-calls bucket %s could not be declared (%s); using the existing one", bucket, exc)
-            kv = await broker.key_value(bucket, declare=False)
-        return cls(kv, ttl_s)
+        return cls(await open_bucket(broker, bucket, "Ringline calls in progress", ttl_s, replicas), ttl_s)
 
     @staticmethod
     def key(agent_id: str, call_id: str) -> str:

@@ -33,8 +33,7 @@ from ringline.contracts.messages.recall import (
     RecallPutRequest,
     merge_call,
 )
-
-from .store import open_bucket
+from ringline.contracts.runtime.leases import open_bucket
 
 log = logging.getLogger("ringline.memory.recall")
 
@@ -72,7 +71,7 @@ class CallerMemories:
         broker.subscriber(subjects.MEMORY_RECALL_LIST, queue="memory")(self.list)
 
     async def open(self) -> None:
-        self.kv = await open_bucket(self.broker, self.bucket, self.replicas, "Ringline caller memory per agent")
+        self.kv = await open_bucket(self.broker, self.bucket, "Ringline caller memory per agent", None, self.replicas)
 
     async def _read(self, key: str) -> tuple[CallerMemory | None, int]:
         """The memory under `key` and its revision (0: none)."""

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from nats.js.api import StorageType
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from ringline.contracts.codec import MalformedMessage, pack, unpack
 from ringline.contracts.messages import CallListRequest, CallRecord, CallSummary
 from ringline.contracts.redact import mask_number, redact_text
+from ringline.contracts.runtime.leases import open_bucket
 
 log = logging.getLogger("ringline.memory.store")
-
-
-async def open_bucket(broker, bucket: str, replicas: int, description: str, ttl: float | None = None) -> KeyValue:
-    """A file-backed JetStream KV bucket (created if missing) that survives nats-server restarts.
-    With `ttl`, an entry not written again for that long disappears."""
-    return await broker.key_value(bucket, storage=StorageType.FILE, history=1, replicas=replicas,
-                                  description=description, ttl=ttl)
 
 
 class CallStore:
@@ -31,7 +24,7 @@ class CallStore:
     @classmethod
     async def open(cls, broker, bucket: str, replicas: int = 1, *, redact_pii: bool = False,
                    mask_callers: bool = False) -> CallStore:
-        return cls(await open_bucket(broker, bucket, replicas, "Ringline call records"), redact_pii, mask_callers)
+        return cls(await open_bucket(broker, bucket, "Ringline call records", None, replicas), redact_pii, mask_callers)
 
     def stored(self, record: CallRecord) -> CallRecord:
         """The record as it is kept: redacted as configured."""
@@ -125,7 +118,7 @@ class SpendStore:
 
     @classmethod
     async def open(cls, broker, bucket: str, replicas: int = 1) -> SpendStore:
-        return cls(await open_bucket(broker, bucket, replicas, "Ringline spend per agent per day"))
+        return cls(await open_bucket(broker, bucket, "Ringline spend per agent per day", None, replicas))
 
     @staticmethod
     def key(agent_id: str, day: str) -> str:

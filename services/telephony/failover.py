@@ -27,12 +27,11 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request, Response
-from nats.js.api import StorageType
 from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 from twilio.twiml.voice_response import VoiceResponse
 
 from ringline.contracts import subjects
+from ringline.contracts.runtime.leases import LazyBucket
 
 from .settings import TelephonySettings
 from .signature import SignatureChecker
@@ -64,21 +63,10 @@ class EndedCalls:
     """The calls that are over, for the action webhook of every replica (a KV bucket)."""
 
     def __init__(self, broker: object, bucket: str, ttl_s: float, timeout_s: float = 1.0) -> None:
-        self.broker = broker
-        self.bucket = bucket
-        self.ttl_s = ttl_s
         self.timeout_s = timeout_s
-        self._kv: KeyValue | None = None
-        self._lock = asyncio.Lock()
+        self._bucket = LazyBucket(broker, bucket, "Ringline calls that are over (the edge answers their action URL "
+                                  "<Hangup/>)", ttl_s)
         self._local: OrderedDict[str, None] = OrderedDict()
-
-    async def _open(self) -> KeyValue:
-        async with self._lock:
-            if self._kv is None:
-                self._kv = await self.broker.key_value(  # type: ignore[attr-defined]
-                    self.bucket, storage=StorageType.FILE, history=1, ttl=self.ttl_s,
-                    description="Ringline calls that are over (the edge answers their action URL <Hangup/>)")
-            return self._kv
 
     async def mark(self, call_id: str, reason: str) -> None:
         """Record that `call_id` is over; failures are logged, never raised."""
@@ -87,7 +75,7 @@ class EndedCalls:
             self._local.popitem(last=False)
         try:
             async with asyncio.timeout(self.timeout_s):
-                await (await self._open()).put(call_id, reason.encode("utf-8")[:200])
+                await (await self._bucket.open()).put(call_id, reason.encode("utf-8")[:200])
         except Exception as exc:
             log.warning("call %s: recording its end for the action webhook failed: %r", call_id, exc)
 
@@ -97,7 +85,7 @@ class EndedCalls:
             return True
         try:
             async with asyncio.timeout(self.timeout_s):
-                await (await self._open()).get(call_id)
+                await (await self._bucket.open()).get(call_id)
             return True
         except KeyNotFoundError:
             return False

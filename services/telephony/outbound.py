@@ -15,13 +15,12 @@ import re
 import secrets
 import time
 
-from nats.js.api import StorageType
 from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ringline.contracts.agents import normalize_number
 from ringline.contracts.codec import MalformedMessage, pack, unpack
+from ringline.contracts.runtime.leases import LazyBucket
 
 log = logging.getLogger("ringline.telephony.outbound")
 
@@ -89,25 +88,13 @@ class OutboundContext(BaseModel):
 
 class OutboundStore:
     def __init__(self, broker: object, bucket: str, ttl_s: float, timeout_s: float = 2.0) -> None:
-        self.broker = broker
-        self.bucket = bucket
-        self.ttl_s = ttl_s
         self.timeout_s = timeout_s
-        self._kv: KeyValue | None = None
-        self._lock = asyncio.Lock()
-
-    async def _open(self) -> KeyValue:
-        async with self._lock:
-            if self._kv is None:
-                self._kv = await self.broker.key_value(  # type: ignore[attr-defined]
-                    self.bucket, storage=StorageType.FILE, history=1, ttl=self.ttl_s,
-                    description="Ringline outbound calls waiting to be answered")
-            return self._kv
+        self._bucket = LazyBucket(broker, bucket, "Ringline outbound calls waiting to be answered", ttl_s)
 
     async def put(self, context: OutboundContext) -> None:
         """Store durably; raises on failure (the call is then not placed)."""
         async with asyncio.timeout(self.timeout_s):
-            await (await self._open()).put(context.id, pack(context))
+            await (await self._bucket.open()).put(context.id, pack(context))
 
     async def get(self, outbound_id: str) -> OutboundContext | None:
         """The context, or None when it is unknown, expired or unreadable (logged, never raised)."""
@@ -116,7 +103,7 @@ class OutboundStore:
             return None
         try:
             async with asyncio.timeout(self.timeout_s):
-                entry = await (await self._open()).get(outbound_id)
+                entry = await (await self._bucket.open()).get(outbound_id)
             return OutboundContext.model_validate(unpack(entry.value or b""))
         except KeyNotFoundError:
             log.warning("outbound call %s: no stored context (expired or never placed)", outbound_id)
@@ -129,6 +116,6 @@ class OutboundStore:
     async def delete(self, outbound_id: str) -> None:
         try:
             async with asyncio.timeout(self.timeout_s):
-                await (await self._open()).delete(outbound_id)
+                await (await self._bucket.open()).delete(outbound_id)
         except Exception as exc:  # it expires anyway
             log.debug("outbound call %s: deleting its context failed: %r", outbound_id, exc)

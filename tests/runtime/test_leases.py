@@ -225,3 +225,35 @@ async def test_a_call_closed_to_a_stage_is_not_claimed_by_a_replica_that_frees_u
         assert not calls.ticks("e2")
         await calls.start("e3")  # the replica is free: another call is claimed as usual
         await calls.until(lambda: calls.ticks("e3"), timeout=5)
+
+
+async def test_a_keep_alive_that_read_the_entry_before_the_call_ended_does_not_bring_it_back(nats_server: Any) -> None:
+    # The edge's keep-alive reads the entry; the call ends (another writer marks it ended) before
+    # the keep-alive writes. A plain put would make the ended call live again for the registry's
+    # TTL, and every stage would claim it back; the compare-and-swap rewrite sees the end.
+    async with Calls(nats_server.url) as calls:
+        await calls.start("k1")
+        await calls.announcer.close_to("k1", ["probe"])
+        registry = await calls.announcer.registry()
+        assert registry is not None
+        other = CallAnnouncer(calls.broker)
+        real_get = registry.kv.get
+        interleaved = False
+
+        async def get_then_end(key: str) -> Any:
+            nonlocal interleaved
+            entry = await real_get(key)
+            if not interleaved:
+                interleaved = True
+                await other.ended(CallEnd(call_id="k1", reason="caller hung up"))
+            return entry
+
+        registry.kv.get = get_then_end  # type: ignore[method-assign]
+        renewed = await registry.change("k1", lambda live: live.model_copy(update={"updated_at": time.time()}))
+        registry.kv.get = real_get  # type: ignore[method-assign]
+
+        assert interleaved
+        assert renewed is None, "the keep-alive rewrote an ended call"
+        live = await registry.get("k1")
+        assert live is not None and live.ended and live.end_reason == "caller hung up"
+        assert live.closed_to == ["probe"], "the end lost the stages the call was closed to"
