@@ -69,7 +69,7 @@ ROLES: dict[str, Role] = {
     ),
     "stt": Role(
         publish=(SPEECH, TRANSCRIPT, EVENT),
-        subscribe=(*_CLAIMS, AUDIO_IN, CONTROL, EVENT),
+        subscribe=(*_CLAIMS, AUDIO_IN, CONTROL, EVENT, REPLY),  # the agent's words: Whisper's prompt
         kv=(lease_bucket("stt"), *_CALL_STATE),
     ),
     "brain": Role(

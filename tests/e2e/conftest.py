@@ -25,6 +25,11 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     stack.start(timeout=300)
     yield stack
     stack.stop()
+    # Every service logs in as its own NATS user: one that subscribes or publishes outside its
+    # role (contracts/runtime/permissions.py) is refused by the server and loses that flow.
+    refused = [f"{log.stem}: {line.strip()}" for log in sorted((data / "logs").glob("*.log"))
+               for line in log.read_text(errors="replace").splitlines() if "permissions violation" in line.lower()]
+    assert not refused, "\n".join(refused[:10])
 
 
 @pytest.fixture(scope="module")
