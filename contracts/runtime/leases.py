@@ -273,6 +273,7 @@ class CallAnnouncer:
         registry = await self.registry()
         if registry is None:
             return
+
         def close(live: LiveCall) -> LiveCall:
             return live.model_copy(update={"closed_to": sorted(set(live.closed_to) | set(stages)), "updated_at": now()})
 
