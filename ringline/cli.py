@@ -36,6 +36,8 @@ def parse_replicas(text: str | None) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from .nats_config import data_dir
+
     if os.environ.get("RINGLINE_AGENTS_FILE"):
         from ringline.contracts.agents import AgentsFileError, load_agents
 
@@ -67,6 +69,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"ringline up failed: {exc}", file=sys.stderr)
         return 1
     print(f"Ringline is up. Edge: {stack.edge_url}  (Twilio webhook: {stack.edge_url}/twilio/voice)")
+    if Path(args.data_dir).resolve() != data_dir().resolve():
+        print(f"The other ringline commands find this stack with RINGLINE_DATA_DIR={args.data_dir}")
     token_hint = "#token=<RINGLINE_TELEPHONY_WEB_TOKEN>" if os.environ.get("RINGLINE_TELEPHONY_WEB_TOKEN") else ""
     print(f"In a browser: softphone {stack.edge_url}/phone{token_hint}  "
           f"dashboard {stack.edge_url}/dashboard{token_hint}")
@@ -162,11 +166,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .nats_config import data_dir
+
     parser = argparse.ArgumentParser(prog="ringline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start nats-server and the five services; Ctrl-C stops them")
-    up.add_argument("--data-dir", default=".ringline", help="JetStream store and logs (default .ringline)")
+    up.add_argument("--data-dir", default=str(data_dir()),
+                    help="JetStream store, logs and NATS users (default $RINGLINE_DATA_DIR or .ringline)")
     up.add_argument("--nats-port", type=int, default=4222, help="port of the nats-server it starts")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for every service to be healthy")
     up.add_argument("--replicas", help="processes per service, e.g. stt=2,brain=2,tts=2,memory=2,telephony=2 "
@@ -209,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="start everything, place one call on the offline stack, print it, stop")
     demo.add_argument("--say", action="append", help="what the caller says (repeatable)")
-    demo.add_argument("--data-dir", default=".ringline")
+    demo.add_argument("--data-dir", default=str(data_dir()))
     demo.add_argument("--out", default=".ringline/demo-agent.wav")
     demo.set_defaults(func=cmd_demo)
 

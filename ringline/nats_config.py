@@ -53,10 +53,16 @@ def write_users(data_dir: Path, server_url: str) -> NatsUsers:
     return NatsUsers(config, passwords)
 
 
-def operator_url(data_dir: Path = DEFAULT_DATA_DIR) -> str | None:
-    """The URL (with the operator's password) of the stack `ringline up` runs from `data_dir`, if any."""
+def data_dir() -> Path:
+    """Where `ringline up` keeps its store, logs and NATS users: $RINGLINE_DATA_DIR, or .ringline."""
+    return Path(os.environ.get("RINGLINE_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def operator_url(directory: Path | None = None) -> str | None:
+    """The URL (with the operator's password) of the stack `ringline up` runs from `directory`
+    (default: `data_dir()`), if any."""
     try:
-        return (data_dir / "nats" / "operator.url").read_text().strip() or None
+        return ((directory or data_dir()) / "nats" / "operator.url").read_text().strip() or None
     except OSError:
         return None
 
