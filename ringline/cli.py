@@ -13,15 +13,6 @@ from pathlib import Path
 
 from .stack import SERVICES, Stack, StackError
 
-DEFAULT_NATS = "nats://127.0.0.1:4222"
-
-
-def _nats_url(args: argparse.Namespace) -> str:
-    """--nats, $NATS_URL, the operator URL of a `ringline up` run from here, or the default."""
-    from .nats_config import operator_url
-
-    return getattr(args, "nats", None) or os.environ.get("NATS_URL") or operator_url() or DEFAULT_NATS
-
 
 def parse_replicas(text: str | None) -> dict[str, int]:
     """`stt=2,brain=2,telephony=2` -> {"stt": 2, "brain": 2, "telephony": 2}."""
@@ -110,9 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
+    from .nats_config import client_url
     from .records import MemoryUnavailable, format_record, format_summaries, get_call, list_calls
 
-    url = _nats_url(args)
+    url = client_url(args.nats)
     try:
         if args.action == "show":
             if not args.call_id:
@@ -166,7 +158,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .nats_config import data_dir
+    from .nats_config import DEFAULT_NATS_URL, data_dir
 
     parser = argparse.ArgumentParser(prog="ringline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("call_id", nargs="?")
     calls.add_argument("--limit", type=int, default=20)
     calls.add_argument("--json", action="store_true")
-    calls.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
+    calls.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS_URL})")
     calls.set_defaults(func=cmd_calls)
 
     from .voicemail_cli import configure as configure_voicemail

@@ -30,15 +30,13 @@ from ringline.contracts.messages.recall import (
     RecallListRequest,
 )
 
-from .nats_config import client_options, client_url, safe_url
+from .nats_config import DEFAULT_NATS_URL, client_url, connect_client, safe_url
 from .records import MemoryUnavailable
-
-DEFAULT_NATS = "nats://127.0.0.1:4222"
 
 
 async def _ask(nats_url: str, subject: str, request: BaseModel, timeout: float = 5.0) -> object:
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
+        nc = await connect_client(nats_url)
     except Exception as exc:
         raise MemoryUnavailable(f"cannot reach NATS at {safe_url(nats_url)}: {exc}") from exc
     try:
@@ -101,7 +99,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", default="", help="the agent whose memory it is (list: all agents when unset)")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
+    parser.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS_URL})")
     parser.set_defaults(func=run)
 
 

@@ -7,15 +7,18 @@ owner only. Passwords are new on every start: every process restarts with the se
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ringline.contracts.runtime.permissions import OPERATOR, USERS, nats_auth_config
 
 DEFAULT_DATA_DIR = Path(".ringline")
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,26 @@ def operator_url(directory: Path | None = None) -> str | None:
 def client_url(explicit: str | None = None) -> str:
     """The NATS URL of a CLI: `--nats`, $NATS_URL, the operator URL of a local `ringline up`, or
     the default local server."""
-    return explicit or os.environ.get("NATS_URL") or operator_url() or "nats://127.0.0.1:4222"
+    return explicit or os.environ.get("NATS_URL") or operator_url() or DEFAULT_NATS_URL
 
 
 def client_options() -> dict[str, object]:
-    """`nats.connect` options of a CLI: the operator's reply inboxes, and the credentials or TLS
-    set in the environment ($NATS_USER/$NATS_PASSWORD, $NATS_CREDS, $NATS_TLS_CA...)."""
+    """`nats.connect` options of a CLI: give up after 2 s without retrying (nats-py would retry an
+    unreachable server for ever), the operator's reply inboxes, and the credentials or TLS set in
+    the environment ($NATS_USER/$NATS_PASSWORD, $NATS_CREDS, $NATS_TLS_CA...)."""
     from ringline.contracts.runtime.broker import connect_options
     from ringline.contracts.runtime.settings import ServiceSettings
 
-    return connect_options(ServiceSettings(), OPERATOR)
+    return {"connect_timeout": 2, "allow_reconnect": False, "max_reconnect_attempts": 0,
+            **connect_options(ServiceSettings(), OPERATOR)}
+
+
+async def connect_client(url: str, timeout: float = 3.0) -> Any:
+    """A CLI's connection to `url`, or an exception within `timeout` seconds: nats-py 2.16 keeps
+    retrying a refused connection even with reconnects off."""
+    import nats
+
+    return await asyncio.wait_for(nats.connect(url, **client_options()), timeout)
 
 
 def safe_url(url: str) -> str:

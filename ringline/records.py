@@ -19,7 +19,7 @@ from ringline.contracts.messages import (
     CallSummary,
 )
 
-from .nats_config import client_options, safe_url
+from .nats_config import connect_client, safe_url
 
 
 class MemoryUnavailable(RuntimeError):
@@ -28,7 +28,7 @@ class MemoryUnavailable(RuntimeError):
 
 async def memory_request(nats_url: str, subject: str, payload: bytes, timeout: float) -> object:
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
+        nc = await connect_client(nats_url)
     except Exception as exc:
         raise MemoryUnavailable(f"cannot reach NATS at {safe_url(nats_url)}: {exc}") from exc
     try:

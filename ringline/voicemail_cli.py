@@ -28,10 +28,9 @@ from ringline.contracts.messages.voicemail import (
     VoicemailSummary,
 )
 
-from .nats_config import client_options, client_url, safe_url
+from .nats_config import DEFAULT_NATS_URL, client_url, connect_client, safe_url
 from .records import MemoryUnavailable, memory_request
 
-DEFAULT_NATS = "nats://127.0.0.1:4222"
 PLAYERS = ("paplay", "aplay")
 
 
@@ -50,7 +49,7 @@ async def fetch_wav(nats_url: str, call_id: str, subject: str = subjects.MEMORY_
                     timeout: float = 10.0) -> bytes:
     """The whole WAV file, asked for piece by piece (a NATS message holds about 1 MB)."""
     try:
-        nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0, **client_options())
+        nc = await connect_client(nats_url)
     except Exception as exc:
         raise MemoryUnavailable(f"cannot reach NATS at {safe_url(nats_url)}: {exc}") from exc
     wav = bytearray()
@@ -104,7 +103,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-play", action="store_true", help="play: write the WAV file only")
     parser.add_argument("--recording", action="store_true",
                         help="play: the whole call, caller left and agent right (agents with record_audio)")
-    parser.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS})")
+    parser.add_argument("--nats", help=f"NATS URL (default $NATS_URL or {DEFAULT_NATS_URL})")
     parser.set_defaults(func=run)
 
 

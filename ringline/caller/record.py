@@ -24,8 +24,7 @@ async def fetch_record(nats_url: str, call_id: str, timeout: float = 3.0) -> tup
     deadline = time.monotonic() + timeout
     try:
         nc = await asyncio.wait_for(
-            nats.connect(nats_url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
-                         **client_options()),
+            nats.connect(nats_url, **client_options()),
             timeout=max(0.5, min(timeout, 3.0)),
         )
     except Exception as exc:
